@@ -1,0 +1,41 @@
+//! The verbs of `berth` that read host files. Each takes its output streams, so tests
+//! drive them without a process, and returns the exit code: 0 ok, 1 invalid input.
+
+mod check;
+mod fmt;
+mod graph;
+mod options;
+mod render;
+mod why;
+
+use std::io::Write;
+use std::path::Path;
+
+pub use check::{check, eval};
+pub use fmt::fmt;
+pub use graph::graph;
+pub use options::options;
+pub use why::why;
+
+use berth_config::FsSource;
+use berth_config::diag::render_all;
+use berth_modules::{Evaluation, evaluate};
+
+/// Exit code for invalid input (a broken host file, an unknown path).
+pub const INVALID: u8 = 1;
+
+/// Evaluates `file`, or writes its diagnostics to `err` and returns `None`.
+pub(crate) fn load(file: &Path, err: &mut dyn Write, color: bool) -> Option<Evaluation> {
+    match evaluate(&FsSource, file) {
+        Ok(ev) => {
+            if !ev.warnings.is_empty() {
+                let _ = write!(err, "{}", render_all(&ev.warnings, &ev.tree.sources, color));
+            }
+            Some(ev)
+        }
+        Err(f) => {
+            let _ = write!(err, "{}", render_all(&f.diagnostics, &f.tree.sources, color));
+            None
+        }
+    }
+}

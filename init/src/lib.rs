@@ -1,0 +1,5 @@
+//! berth's effects side: the commands of the `berth` binary. `main.rs` only parses
+//! arguments and calls into here.
+
+pub mod cmd;
+pub mod fsutil;
