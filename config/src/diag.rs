@@ -112,6 +112,13 @@ pub fn sort(diags: &mut [Diagnostic]) {
     });
 }
 
+/// Sorts and drops exact repeats (an error inside a module body is found once per
+/// instance of the module, but is one mistake).
+pub fn sort_dedup(diags: &mut Vec<Diagnostic>) {
+    sort(diags);
+    diags.dedup();
+}
+
 /// A view of one diagnostic restricted to the labels of one file, as miette wants a
 /// single source per report; labels in other files become related reports.
 struct Report<'a> {
@@ -148,7 +155,7 @@ impl fmt::Debug for Report<'_> {
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_related {
-            f.write_str("see also")
+            f.write_str("and here")
         } else {
             f.write_str(&self.diag.message)
         }
@@ -159,6 +166,9 @@ impl std::error::Error for Report<'_> {}
 
 impl miette::Diagnostic for Report<'_> {
     fn severity(&self) -> Option<miette::Severity> {
+        if self.is_related {
+            return Some(miette::Severity::Advice);
+        }
         Some(match self.diag.severity {
             Severity::Error => miette::Severity::Error,
             Severity::Warning => miette::Severity::Warning,

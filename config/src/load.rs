@@ -502,7 +502,7 @@ impl<'a> Expander<'a, '_> {
                 }
             }
         }
-        ok.then(|| OptionDef { path, name_span, args, props, priority, origin: Origin { file, span: name_span, via: ctx.via } })
+        Some(OptionDef { path, name_span, args, props, priority, origin: Origin { file, span: name_span, via: ctx.via }, poisoned: !ok })
     }
 
     fn priority(&mut self, file: FileId, ty: &Spanned<String>) -> Option<Priority> {

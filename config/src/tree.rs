@@ -80,6 +80,9 @@ pub struct OptionDef {
     pub props: Vec<(String, Span, Arg)>,
     pub priority: Priority,
     pub origin: Origin,
+    /// A value could not be substituted (already reported): the option counts as
+    /// defined, but its values must not be checked again.
+    pub poisoned: bool,
 }
 
 impl OptionDef {

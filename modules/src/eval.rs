@@ -126,7 +126,7 @@ pub fn evaluate_tree(tree: Tree, mut diags: Vec<Diagnostic>) -> Result<Evaluatio
     let graph = graph::build(&tree, &nodes, &index, &mut diags);
 
     if diags.iter().any(Diagnostic::is_error) {
-        berth_config::diag::sort(&mut diags);
+        berth_config::diag::sort_dedup(&mut diags);
         return Err(Failure { tree, diagnostics: diags });
     }
     for n in &mut nodes {
@@ -177,11 +177,17 @@ fn resolve_entity(
 ) -> Vec<Option<Value>> {
     let schema = kind.schema();
     let mut per_option: Vec<Vec<(&OptionDef, Typed)>> = (0..schema.options.len()).map(|_| Vec::new()).collect();
+    // Defined at all, valid or not: an invalid value is not also reported as missing.
+    let mut defined = vec![false; schema.options.len()];
     for def in &entity.options {
         let Some(&i) = lookup.get(def.path.as_str()) else {
             diags.push(unknown_option(kind, def));
             continue;
         };
+        defined[i] = true;
+        if def.poisoned {
+            continue;
+        }
         let spec = &schema.options[i];
         let name = spec.path.rsplit('.').next().unwrap_or(spec.path);
         match check_def(spec.shape, name, def) {
@@ -191,8 +197,12 @@ fn resolve_entity(
                     let (file, span) = p.arg.map_or((def.origin.file, def.name_span), |a| (a.file, a.span));
                     let what = if entity.name.is_empty() { kind.to_string() } else { format!("{kind} `{}`", entity.name) };
                     let mut d = Diagnostic::error(format!("invalid `{}` in {what}", def.path)).label(file, span, p.invalid.label).help(p.invalid.help);
+                    // Point at the module instance too, unless the bad value is written there.
                     if let Some(inst) = tree.via_chain(def.origin.via).first() {
-                        d = d.label(inst.file, inst.span, format!("through module `{}`", inst.module));
+                        let inside = inst.file == file && inst.span.start <= span.start && span.end <= inst.span.end;
+                        if !inside {
+                            d = d.label(inst.file, inst.span, format!("through module `{}`", inst.module));
+                        }
                     }
                     diags.push(d);
                 }
@@ -203,7 +213,7 @@ fn resolve_entity(
     for (i, defs) in per_option.into_iter().enumerate() {
         let spec = &schema.options[i];
         if defs.is_empty() {
-            if spec.required && !entity.decls.is_empty() {
+            if spec.required && !defined[i] && !entity.decls.is_empty() {
                 let decl = entity.decls[0];
                 diags.push(
                     Diagnostic::error(format!("{kind} `{}` has no `{}`", entity.name, spec.path))

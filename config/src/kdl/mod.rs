@@ -1,5 +1,8 @@
-//! berth's own KDL v2 parser: the evaluation path's parser, ~100× faster than the `kdl`
-//! crate (which berth uses only where formatting must be preserved).
+//! berth's own KDL v2 parser, and the syntax tree it produces.
+//!
+//! The `kdl` crate stays the reference (and the formatter): this parser only builds
+//! what evaluation needs, an order of magnitude or two faster.
+
 mod ast;
 mod parser;
 

@@ -131,7 +131,7 @@ fn utf8_len(lead: u8) -> usize {
 
 /// A character as a message shows it: invisible ones by code point.
 fn show_char(c: char) -> String {
-    if c.is_control() || is_unicode_space(c) || c == '\u{feff}' || c as u32 >= 0x2000 && c as u32 <= 0x206f {
+    if c.is_control() || is_unicode_space(c) || c == '\u{feff}' || ('\u{2000}'..='\u{206f}').contains(&c) {
         format!("U+{:04X}", c as u32)
     } else {
         format!("`{c}`")
@@ -539,7 +539,7 @@ impl<'a> Parser<'a> {
                         self.entry_after_block(self.pos);
                         return Err(Fail);
                     }
-                    if !spaced {
+                    if !spaced && starts_value(b) {
                         self.missing_space(self.pos);
                         return Err(Fail);
                     }
@@ -808,6 +808,13 @@ impl<'a> Parser<'a> {
                 format!("`(` is not allowed in a bare string (in `{text}`)"),
                 "not allowed here",
                 Some("a type annotation goes before the value: `(type)value`".into()),
+            ),
+            Kind::Ident if c == '"' => self.error(
+                at,
+                at + 1,
+                "missing whitespace between a bare string and a quoted string".into(),
+                "add a space before this",
+                None,
             ),
             Kind::Ident => {
                 let help = quotable.then(|| format!("quote the string: \"{text}\""));
@@ -1229,7 +1236,7 @@ impl<'a> Parser<'a> {
     /// At the `u` of `\u{XXXX}`.
     fn unicode_escape(&mut self, start: usize, out: &mut String) -> bool {
         self.pos += 1;
-        let mut bad = |p: &mut Self, end: usize, why: &str| {
+        let bad = |p: &mut Self, end: usize, why: &str| {
             p.pos = end;
             p.error(
                 start,
@@ -1663,6 +1670,11 @@ impl<'a> Parser<'a> {
         }
         self.pos = self.pos.min(self.bytes.len());
     }
+}
+
+/// Whether `b` can be the first byte of a value (or of a type annotation before one).
+fn starts_value(b: u8) -> bool {
+    b >= 0x80 || IDENT_ASCII[b as usize] || matches!(b, b'"' | b'#' | b'(')
 }
 
 fn capitalized(s: &str) -> String {
