@@ -49,6 +49,10 @@ pub fn load(source: &dyn Source, root: &Path, kinds: &[KindSpec]) -> (Tree, Vec<
     (tree, diags)
 }
 
+/// A file being loaded: its identity, id, and the import node that led to it (none for
+/// the root).
+type Loading = (PathBuf, FileId, Option<(FileId, Span)>);
+
 /// Phase one: files, parsed, in import order.
 struct Files<'s> {
     source: &'s dyn Source,
@@ -58,7 +62,7 @@ struct Files<'s> {
     diags: Vec<Diagnostic>,
     seen: HashMap<PathBuf, FileId>,
     /// Files being loaded, with the import node that led to each (none for the root).
-    stack: Vec<(PathBuf, FileId, Option<(FileId, Span)>)>,
+    stack: Vec<Loading>,
     /// Top-level nodes other than `import`, imports expanded in place.
     order: Vec<(FileId, usize)>,
 }
@@ -423,10 +427,8 @@ impl<'a> Expander<'a, '_> {
                 }
             }
             (Naming::Singleton, first) => {
-                if let Some(e) = first {
-                    if let Some(def) = self.def(file, "name".to_string(), node.name.span, None, std::slice::from_ref(e), ctx) {
-                        defs.push(def);
-                    }
+                if let Some(def) = first.and_then(|e| self.def(file, "name".to_string(), node.name.span, None, std::slice::from_ref(e), ctx)) {
+                    defs.push(def);
                 }
                 (String::new(), Origin { file, span: node.name.span, via: ctx.via })
             }
@@ -442,14 +444,33 @@ impl<'a> Expander<'a, '_> {
     fn flatten(&mut self, file: FileId, nodes: &[Node], prefix: &str, ctx: &Ctx<'_>, out: &mut Vec<OptionDef>) {
         for child in nodes {
             let path = if prefix.is_empty() { child.name.value.clone() } else { format!("{prefix}.{}", child.name.value) };
-            if !child.entries.is_empty() || child.children.is_none() {
-                if let Some(def) = self.def(file, path.clone(), child.name.span, child.ty.as_ref(), &child.entries, ctx) {
-                    out.push(OptionDef { origin: Origin { file, span: child.span, via: ctx.via }, ..def });
+            let has_def = !child.entries.is_empty() || child.children.is_none();
+            if has_def && let Some(def) = self.def(file, path.clone(), child.name.span, child.ty.as_ref(), &child.entries, ctx) {
+                out.push(OptionDef { origin: Origin { file, span: child.span, via: ctx.via }, ..def });
+            }
+            let Some(grand) = &child.children else { continue };
+            // `(force)limits { … }` gives its priority to everything inside the block.
+            let block_priority = match &child.ty {
+                Some(t) if has_def => self.known_priority(t),
+                Some(t) => self.priority(file, t),
+                None => None,
+            };
+            match block_priority {
+                Some(priority) => {
+                    let inner = Ctx { priority, via: ctx.via, env: ctx.env, stack: ctx.stack.clone() };
+                    self.flatten(file, grand, &path, &inner, out);
                 }
+                None => self.flatten(file, grand, &path, ctx, out),
             }
-            if let Some(grand) = &child.children {
-                self.flatten(file, grand, &path, ctx, out);
-            }
+        }
+    }
+
+    /// Like [`Self::priority`], for an annotation already reported if unknown.
+    fn known_priority(&self, ty: &Spanned<String>) -> Option<Priority> {
+        match ty.value.as_str() {
+            "default" => Some(Priority::Default),
+            "force" => Some(Priority::Force),
+            _ => None,
         }
     }
 
@@ -506,18 +527,15 @@ impl<'a> Expander<'a, '_> {
     }
 
     fn priority(&mut self, file: FileId, ty: &Spanned<String>) -> Option<Priority> {
-        match ty.value.as_str() {
-            "default" => Some(Priority::Default),
-            "force" => Some(Priority::Force),
-            other => {
-                self.err(
-                    Diagnostic::error(format!("unknown annotation `({other})`"))
-                        .label(file, ty.span, "unknown")
-                        .help("berth reads two annotations: (default) for the lowest priority, (force) for the highest"),
-                );
-                None
-            }
+        let p = self.known_priority(ty);
+        if p.is_none() {
+            self.err(
+                Diagnostic::error(format!("unknown annotation `({})`", ty.value))
+                    .label(file, ty.span, "unknown")
+                    .help("berth reads two annotations: (default) for the lowest priority, (force) for the highest"),
+            );
         }
+        p
     }
 
     fn instantiate(&mut self, file: FileId, node: &'a Node, ctx: &Ctx<'_>) {

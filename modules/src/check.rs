@@ -372,6 +372,16 @@ pub fn check(ty: Ty, arg: &Arg) -> Result<Value, Invalid> {
             }
             _ => Err(invalid("not a user or group", "write a number (1000) or a name (postgres)")),
         },
+        Ty::Owner => {
+            let text = text(v).ok_or_else(|| expected(ty, v))?;
+            let (user, group) = text.split_once(':').map_or((text.as_str(), None), |(u, g)| (u, Some(g)));
+            let part = |p: &str| check(Ty::Id, &Arg { value: Kv::String(p.to_string()), ..arg.clone() }).is_ok();
+            if part(user) && group.is_none_or(part) {
+                Ok(Value::Str(text.clone()))
+            } else {
+                Err(invalid("not an owner", "write a uid or user name, optionally with `:gid` or `:group`, e.g. \"999:999\" or \"postgres\""))
+            }
+        }
         Ty::Mode => {
             let m = match v {
                 Kv::Integer(i) => Some(*i),

@@ -122,6 +122,16 @@ pub fn reference_markdown() -> String {
             };
             let esc = |t: String| t.replace('|', "\\|");
             out.push_str(&format!("| `{}` | {} | {} | {} | {} |\n", o.path, esc(shape_text(o)), esc(d), o.apply, esc(o.doc.to_string())));
+            let fields: &[Field] = match o.shape {
+                Shape::Records(fs) => fs,
+                Shape::Ready => READY_PROPS,
+                _ => &[],
+            };
+            for f in fields {
+                let name = if f.positional { f.name.to_uppercase() } else { format!("{}=", f.name) };
+                let d = f.default.map_or_else(|| if f.required { "required".to_string() } else { "—".to_string() }, |d| d.to_string());
+                out.push_str(&format!("| &nbsp;&nbsp;`{name}` | {} | {} | | {} |\n", esc(f.ty.describe()), esc(d), esc(f.doc.to_string())));
+            }
         }
         out.push('\n');
     }

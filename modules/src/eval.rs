@@ -181,7 +181,7 @@ fn resolve_entity(
     let mut defined = vec![false; schema.options.len()];
     for def in &entity.options {
         let Some(&i) = lookup.get(def.path.as_str()) else {
-            diags.push(unknown_option(kind, def));
+            diags.push(unknown_option(kind, &entity.name, def));
             continue;
         };
         defined[i] = true;
@@ -230,10 +230,14 @@ fn resolve_entity(
     values
 }
 
-fn unknown_option(kind: Kind, def: &OptionDef) -> Diagnostic {
+fn unknown_option(kind: Kind, name: &str, def: &OptionDef) -> Diagnostic {
     let schema = kind.schema();
+    let what = if name.is_empty() { kind.to_string() } else { format!("{kind} `{name}`") };
     let is_block = schema.options.iter().any(|o| o.path.strip_prefix(def.path.as_str()).is_some_and(|r| r.starts_with('.')));
-    let mut d = Diagnostic::error(format!("unknown option `{}` in {kind}", def.path)).label(def.origin.file, def.name_span, "unknown option");
+    let mut d = Diagnostic::error(format!("unknown option `{}` in {what}", def.path)).label(def.origin.file, def.name_span, "unknown option");
+    if let Some(top) = ["import", "module", "container", "network", "volume", "host"].iter().find(|t| def.path == **t) {
+        return d.help(format!("`{top}` goes at the top level of a file, not inside a node"));
+    }
     if is_block {
         let inner: Vec<&str> = schema.options.iter().filter_map(|o| o.path.strip_prefix(def.path.as_str()).and_then(|r| r.strip_prefix('.'))).collect();
         return d.help(format!("`{}` is a block: write `{} {{ {} … }}` (it has {})", def.path, def.path, inner.first().unwrap_or(&""), inner.join(", ")));

@@ -68,6 +68,8 @@ pub enum Ty {
     Name,
     /// A user or group: a number or a name.
     Id,
+    /// An owner: a user, or `user:group`.
+    Owner,
     /// A file mode, `0o755` or `"0755"`.
     Mode,
     Capability,
@@ -98,6 +100,7 @@ impl Ty {
             Ty::IfName => "interface name".into(),
             Ty::Name => "name".into(),
             Ty::Id => "id | name".into(),
+            Ty::Owner => "user[:group]".into(),
             Ty::Mode => "file mode".into(),
             Ty::Capability => "capability".into(),
             Ty::Enum(vals) => vals.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(" | "),
@@ -375,7 +378,7 @@ pub static VOLUME: KindSchema = KindSchema {
     doc: "A directory berth owns under its state directory (volumes/NAME), mounted into containers.",
     usage: "volume \"NAME\"",
     options: &[
-        opt("owner", Shape::Scalar(Ty::Id), Live, "Owner (uid or uid:gid) of the volume's root directory.").or(Dflt::Int(0)),
+        opt("owner", Shape::Scalar(Ty::Owner), Live, "Owner of the volume's root directory: a uid or user name, optionally `:gid` or `:group`.").or(Dflt::Str("0:0")),
         opt("mode", Shape::Scalar(Ty::Mode), Live, "Permissions of the volume's root directory.").or(Dflt::Str("0755")),
     ],
 };

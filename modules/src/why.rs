@@ -49,10 +49,11 @@ pub fn why(eval: &Evaluation, path: &str) -> Result<String, String> {
         let value = node.get(spec.path).map_or_else(|| "(not set)".to_string(), ToString::to_string);
         let ds = defs(&eval.tree, node, spec.path);
         let top = ds.iter().map(|d| d.priority).max();
-        let place = match ds.iter().find(|d| Some(d.priority) == top) {
-            Some(d) => format!("{} ({})", eval.tree.describe(&d.origin), d.priority),
-            None if spec.default.is_some() => "default".to_string(),
-            None => String::new(),
+        let places: Vec<String> = ds.iter().filter(|d| Some(d.priority) == top).map(|d| eval.tree.describe(&d.origin)).collect();
+        let place = match (places.is_empty(), top) {
+            (false, Some(p)) => format!("{} ({p})", places.join(", ")),
+            _ if spec.default.is_some() => "default".to_string(),
+            _ => String::new(),
         };
         out.push_str(&format!("{}.{} = {value}    {place}\n", node.id, spec.path).replace("    \n", "\n"));
     }
@@ -103,7 +104,8 @@ fn explain(eval: &Evaluation, node: &Node, spec: &OptionSpec, key: Option<&str>)
         return out;
     }
     let top = rows.iter().map(|r| r.1).max().unwrap_or(Priority::Default);
-    let combines = key.is_none() && matches!(spec.shape, Shape::List(_) | Shape::Records(_));
+    let combines = key.is_none() && matches!(spec.shape, Shape::List(_) | Shape::Records(_) | Shape::Map(_));
+    let how = if matches!(spec.shape, Shape::Map(_)) { "merged by key" } else { "merged: lists at the highest priority concatenate" };
     let winners = rows.iter().filter(|r| r.1 == top).count();
     out.push_str("  definitions, in load order:\n");
     let width = rows.iter().map(|r| tree.describe(&r.0.origin).len()).max().unwrap_or(0);
@@ -112,7 +114,7 @@ fn explain(eval: &Evaluation, node: &Node, spec: &OptionSpec, key: Option<&str>)
         let verdict = if *p < top {
             format!("overridden: {p} < {top}")
         } else if combines && winners > 1 {
-            "merged: lists at the highest priority concatenate".to_string()
+            how.to_string()
         } else if first_winner {
             first_winner = false;
             if rows.len() == 1 { "the only definition".to_string() } else { format!("wins: highest priority ({top})") }

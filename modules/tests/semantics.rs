@@ -248,3 +248,23 @@ fn why_shows_every_definition_across_imports_and_modules() {
     assert!(berth_modules::why::why(&ev, "container.wbe.limits").unwrap_err().contains("did you mean `web`"));
     assert!(berth_modules::why::why(&ev, "container.web.limits.memroy").unwrap_err().contains("did you mean"));
 }
+
+#[test]
+fn annotation_on_a_block_applies_to_its_options() {
+    let ev = eval("container \"a\" { rootfs \"host\"; exec \"x\"; limits { memory \"1G\"; pids 10 } }\ncontainer \"a\" { (force)limits { memory \"2G\" } }\ncontainer \"a\" { (default)limits { pids 20 } }\n");
+    let a = ev.node(Kind::Container, "a").unwrap();
+    assert_eq!(a.get("limits.memory"), Some(&Value::Size(2 << 30)));
+    assert_eq!(a.get("limits.pids"), Some(&Value::Int(10)));
+    let bad = evaluate(&MemSource::new().with("h.kdl", "container \"a\" { rootfs \"host\"; exec \"x\"; (bogus)limits { memory \"1G\" } }\n"), Path::new("h.kdl"));
+    let f = bad.unwrap_err();
+    assert!(f.diagnostics[0].message.contains("unknown annotation `(bogus)`"), "{:?}", f.diagnostics);
+}
+
+#[test]
+fn volume_owner_forms() {
+    for owner in ["999:999", "postgres", "postgres:postgres", "0"] {
+        let ev = eval(&format!("volume \"v\" {{ owner \"{owner}\" }}\n"));
+        assert_eq!(ev.node(Kind::Volume, "v").unwrap().get("owner"), Some(&Value::Str(owner.into())));
+    }
+    assert!(evaluate(&MemSource::new().with("h.kdl", "volume \"v\" { owner \"a:b:c\" }\n"), Path::new("h.kdl")).is_err());
+}
