@@ -4,3 +4,4 @@
 pub mod cmd;
 pub mod fsutil;
 pub mod logs;
+pub mod runtime;

@@ -1,0 +1,30 @@
+//! The low-level container runtime: cgroup v2, container creation, waiting.
+//!
+//! Independent of berth's config types: it takes plain structs ([`SpawnConfig`],
+//! [`Limits`]) that the apply step fills from the evaluated host.
+//!
+//! - [`cgroup`]: berth's subtree and one cgroup per container; limits (reporting the
+//!   ones that cannot be enforced), kill, freeze, events.
+//! - [`spawn()`]: clone3 into new namespaces and the container's cgroup, rootfs,
+//!   mounts, pivot_root, privileges, exec; a failing step is named in the error.
+//! - [`wait`]: pidfd-based waiting and reaping.
+//!
+//! Needs Linux 5.12 (clone3 with CLONE_INTO_CGROUP, the new mount API, openat2,
+//! mount_setattr, close_range, cgroup.kill needs 5.14).
+
+pub mod caps;
+pub mod cgroup;
+mod child;
+pub mod config;
+mod layout;
+mod ops;
+mod plan;
+pub mod spawn;
+mod sys;
+pub mod wait;
+
+pub use caps::Caps;
+pub use cgroup::{Cgroup, CgroupError, CgroupTree, Events, Limits, Unenforced};
+pub use config::{Mount, NamespaceMode, Namespaces, Rootfs, SpawnConfig, Stdio, User};
+pub use spawn::{Child, SpawnError, spawn};
+pub use wait::ExitStatus;

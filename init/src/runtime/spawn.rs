@@ -1,0 +1,245 @@
+//! Container creation: one `clone3` with CLONE_PIDFD | CLONE_INTO_CGROUP and the
+//! namespace flags, then the child interprets a prepared op list (`child.rs`) and execs.
+//!
+//! Why rustix, and libc for a few calls: after the clone the child may only make raw
+//! syscalls (berth's other threads may have held libc or allocator locks at the moment
+//! of the clone). rustix's linux_raw backend issues syscalls directly, without libc and
+//! without allocating when given `&CStr` paths, and it has typed wrappers for nearly
+//! every step (openat2, the new mount API, pivot_root, capabilities, setns, uid/gid
+//! changes that are per-thread like the kernel's, unlike glibc's setuid, which signals
+//! the parent's other threads that no longer exist in the child). libc is used only for
+//! what rustix lacks, each behind a small function in `sys.rs`: clone3, mount_setattr,
+//! rt_sigaction/rt_sigprocmask for all 64 signals, close_range, dup2, execve, _exit.
+//! nix was not chosen: it wraps libc (so glibc's setuid broadcast) and allocates in
+//! places (paths as `NixPath` may).
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use rustix::io::Errno;
+
+use super::config::SpawnConfig;
+use super::plan;
+use super::sys::{self, CloneArgs, Forked};
+
+/// Why a container could not be created. Every message starts with the container.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The config cannot work; nothing was done.
+    #[error("container {container}: {reason}")]
+    Invalid { container: String, reason: String },
+    /// Preparing in berth (before the clone) failed.
+    #[error("container {container}: {what}: {source}")]
+    Prepare {
+        container: String,
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// clone3 itself failed.
+    #[error("container {container}: clone3: {}", errno_text(*.errno))]
+    Clone { container: String, errno: i32 },
+    /// A step in the new container failed; `step` names it (e.g. "mount /data
+    /// (volume /srv/v): resolve target"). The child has been reaped.
+    #[error("container {container}: {step}: {}", errno_text(*.errno))]
+    Child {
+        container: String,
+        step: String,
+        errno: i32,
+    },
+}
+
+impl SpawnError {
+    /// The errno behind the error, if there is one.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            SpawnError::Invalid { .. } => None,
+            SpawnError::Prepare { source, .. } => source.raw_os_error(),
+            SpawnError::Clone { errno, .. } | SpawnError::Child { errno, .. } => Some(*errno),
+        }
+    }
+}
+
+/// "ENOENT (No such file or directory)".
+pub fn errno_text(errno: i32) -> String {
+    let name = match errno {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::ESRCH => "ESRCH",
+        libc::EINTR => "EINTR",
+        libc::EIO => "EIO",
+        libc::E2BIG => "E2BIG",
+        libc::ENOEXEC => "ENOEXEC",
+        libc::EBADF => "EBADF",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::EXDEV => "EXDEV",
+        libc::ENODEV => "ENODEV",
+        libc::ENOTDIR => "ENOTDIR",
+        libc::EISDIR => "EISDIR",
+        libc::EINVAL => "EINVAL",
+        libc::EMFILE => "EMFILE",
+        libc::ENOSPC => "ENOSPC",
+        libc::EROFS => "EROFS",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::ENOSYS => "ENOSYS",
+        libc::ELOOP => "ELOOP",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        _ => "",
+    };
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    let text = text
+        .split(" (os error")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    if name.is_empty() {
+        format!("errno {errno} ({text})")
+    } else {
+        format!("{name} ({text})")
+    }
+}
+
+/// A running container's init process.
+#[derive(Debug)]
+pub struct Child {
+    /// Its pid in berth's pid namespace.
+    pub pid: i32,
+    /// A pidfd: poll it for exit, reap with `wait`, signal with `signal`. No pid reuse
+    /// race.
+    pub pidfd: OwnedFd,
+}
+
+/// Creates the container described by `config` and starts its program.
+///
+/// Returns once the program was exec'ed (or the container failed, with the failing step
+/// named). The caller keeps ownership of the fds in `config` (stdio, cgroup); drop them
+/// after this returns.
+pub fn spawn(config: &SpawnConfig) -> Result<Child, SpawnError> {
+    let mut plan = plan::build(config)?;
+    let name = &config.name;
+    let prepare = |what: &str, e: Errno| SpawnError::Prepare {
+        container: name.clone(),
+        what: what.to_owned(),
+        source: e.into(),
+    };
+    let (err_read, err_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| prepare("error pipe", e))?;
+    plan.child.err_fd = err_write.as_raw_fd();
+
+    let mut pidfd: libc::c_int = -1;
+    let mut flags = libc::CLONE_PIDFD as u64 | plan.namespace_flags;
+    let mut cgroup = 0;
+    if let Some(fd) = &config.cgroup {
+        flags |= sys::CLONE_INTO_CGROUP;
+        cgroup = fd.as_raw_fd() as u64;
+    }
+    let mut args = CloneArgs {
+        flags,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup,
+        ..CloneArgs::default()
+    };
+
+    // Block every signal across the clone so that no handler of berth runs in the
+    // child before it resets them all (the child unblocks after resetting).
+    let old_mask = block_all_signals();
+    // SAFETY: `args` asks for fork semantics (no CLONE_VM, no stack); the child runs only
+    // `child::run`, which is async-signal-safe and never returns (it execs or _exits).
+    let forked = unsafe { sys::clone3(&mut args) };
+    if let Ok(Forked::Child) = forked {
+        super::child::run(&mut plan.child);
+    }
+    restore_signals(&old_mask);
+    drop(err_write);
+
+    let pid = match forked {
+        Ok(Forked::Parent(pid)) => pid,
+        Ok(Forked::Child) => unreachable_child(),
+        Err(e) => {
+            return Err(SpawnError::Clone {
+                container: name.clone(),
+                errno: e.raw_os_error().unwrap_or(libc::EIO),
+            });
+        }
+    };
+    // SAFETY: with CLONE_PIDFD the kernel stored a new pidfd that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    let child = Child { pid, pidfd };
+
+    let mut report = [0u8; 12];
+    let mut got = 0;
+    while got < report.len() {
+        match rustix::io::read(&err_read, &mut report[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(Errno::INTR) => continue,
+            Err(e) => {
+                let _ = super::wait::kill_and_reap(&child);
+                return Err(prepare("read the error pipe", e));
+            }
+        }
+    }
+    if got == 0 {
+        return Ok(child);
+    }
+    // The child failed and _exit'ed: reap it so no zombie is left.
+    let _ = super::wait::wait(&child.pidfd);
+    let word = |i: usize| {
+        let mut bytes = [0u8; 4];
+        bytes.copy_from_slice(&report[i * 4..i * 4 + 4]);
+        bytes
+    };
+    if got < report.len() {
+        return Err(SpawnError::Child {
+            container: name.clone(),
+            step: "(truncated report)".into(),
+            errno: libc::EIO,
+        });
+    }
+    let index = u32::from_ne_bytes(word(0)) as usize;
+    let sub = u32::from_ne_bytes(word(1));
+    let errno = i32::from_ne_bytes(word(2));
+    let mut step = plan
+        .labels
+        .get(index)
+        .cloned()
+        .unwrap_or_else(|| format!("step {index}"));
+    let detail = super::ops::sub::describe(sub);
+    if !detail.is_empty() {
+        step = format!("{step}: {detail}");
+    }
+    Err(SpawnError::Child {
+        container: name.clone(),
+        step,
+        errno,
+    })
+}
+
+/// Marks a branch only the child could take; the child never gets here because
+/// `child::run` does not return.
+fn unreachable_child() -> ! {
+    sys::exit_now(127)
+}
+
+fn block_all_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigfillset/pthread_sigmask only write into the
+    // sets passed, which live on this stack.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    }
+}
+
+fn restore_signals(old: &libc::sigset_t) {
+    // SAFETY: `old` is the mask pthread_sigmask returned for this thread.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut());
+    }
+}

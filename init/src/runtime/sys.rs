@@ -1,0 +1,196 @@
+//! The few raw syscalls rustix does not wrap, each a thin function over
+//! `libc::syscall` (a plain syscall instruction: no libc locks, no allocation, so every
+//! function here is async-signal-safe and may run in the child between clone and exec).
+
+use std::os::fd::RawFd;
+
+/// `CLONE_INTO_CGROUP` (Linux 5.7), not exported by the libc crate.
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` of clone3(2), version 2 (with `cgroup`, Linux 5.7).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
+}
+
+/// What `clone3` returned: in the parent the child's pid, in the child 0.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Forked {
+    Parent(i32),
+    Child,
+}
+
+/// clone3(2) without a new stack and without CLONE_VM: fork semantics, the child
+/// continues here on a copy of the caller's stack.
+///
+/// # Safety
+/// The caller must make the child run only async-signal-safe code (no allocation, no
+/// locks) until it execs or `_exit`s, since other threads of the parent may have held
+/// locks at the moment of the clone, and `args` must not ask for CLONE_VM, CLONE_VFORK,
+/// CLONE_THREAD, CLONE_SETTLS or a stack.
+pub unsafe fn clone3(args: &mut CloneArgs) -> std::io::Result<Forked> {
+    // SAFETY: args points to a live, correctly sized clone_args; the caller guarantees
+    // fork semantics (no shared VM, no new stack), so returning twice is sound.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as i32)),
+    }
+}
+
+/// Errno of the last failed libc call, read without libc's helpers that may not be
+/// async-signal-safe.
+fn errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Makes the mount at `fd` (and with `recursive` every mount below it) read-only.
+/// Linux 5.12. Async-signal-safe.
+pub fn mount_setattr_readonly(fd: RawFd, recursive: bool) -> Result<(), i32> {
+    let attr = MountAttr {
+        attr_set: libc::MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: the path is a valid empty C string, attr lives across the call and its
+    // size is passed; the kernel only reads both.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if ret == 0 { Ok(()) } else { Err(errno()) }
+}
+
+/// Sets every signal (1..=64 but SIGKILL and SIGSTOP) to SIG_DFL and unblocks all of
+/// them. Uses rt_sigaction directly, so it also resets the signals glibc reserves for
+/// itself (32, 33), which its sigaction wrapper refuses. Async-signal-safe.
+pub fn reset_signals() -> Result<(), i32> {
+    // The kernel's `struct sigaction` with SIG_DFL (0), no flags, no restorer and an
+    // empty mask is all zeros on every architecture; four words cover its size.
+    let dfl = [0u64; 4];
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: dfl is a valid (zeroed) kernel sigaction; the old action is not read;
+        // 8 is the kernel's sigset size on Linux.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                dfl.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        };
+        if ret != 0 {
+            return Err(errno());
+        }
+    }
+    let empty = 0u64;
+    // SAFETY: empty is a valid kernel sigset of 8 bytes; the old mask is not read.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        )
+    };
+    if ret == 0 { Ok(()) } else { Err(errno()) }
+}
+
+/// Closes every fd from `first` up to and including `last`. Async-signal-safe.
+pub fn close_range(first: u32, last: u32) -> Result<(), i32> {
+    if first > last {
+        return Ok(());
+    }
+    // SAFETY: close_range only closes descriptors of this process; the child owns all
+    // of them and uses none of those in the range afterwards.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+    if ret == 0 { Ok(()) } else { Err(errno()) }
+}
+
+/// dup2(2) (the target loses FD_CLOEXEC). Async-signal-safe.
+pub fn dup2(from: RawFd, to: RawFd) -> Result<(), i32> {
+    // SAFETY: plain fd syscall; the child owns both descriptors.
+    let ret = unsafe { libc::dup2(from, to) };
+    if ret == to { Ok(()) } else { Err(errno()) }
+}
+
+/// A close-on-exec duplicate of `fd` numbered at least `min`. Async-signal-safe.
+pub fn dup_cloexec_above(fd: RawFd, min: RawFd) -> Result<RawFd, i32> {
+    // SAFETY: plain fcntl on a descriptor the child owns.
+    let ret = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) };
+    if ret >= 0 { Ok(ret) } else { Err(errno()) }
+}
+
+/// Writes all of `buf` (once; pipes are atomic below PIPE_BUF). Async-signal-safe.
+pub fn write_all(fd: RawFd, buf: &[u8]) {
+    // SAFETY: buf is valid for buf.len() bytes; nothing can be done on failure.
+    unsafe {
+        libc::write(fd, buf.as_ptr().cast(), buf.len());
+    }
+}
+
+/// `_exit(2)`: no atexit handlers, no stdio flushing. Async-signal-safe.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no userspace state.
+    unsafe { libc::_exit(code) }
+}
+
+/// execve(2); returns only on failure, with the errno. Async-signal-safe.
+///
+/// `argv` and `envp` must be NULL-terminated arrays of pointers to NUL-terminated
+/// strings that stay alive for the call.
+pub fn execve(
+    path: &std::ffi::CStr,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+) -> i32 {
+    if argv.last().is_some_and(|p| !p.is_null()) || envp.last().is_some_and(|p| !p.is_null()) {
+        return libc::EINVAL;
+    }
+    // SAFETY: path is NUL-terminated; argv and envp end with NULL (checked above) and
+    // the caller keeps their strings alive.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    errno()
+}
