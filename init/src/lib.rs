@@ -2,6 +2,11 @@
 //! arguments and calls into here.
 
 pub mod cmd;
+pub mod control;
 pub mod fsutil;
 pub mod logs;
+pub mod probe;
 pub mod runtime;
+pub mod state;
+pub mod supervisor;
+pub mod unit;

@@ -33,6 +33,21 @@ enum Color {
 
 #[derive(Subcommand, Debug)]
 enum Verb {
+    /// Start every container of a host in dependency order and supervise them in the
+    /// foreground until SIGTERM/SIGINT or `berth down`, then stop them in reverse order.
+    #[command(after_help = "berth makes itself a child subreaper; under systemd (Type=notify) it sends READY=1 \
+once every container is up. Logs go to STATE_DIR/logs/NAME.log; see `berth status`, `berth logs`.\n\n\
+Example:\n  berth up examples/demo.kdl")]
+    Up {
+        /// The host file (with its imports).
+        file: PathBuf,
+        /// Where generations, volumes, logs and checkpoints live.
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/berth")]
+        state_dir: PathBuf,
+        /// The control socket the CLI talks to.
+        #[arg(long, value_name = "PATH", default_value = "/run/berth/control.sock")]
+        socket: PathBuf,
+    },
     /// Validate host files: prints `ok` per valid file, every error with its place.
     Check {
         /// Host files (each with its imports).
@@ -77,6 +92,95 @@ enum Verb {
         #[arg(long)]
         check: bool,
     },
+    /// Show the containers of the running berth: state, pid, uptime, restarts, readiness,
+    /// memory and warnings.
+    #[command(after_help = "Exit status: 0 ok, 1 error (e.g. berth is not running).\n\n\
+Examples:\n  berth status\n  berth status --json")]
+    Status {
+        /// A JSON array of objects (name, state, pid, uptime, restarts, ready, memory,
+        /// last_exit, status_text, warnings) instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// The control socket of the running berth.
+        #[arg(long, value_name = "PATH", default_value = berth_init::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Start a stopped or failed container (clears `failed`).
+    #[command(after_help = "Exit status: 0 ok, 1 error (no such container, berth not running).")]
+    Start {
+        name: String,
+        /// The control socket of the running berth.
+        #[arg(long, value_name = "PATH", default_value = berth_init::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Stop a container; it stays stopped until `berth start`.
+    #[command(after_help = "Exit status: 0 ok, 1 error (no such container, berth not running).")]
+    Stop {
+        name: String,
+        /// The control socket of the running berth.
+        #[arg(long, value_name = "PATH", default_value = berth_init::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Stop a container and start it again; clears `failed` and the start limit.
+    #[command(after_help = "Exit status: 0 ok, 1 error (no such container, berth not running).")]
+    Restart {
+        name: String,
+        /// The control socket of the running berth.
+        #[arg(long, value_name = "PATH", default_value = berth_init::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Stop every container in reverse dependency order and make berth exit; waits until
+    /// it has.
+    #[command(after_help = "Exit status: 0 berth stopped, 1 error or timeout.")]
+    Down {
+        /// Give up waiting after this many seconds (berth keeps stopping). Default: no limit.
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<u64>,
+        /// The control socket of the running berth.
+        #[arg(long, value_name = "PATH", default_value = berth_init::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Print a container's log (`TIMESTAMP STREAM text` lines; STREAM is out, err or
+    /// berth), the last lines first, then with -f what follows.
+    #[command(after_help = "The log directory is asked from the running berth; with --log-dir the \
+files are read directly (also when berth is not running). Rotated files (NAME.log.1, …) \
+are read when the current one has fewer lines than asked for.\n\n\
+Examples:\n  berth logs web\n  berth logs -f -n 20 db\n  berth logs --log-dir /var/lib/berth/logs web")]
+    Logs {
+        name: String,
+        /// Keep printing what is appended (across rotations) until interrupted.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// How many of the last lines to print.
+        #[arg(short = 'n', long, value_name = "N", default_value_t = berth_init::cmd::logs::DEFAULT_LINES)]
+        lines: usize,
+        /// Read the log files in DIR instead of asking berth where they are.
+        #[arg(long, value_name = "DIR")]
+        log_dir: Option<PathBuf>,
+        /// The control socket of the running berth.
+        #[arg(long, value_name = "PATH", default_value = berth_init::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Run a command inside a running container: its namespaces, cgroup, root directory,
+    /// working directory, user, capabilities and environment.
+    #[command(after_help = "With stdin a terminal, the command gets a pty of the container (raw \
+mode, window size passed on); otherwise (or with --no-tty) it shares berth's stdin, stdout \
+and stderr.\n\n\
+Exit status: the command's (128+N if killed by signal N), 126 if it cannot be run, 127 if \
+it is not found, 1 if the container cannot be entered.\n\n\
+Examples:\n  berth exec web sh\n  berth exec db -- psql -c 'select 1'")]
+    Exec {
+        name: String,
+        /// The command and its arguments (looked up in the container's PATH).
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+        command: Vec<String>,
+        /// No pty, even when stdin is a terminal.
+        #[arg(long, short = 'T')]
+        no_tty: bool,
+        /// The control socket of the running berth.
+        #[arg(long, value_name = "PATH", default_value = berth_init::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -89,12 +193,25 @@ fn main() -> ExitCode {
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     use berth_init::cmd;
     let code = match cli.verb {
+        Verb::Up { file, state_dir, socket } => cmd::up(&file, &state_dir, &socket, &mut err, color),
         Verb::Check { files } => cmd::check(&files, &mut out, &mut err, color),
         Verb::Eval { file, json } => cmd::eval(&file, json, &mut out, &mut err, color),
         Verb::Graph { file, dot } => cmd::graph(&file, dot, &mut out, &mut err, color),
         Verb::Options { prefix, json } => cmd::options(prefix.as_deref(), json, &mut out, &mut err),
         Verb::Why { file, path } => cmd::why(&file, &path, &mut out, &mut err, color),
         Verb::Fmt { files, check } => cmd::fmt(&files, check, &mut out, &mut err, color),
+        Verb::Status { json, socket } => cmd::status(&socket, json, &mut out, &mut err),
+        Verb::Start { name, socket } => cmd::start(&socket, &name, &mut out, &mut err),
+        Verb::Stop { name, socket } => cmd::stop(&socket, &name, &mut out, &mut err),
+        Verb::Restart { name, socket } => cmd::restart(&socket, &name, &mut out, &mut err),
+        Verb::Down { timeout, socket } => cmd::down(&socket, timeout.map(std::time::Duration::from_secs), &mut out, &mut err),
+        Verb::Logs { name, follow, lines, log_dir, socket } => {
+            cmd::logs(&socket, log_dir.as_deref(), &name, follow, lines, &mut out, &mut err)
+        }
+        Verb::Exec { name, command, no_tty, socket } => {
+            drop(out);
+            cmd::exec(&socket, &name, &command, no_tty, &mut err)
+        }
     };
     ExitCode::from(code)
 }

@@ -15,11 +15,10 @@ pub fn node_values(node: &Node) -> Json {
     let mut root = Map::new();
     for (spec, value) in node.options() {
         let mut json = value.to_json();
-        if spec.unordered {
-            if let Json::Array(items) = &mut json {
+        if spec.unordered
+            && let Json::Array(items) = &mut json {
                 items.sort_by_cached_key(|v| v.to_string());
             }
-        }
         let mut obj = &mut root;
         let mut segments = spec.path.split('.').peekable();
         while let Some(seg) = segments.next() {

@@ -153,13 +153,11 @@ fn record<'d>(name: &str, fields: &'static [Field], args: &'d [Arg], def: &'d Op
         }
     }
     for f in fields {
-        if !out.contains_key(f.name) {
-            if let Some(d) = f.default {
-                if let Some(v) = default_value(f.ty, d) {
+        if !out.contains_key(f.name)
+            && let Some(d) = f.default
+                && let Some(v) = default_value(f.ty, d) {
                     out.insert(f.name, v);
                 }
-            }
-        }
     }
     if errs.is_empty() { Ok(Value::Record(out)) } else { Err(errs) }
 }
@@ -236,11 +234,10 @@ fn type_name(v: &Kv) -> &'static str {
 
 fn expected(ty: Ty, got: &Kv) -> Invalid {
     let mut help = format!("expected {}", ty.describe());
-    if let Kv::String(s) = got {
-        if matches!(s.as_str(), "true" | "false") && ty == Ty::Bool {
+    if let Kv::String(s) = got
+        && matches!(s.as_str(), "true" | "false") && ty == Ty::Bool {
             help = format!("KDL v2 writes booleans as #{s}");
         }
-    }
     invalid(format!("{} is not {}", type_name(got), ty.describe()), help)
 }
 

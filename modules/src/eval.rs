@@ -350,11 +350,10 @@ fn derive_defaults(nodes: &mut [Node]) {
 }
 
 fn set_if_unset(n: &mut Node, path: &str, f: impl FnOnce() -> Option<Value>) {
-    if let Some((i, _)) = n.schema().option(path) {
-        if n.values[i].is_none() {
+    if let Some((i, _)) = n.schema().option(path)
+        && n.values[i].is_none() {
             n.values[i] = f();
         }
-    }
 }
 
 /// A hostname from a container name: `_` and `.` are not allowed in a label.

@@ -228,11 +228,10 @@ fn report_cycles(tree: &Tree, nodes: &[Node], edges: &[Edge], pending: &[usize],
         for e in &via[cs..] {
             d = d.label(e.file, e.span, format!("{} {} {}", nodes[e.from].id, e.kind.name(), nodes[e.to].id));
         }
-        if d.labels.is_empty() {
-            if let Some((f, s)) = value_place(tree, &nodes[cycle[0]], "after") {
+        if d.labels.is_empty()
+            && let Some((f, s)) = value_place(tree, &nodes[cycle[0]], "after") {
                 d = d.label(f, s, "on the cycle");
             }
-        }
         diags.push(d.help("remove one of these dependencies; containers on a cycle could never start"));
     }
 }

@@ -77,8 +77,8 @@ pub(crate) fn check(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) {
             taken.push(*gw);
         }
         reserved.insert(n.id.name.as_str(), (net, taken));
-        if let Some(Value::Str(b)) = n.get("bridge") {
-            if let Some(other) = bridges.insert(b.as_str(), n) {
+        if let Some(Value::Str(b)) = n.get("bridge")
+            && let Some(other) = bridges.insert(b.as_str(), n) {
                 let (pa, pb) = (place(tree, other, "bridge"), place(tree, n, "bridge"));
                 diags.push(
                     Diagnostic::error(format!("{} and {} use the same bridge `{b}`", other.id, n.id))
@@ -87,11 +87,12 @@ pub(crate) fn check(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) {
                         .help("bridge names are cut to 15 characters; set `bridge \"…\"` on one of them"),
                 );
             }
-        }
     }
 
     let mut statics: HashMap<(String, IpAddr), (FileId, Span, String)> = HashMap::new();
-    let mut ports: HashMap<(i64, String), Vec<(Option<IpAddr>, FileId, Span, String)>> = HashMap::new();
+    // (host port, protocol) → who forwards it: (host address, place, container).
+    type Users = Vec<(Option<IpAddr>, FileId, Span, String)>;
+    let mut ports: HashMap<(i64, String), Users> = HashMap::new();
     for n in nodes.iter().filter(|n| n.id.kind == Kind::Container) {
         let attachments = n.get("network").map(Value::as_list).unwrap_or_default();
         let places = item_places(tree, n, "network", false);

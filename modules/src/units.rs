@@ -114,7 +114,7 @@ pub fn format_duration(mut ns: u64) -> String {
 /// A size in the largest binary unit that divides it: `512M`, `1536K`, `100`.
 pub fn format_size(bytes: u64) -> String {
     for (unit, mult) in [("T", 1u64 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)] {
-        if bytes >= mult && bytes % mult == 0 {
+        if bytes >= mult && bytes.is_multiple_of(mult) {
             return format!("{}{unit}", bytes / mult);
         }
     }
@@ -147,20 +147,16 @@ pub fn signal(s: &str) -> Result<i32, Invalid> {
         "RTMAX" => return Ok(64),
         _ => {}
     }
-    if let Some(off) = name.strip_prefix("RTMIN+") {
-        if let Ok(n) = off.parse::<i32>() {
-            if (0..=30).contains(&n) {
+    if let Some(off) = name.strip_prefix("RTMIN+")
+        && let Ok(n) = off.parse::<i32>()
+            && (0..=30).contains(&n) {
                 return Ok(34 + n);
             }
-        }
-    }
-    if let Some(off) = name.strip_prefix("RTMAX-") {
-        if let Ok(n) = off.parse::<i32>() {
-            if (0..=30).contains(&n) {
+    if let Some(off) = name.strip_prefix("RTMAX-")
+        && let Ok(n) = off.parse::<i32>()
+            && (0..=30).contains(&n) {
                 return Ok(64 - n);
             }
-        }
-    }
     Err(invalid(format!("unknown signal `{s}`"), help))
 }
 

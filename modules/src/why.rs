@@ -32,13 +32,11 @@ pub fn why(eval: &Evaluation, path: &str) -> Result<String, String> {
     if let Some((_, spec)) = schema.option(option) {
         return Ok(explain(eval, node, spec, None));
     }
-    if let Some((opt, key)) = option.rsplit_once('.') {
-        if let Some((_, spec)) = schema.option(opt) {
-            if matches!(spec.shape, Shape::Map(_)) {
+    if let Some((opt, key)) = option.rsplit_once('.')
+        && let Some((_, spec)) = schema.option(opt)
+            && matches!(spec.shape, Shape::Map(_)) {
                 return Ok(explain(eval, node, spec, Some(key)));
             }
-        }
-    }
     let under: Vec<&OptionSpec> = schema.options.iter().filter(|o| option.is_empty() || o.path.strip_prefix(option).is_some_and(|r| r.starts_with('.'))).collect();
     if under.is_empty() {
         let hint = did_you_mean(option, schema.options.iter().map(|o| o.path)).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();

@@ -28,7 +28,14 @@ pub(super) fn parse(text: &str) -> (Document, Vec<ParseError>) {
         };
         return (Document::default(), vec![error]);
     }
-    let mut p = Parser { src: text, bytes: text.as_bytes(), pos: 0, errors: Vec::new() };
+    let mut p = Parser {
+        src: text,
+        bytes: text.as_bytes(),
+        pos: 0,
+        errors: Vec::new(),
+        node_stack: Vec::new(),
+        entry_stack: Vec::new(),
+    };
     if text.starts_with('\u{feff}') {
         p.pos = 3;
     }
@@ -79,8 +86,7 @@ struct Tok {
     kind: Kind,
 }
 
-/// One line of a multi-line string, as ranges into a buffer (the source for raw
-/// strings, the unescaped text for quoted ones).
+/// One line of a multi-line string, as a range of the string's text buffer.
 struct Line {
     start: usize,
     end: usize,
@@ -89,6 +95,37 @@ struct Line {
     literal_end: usize,
     src_start: usize,
     src_end: usize,
+}
+
+impl Line {
+    fn new(start: usize, src_start: usize) -> Self {
+        Line {
+            start,
+            end: start,
+            literal_end: usize::MAX,
+            src_start,
+            src_end: src_start,
+        }
+    }
+}
+
+/// The delimiter that closes a string: `"`, `"""`, `"#`, `"""##`…
+#[derive(Clone, Copy)]
+struct Closer {
+    quotes: usize,
+    hashes: usize,
+}
+
+impl Closer {
+    fn len(self) -> usize {
+        self.quotes + self.hashes
+    }
+}
+
+impl std::fmt::Display for Closer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", "\"".repeat(self.quotes), "#".repeat(self.hashes))
+    }
 }
 
 /// ASCII bytes that may appear in a bare identifier.
@@ -105,18 +142,28 @@ const IDENT_ASCII: [bool; 128] = {
     t
 };
 
+/// Bytes a quoted string's scan must stop at: quotes, escapes, control characters and
+/// the lead bytes of multi-byte newlines and disallowed code points.
+const STRING_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = matches!(
+            b as u8,
+            0x00..=0x1f | 0x7f | 0xc2 | 0xe2 | 0xef | b'"' | b'\\'
+        );
+        b += 1;
+    }
+    t
+};
+
 const KEYWORD_HELP: &str = "the keywords are #true, #false, #null, #inf, #-inf and #nan";
 
 fn is_unicode_space(c: char) -> bool {
     matches!(
         c,
-        '\t' | ' '
-            | '\u{a0}'
-            | '\u{1680}'
-            | '\u{2000}'..='\u{200a}'
-            | '\u{202f}'
-            | '\u{205f}'
-            | '\u{3000}'
+        '\t' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}' | '\u{202f}' | '\u{205f}' | '\u{3000}'
     )
 }
 
@@ -131,10 +178,24 @@ fn utf8_len(lead: u8) -> usize {
 
 /// A character as a message shows it: invisible ones by code point.
 fn show_char(c: char) -> String {
-    if c.is_control() || is_unicode_space(c) || c == '\u{feff}' || ('\u{2000}'..='\u{206f}').contains(&c) {
+    if c.is_control()
+        || is_unicode_space(c)
+        || c == '\u{feff}'
+        || ('\u{2000}'..='\u{206f}').contains(&c)
+    {
         format!("U+{:04X}", c as u32)
     } else {
         format!("`{c}`")
+    }
+}
+
+trait Help {
+    fn help(self, text: impl Into<String>);
+}
+
+impl Help for &mut ParseError {
+    fn help(self, text: impl Into<String>) {
+        self.help = Some(text.into());
     }
 }
 
@@ -143,6 +204,12 @@ struct Parser<'a> {
     bytes: &'a [u8],
     pos: usize,
     errors: Vec<ParseError>,
+    /// Nodes and entries under construction, for all levels at once: each list is
+    /// collected from its own top part into an exactly sized `Vec` when it is complete.
+    /// Growing one `Vec` per list instead costs allocations and, worse, leaves up to
+    /// half of every list unused: memory is most of the parse time.
+    node_stack: Vec<Node>,
+    entry_stack: Vec<Entry>,
 }
 
 impl<'a> Parser<'a> {
@@ -213,13 +280,22 @@ impl<'a> Parser<'a> {
 
     // ------------------------------------------------------------------- errors
 
-    fn error(&mut self, start: usize, end: usize, message: String, label: &str, help: Option<String>) {
+    /// Records an error; `.help(...)` on the result adds a hint.
+    fn error(
+        &mut self,
+        start: usize,
+        end: usize,
+        message: impl Into<String>,
+        label: &str,
+    ) -> &mut ParseError {
         self.errors.push(ParseError {
             span: Span::new(start, end),
-            message,
+            message: message.into(),
             label: label.into(),
-            help,
+            help: None,
         });
+        let last = self.errors.len() - 1;
+        &mut self.errors[last]
     }
 
     fn report_disallowed(&mut self, i: usize, len: usize) {
@@ -238,15 +314,20 @@ impl<'a> Parser<'a> {
                 ),
             )
         };
-        self.error(i, i + len, message, "disallowed character", Some(help));
+        self.error(i, i + len, message, "disallowed character")
+            .help(help);
     }
 
     /// End of the malformed token that starts at `i`: up to the next character that
-    /// could end a value, so that the error span covers what the user wrote.
+    /// could end a value, so that the error span covers what the user wrote. Only for
+    /// spans: recovery restarts at the offending character, so that a string inside the
+    /// bad token is still skipped whole.
     fn bad_token_end(&self, mut i: usize) -> usize {
         while let Some(&b) = self.bytes.get(i) {
-            if matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | b';' | b'{' | b'}' | b'=' | b')')
-                || self.space_len(i) > 0
+            if matches!(
+                b,
+                b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | b';' | b'{' | b'}' | b'=' | b')'
+            ) || self.space_len(i) > 0
                 || self.newline_len(i) > 0
             {
                 break;
@@ -363,23 +444,25 @@ impl<'a> Parser<'a> {
                     self.pos += 2;
                     depth += 1;
                 }
-                0x00..=0x08 | 0x0e..=0x1f | 0x7f | 0xe2 | 0xef => match self.disallowed_len(self.pos) {
-                    0 => self.pos += 1,
-                    d => {
-                        self.report_disallowed(self.pos, d);
-                        self.pos += d;
+                0x00..=0x08 | 0x0e..=0x1f | 0x7f | 0xe2 | 0xef => {
+                    match self.disallowed_len(self.pos) {
+                        0 => self.pos += 1,
+                        d => {
+                            self.report_disallowed(self.pos, d);
+                            self.pos += d;
+                        }
                     }
-                },
+                }
                 _ => self.pos += 1,
             }
         }
         self.error(
             start,
             start + 2,
-            "unterminated block comment".into(),
+            "unterminated block comment",
             "comment starts here",
-            Some("close it with `*/`; block comments nest, so every `/*` needs its own `*/`".into()),
-        );
+        )
+        .help("close it with `*/`; block comments nest, so every `/*` needs its own `*/`");
     }
 
     // ------------------------------------------------------------------- nodes
@@ -388,20 +471,14 @@ impl<'a> Parser<'a> {
     /// the block's `}` (left for the caller).
     fn nodes(&mut self, depth: usize) -> Vec<Node> {
         let in_block = depth > 0;
-        let mut nodes = Vec::new();
+        let base = self.node_stack.len();
         loop {
             self.skip_line_space();
             let Some(b) = self.peek() else { break };
             match b {
                 b'}' if in_block => break,
                 b'}' => {
-                    self.error(
-                        self.pos,
-                        self.pos + 1,
-                        "unexpected `}`".into(),
-                        "no `{` to close",
-                        None,
-                    );
+                    self.error(self.pos, self.pos + 1, "unexpected `}`", "no `{` to close");
                     self.pos += 1;
                     continue;
                 }
@@ -409,9 +486,8 @@ impl<'a> Parser<'a> {
                     self.error(
                         self.pos,
                         self.pos + 1,
-                        "unexpected `;` with no node before it".into(),
+                        "unexpected `;` with no node before it",
                         "empty node",
-                        None,
                     );
                     self.pos += 1;
                     continue;
@@ -427,25 +503,41 @@ impl<'a> Parser<'a> {
                     self.error(
                         start,
                         start + 2,
-                        "`/-` must be followed by a node".into(),
+                        "`/-` must be followed by a node",
                         "comments out nothing",
-                        None,
                     );
                     continue;
                 }
             }
             match self.node(depth) {
-                Ok(node) if !slashdash => nodes.push(node),
+                Ok(node) if !slashdash => self.node_stack.push(node),
                 Ok(_) => {}
                 Err(Fail) => self.recover(in_block),
             }
         }
-        nodes
+        if base == 0 {
+            // The document itself (or a block while no other list is open): hand over
+            // the stack instead of copying it.
+            let mut nodes = std::mem::take(&mut self.node_stack);
+            nodes.shrink_to_fit();
+            return nodes;
+        }
+        self.node_stack.drain(base..).collect()
     }
 
     /// One node and its terminator (`;`, newline, `//` comment, EOF, or the `}` of the
     /// enclosing block, which is left in place).
     fn node(&mut self, depth: usize) -> PResult<Node> {
+        let base = self.entry_stack.len();
+        let node = self.node_inner(depth, base);
+        if node.is_err() {
+            self.entry_stack.truncate(base);
+        }
+        node
+    }
+
+    /// [`Parser::node`], with the node's entries collected on the stack above `base`.
+    fn node_inner(&mut self, depth: usize, base: usize) -> PResult<Node> {
         let start = self.pos;
         let ty = if self.peek() == Some(b'(') {
             let ty = self.type_annotation()?;
@@ -456,7 +548,6 @@ impl<'a> Parser<'a> {
         };
         let name = self.string_token(Want::NodeName)?;
         let mut end = name.span.end as usize;
-        let mut entries = Vec::new();
         let mut children = None;
         // Once any children block (even a slashdashed one) is seen, only more
         // slashdashed blocks may follow: entries must come first.
@@ -473,7 +564,7 @@ impl<'a> Parser<'a> {
                 }
                 b'}' if depth > 0 => break,
                 b'}' => {
-                    self.error(self.pos, self.pos + 1, "unexpected `}`".into(), "no `{` to close", None);
+                    self.error(self.pos, self.pos + 1, "unexpected `}`", "no `{` to close");
                     self.pos += 1;
                     return Err(Fail);
                 }
@@ -482,10 +573,10 @@ impl<'a> Parser<'a> {
                         self.error(
                             self.pos,
                             self.pos + 1,
-                            "a node can have only one children block".into(),
+                            "a node can have only one children block",
                             "second children block",
-                            Some("merge the blocks, or comment this one out with `/-`".into()),
-                        );
+                        )
+                        .help("merge the blocks, or comment this one out with `/-`");
                         return Err(Fail);
                     }
                     children = Some(self.children(depth + 1)?);
@@ -505,20 +596,17 @@ impl<'a> Parser<'a> {
                             self.error(
                                 sd,
                                 sd + 2,
-                                "`/-` must be followed by an entry or a children block".into(),
+                                "`/-` must be followed by an entry or a children block",
                                 "comments out nothing",
-                                None,
                             );
                             return Err(Fail);
                         }
                         _ => {
                             if block_seen {
-                                self.entry_after_block(sd);
-                                return Err(Fail);
+                                return Err(self.entry_after_block(sd));
                             }
                             if !spaced {
-                                self.missing_space(sd);
-                                return Err(Fail);
+                                return Err(self.missing_space(sd));
                             }
                             let (_, space) = self.entry()?;
                             space_before = space;
@@ -536,49 +624,52 @@ impl<'a> Parser<'a> {
                         break;
                     }
                     if block_seen {
-                        self.entry_after_block(self.pos);
-                        return Err(Fail);
+                        return Err(self.entry_after_block(self.pos));
                     }
                     if !spaced && starts_value(b) {
-                        self.missing_space(self.pos);
-                        return Err(Fail);
+                        return Err(self.missing_space(self.pos));
                     }
                     let (entry, space) = self.entry()?;
                     end = entry.span.end as usize;
-                    entries.push(entry);
+                    self.entry_stack.push(entry);
                     space_before = space;
                 }
             }
         }
         Ok(Node {
             ty,
-            name: Spanned { value: name.value, span: name.span },
-            entries,
+            name: Spanned {
+                value: name.value,
+                span: name.span,
+            },
+            entries: self.entry_stack.drain(base..).collect(),
             children,
             span: Span::new(start, end),
         })
     }
 
-    fn entry_after_block(&mut self, at: usize) {
+    fn entry_after_block(&mut self, at: usize) -> Fail {
         let end = self.bad_token_end(at).max(at + 1);
         self.error(
             at,
             end,
-            "arguments and properties must come before the children block".into(),
+            "arguments and properties must come before the children block",
             "after the children block",
-            Some("move it before the `{`, or end the node with a newline or `;` first".into()),
-        );
-        self.pos = end;
+        )
+        .help("move it before the `{`, or end the node with a newline or `;` first");
+        self.pos = at;
+        Fail
     }
 
-    fn missing_space(&mut self, at: usize) {
+    fn missing_space(&mut self, at: usize) -> Fail {
+        let end = at + self.char_len_at(at);
         self.error(
             at,
-            at + self.char_len_at(at),
-            "missing whitespace before this entry".into(),
+            end,
+            "missing whitespace before this entry",
             "add a space before this",
-            None,
         );
+        Fail
     }
 
     /// At `{`: a children block, `}` included.
@@ -590,7 +681,6 @@ impl<'a> Parser<'a> {
                 open + 1,
                 format!("children blocks are nested too deeply (more than {MAX_DEPTH} levels)"),
                 "too deep",
-                None,
             );
             // The `{` is left in place: recovery skips the whole block without recursing.
             return Err(Fail);
@@ -604,10 +694,10 @@ impl<'a> Parser<'a> {
             self.error(
                 open,
                 open + 1,
-                "unclosed children block".into(),
+                "unclosed children block",
                 "this `{` is never closed",
-                Some("add a matching `}`".into()),
-            );
+            )
+            .help("add a matching `}`");
             Err(Fail)
         }
     }
@@ -625,10 +715,10 @@ impl<'a> Parser<'a> {
                 self.error(
                     start,
                     self.pos + 1,
-                    "a property key cannot have a type annotation".into(),
+                    "a property key cannot have a type annotation",
                     "annotated key",
-                    Some("annotate the value instead: `key=(type)value`".into()),
-                );
+                )
+                .help("annotate the value instead: `key=(type)value`");
                 return Err(Fail);
             }
             let entry = Entry {
@@ -643,7 +733,13 @@ impl<'a> Parser<'a> {
         let tok = self.value(Want::Entry)?;
         let spaced = self.skip_node_space();
         if self.peek() != Some(b'=') {
-            let entry = Entry { name: None, ty: None, value: tok.value, value_span: tok.span, span: tok.span };
+            let entry = Entry {
+                name: None,
+                ty: None,
+                value: tok.value,
+                value_span: tok.span,
+                span: tok.span,
+            };
             return Ok((entry, spaced));
         }
         let eq = self.pos;
@@ -654,8 +750,8 @@ impl<'a> Parser<'a> {
                 tok.span.end as usize,
                 format!("property keys must be strings, not `{text}`"),
                 "not a string",
-                Some(format!("quote the key: \"{text}\"=...")),
-            );
+            )
+            .help(format!("quote the key: \"{text}\"=..."));
             return Err(Fail);
         };
         self.pos += 1;
@@ -668,13 +764,25 @@ impl<'a> Parser<'a> {
             None
         };
         if self.at_line_end() {
-            self.error(eq, eq + 1, "expected a value after `=`".into(), "property has no value", None);
+            self.error(
+                eq,
+                eq + 1,
+                "expected a value after `=`",
+                "property has no value",
+            );
             return Err(Fail);
         }
-        let value = self.value(if ty.is_some() { Want::TypedValue } else { Want::PropValue })?;
+        let value = self.value(if ty.is_some() {
+            Want::TypedValue
+        } else {
+            Want::PropValue
+        })?;
         let spaced = self.skip_node_space();
         let entry = Entry {
-            name: Some(Spanned { value: key, span: tok.span }),
+            name: Some(Spanned {
+                value: key,
+                span: tok.span,
+            }),
             ty,
             value: value.value,
             value_span: value.span,
@@ -693,13 +801,8 @@ impl<'a> Parser<'a> {
         self.pos += 1;
         self.skip_node_space();
         if self.peek() == Some(b')') {
-            self.error(
-                open,
-                self.pos + 1,
-                "empty type annotation".into(),
-                "no type name",
-                Some("write a type name between the parentheses, e.g. `(u8)`, or remove them".into()),
-            );
+            self.error(open, self.pos + 1, "empty type annotation", "no type name")
+                .help("write a type name between the parentheses, e.g. `(u8)`, or remove them");
             self.pos += 1;
             return Err(Fail);
         }
@@ -710,32 +813,44 @@ impl<'a> Parser<'a> {
             self.error(
                 open,
                 at,
-                "unclosed type annotation".into(),
+                "unclosed type annotation",
                 "expected `)` after the type name",
-                None,
             );
             return Err(Fail);
         }
         self.pos += 1;
-        Ok(Spanned { value: name.value, span: name.span })
+        Ok(Spanned {
+            value: name.value,
+            span: name.span,
+        })
     }
 
     /// A value that must be a string: a node name, type name.
     fn string_token(&mut self, want: Want) -> PResult<Spanned<String>> {
         let tok = self.value(want)?;
         match tok.value {
-            Value::String(value) => Ok(Spanned { value, span: tok.span }),
+            Value::String(value) => Ok(Spanned {
+                value,
+                span: tok.span,
+            }),
             _ => {
                 let (start, end) = (tok.span.start as usize, tok.span.end as usize);
                 let text = self.slice(start, end);
-                let what = if tok.kind == Kind::Keyword { "a keyword" } else { "a number" };
+                let what = if tok.kind == Kind::Keyword {
+                    "a keyword"
+                } else {
+                    "a number"
+                };
                 self.error(
                     start,
                     end,
-                    format!("{} must be a string, but `{text}` is {what}", capitalized(want.what())),
+                    format!(
+                        "{} must be a string, but `{text}` is {what}",
+                        capitalized(want.what())
+                    ),
                     "not a string",
-                    Some(format!("quote it: \"{text}\"")),
-                );
+                )
+                .help(format!("quote it: \"{text}\""));
                 Err(Fail)
             }
         }
@@ -748,7 +863,12 @@ impl<'a> Parser<'a> {
         let start = self.pos;
         let Some(b) = self.peek() else {
             let n = self.bytes.len();
-            self.error(n, n, format!("expected {}, found the end of the file", want.what()), "file ends here", None);
+            self.error(
+                n,
+                n,
+                format!("expected {}, found the end of the file", want.what()),
+                "file ends here",
+            );
             return Err(Fail);
         };
         let (value, kind) = match b {
@@ -764,7 +884,11 @@ impl<'a> Parser<'a> {
             _ => (self.identifier(want)?, Kind::Ident),
         };
         self.value_end(start, kind)?;
-        Ok(Tok { value, span: Span::new(start, self.pos), kind })
+        Ok(Tok {
+            value,
+            span: Span::new(start, self.pos),
+            kind,
+        })
     }
 
     /// A value must be followed by whitespace, a node terminator or punctuation that
@@ -773,9 +897,10 @@ impl<'a> Parser<'a> {
         let at = self.pos;
         let ends = match self.peek() {
             None => true,
-            Some(b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | b';' | b'=' | b')' | b'{' | b'}' | b'\\') => {
-                true
-            }
+            Some(
+                b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | b';' | b'=' | b')' | b'{' | b'}'
+                | b'\\',
+            ) => true,
             Some(b'/') => matches!(self.peek_at(1), Some(b'/' | b'*')),
             Some(0x80..) => self.space_len(at) > 0 || self.newline_len(at) > 0,
             _ => false,
@@ -786,7 +911,7 @@ impl<'a> Parser<'a> {
         let d = self.disallowed_len(at);
         if d > 0 {
             self.report_disallowed(at, d);
-            self.pos = self.bad_token_end(at + d);
+            self.pos = at + d;
             return Err(Fail);
         }
         let end = self.bad_token_end(at).max(at + 1);
@@ -796,41 +921,44 @@ impl<'a> Parser<'a> {
         match kind {
             Kind::Number => {
                 let help = if quotable {
-                    format!("a bare string can't start with a digit; to make it a string, quote it: \"{text}\"")
+                    format!(
+                        "a bare string can't start with a digit; to make it a string, quote it: \"{text}\""
+                    )
                 } else {
                     "numbers are written like `12`, `-3.5`, `1e10`, `0xff`, `0o17`, `0b101`".into()
                 };
-                self.error(start, end, format!("invalid number `{text}`"), "not a number", Some(help));
+                self.error(
+                    start,
+                    end,
+                    format!("invalid number `{text}`"),
+                    "not a number",
+                )
+                .help(help);
             }
-            Kind::Ident if c == '(' => self.error(
-                at,
-                at + 1,
-                format!("`(` is not allowed in a bare string (in `{text}`)"),
-                "not allowed here",
-                Some("a type annotation goes before the value: `(type)value`".into()),
-            ),
-            Kind::Ident if c == '"' => self.error(
-                at,
-                at + 1,
-                "missing whitespace between a bare string and a quoted string".into(),
-                "add a space before this",
-                None,
-            ),
+            Kind::Ident if c == '(' => {
+                let message = format!("`(` is not allowed in a bare string (in `{text}`)");
+                self.error(at, at + 1, message, "not allowed here")
+                    .help("a type annotation goes before the value: `(type)value`");
+            }
+            Kind::Ident if c == '"' => {
+                let message = "missing whitespace between a bare string and a quoted string";
+                self.error(at, at + 1, message, "add a space before this");
+            }
             Kind::Ident => {
                 let help = quotable.then(|| format!("quote the string: \"{text}\""));
-                self.error(
-                    at,
-                    at + c.len_utf8(),
-                    format!("{} is not allowed in a bare string (in `{text}`)", show_char(c)),
-                    "not allowed here",
-                    help,
+                let message = format!(
+                    "{} is not allowed in a bare string (in `{text}`)",
+                    show_char(c)
                 );
+                self.error(at, at + c.len_utf8(), message, "not allowed here")
+                    .help = help;
             }
             Kind::Quoted | Kind::Keyword => {
-                self.error(at, at + c.len_utf8(), "missing whitespace after a value".into(), "add a space before this", None)
+                let message = "missing whitespace after a value";
+                self.error(at, at + c.len_utf8(), message, "add a space before this");
             }
         }
-        self.pos = end;
+        self.pos = at;
         Err(Fail)
     }
 
@@ -855,8 +983,8 @@ impl<'a> Parser<'a> {
                 end,
                 format!("invalid number `{text}`"),
                 "not a number",
-                Some(format!("write a digit before the decimal point: `{fixed}`")),
-            );
+            )
+            .help(format!("write a digit before the decimal point: `{fixed}`"));
             self.pos = end;
             return Err(Fail);
         }
@@ -866,8 +994,8 @@ impl<'a> Parser<'a> {
                 end,
                 format!("`{text}` is a keyword in KDL v2: write `#{text}`"),
                 "bare keyword",
-                Some(format!("for the string, quote it: \"{text}\"")),
-            );
+            )
+            .help(format!("for the string, quote it: \"{text}\""));
             self.pos = end;
             return Err(Fail);
         }
@@ -888,7 +1016,10 @@ impl<'a> Parser<'a> {
         let (message, help) = match (c, want) {
             ('{', Want::NodeName) => (
                 "found a children block where a node name was expected".to_string(),
-                Some("did you forget the node name, or end the node before its children block?".to_string()),
+                Some(
+                    "did you forget the node name, or end the node before its children block?"
+                        .to_string(),
+                ),
             ),
             ('/', _) if self.peek_at(1) == Some(b'-') => (
                 format!("`/-` is not allowed here; expected {}", want.what()),
@@ -896,14 +1027,26 @@ impl<'a> Parser<'a> {
             ),
             ('\\', _) => (
                 "unexpected `\\`".to_string(),
-                Some("a line continuation `\\` must be followed by a newline or a `//` comment".into()),
+                Some(
+                    "a line continuation `\\` must be followed by a newline or a `//` comment"
+                        .into(),
+                ),
             ),
-            ('=', Want::Entry) => ("property without a key".to_string(), Some("write `key=value`".into())),
-            _ if self.newline_len(at) > 0 => (format!("expected {}, found the end of the line", want.what()), None),
+            ('=', Want::Entry) => (
+                "property without a key".to_string(),
+                Some("write `key=value`".into()),
+            ),
+            _ if self.newline_len(at) > 0 => (
+                format!("expected {}, found the end of the line", want.what()),
+                None,
+            ),
             (';', _) => (format!("expected {}, found `;`", want.what()), None),
-            _ => (format!("unexpected {}, expected {}", show_char(c), want.what()), None),
+            _ => (
+                format!("unexpected {}, expected {}", show_char(c), want.what()),
+                None,
+            ),
         };
-        self.error(at, at + len, message, "unexpected here", help);
+        self.error(at, at + len, message, "unexpected here").help = help;
         Fail
     }
 
@@ -938,13 +1081,22 @@ impl<'a> Parser<'a> {
             "nan" => Value::Float(f64::NAN),
             word => {
                 let lower = word.to_ascii_lowercase();
-                let help = if matches!(lower.as_str(), "true" | "false" | "null" | "inf" | "-inf" | "nan") {
+                let help = if matches!(
+                    lower.as_str(),
+                    "true" | "false" | "null" | "inf" | "-inf" | "nan"
+                ) {
                     format!("keywords are case-sensitive: write `#{lower}`")
                 } else {
                     KEYWORD_HELP.to_string()
                 };
                 let end = end.max(start + 1);
-                self.error(start, end, format!("unknown keyword `#{word}`"), "not a keyword", Some(help));
+                self.error(
+                    start,
+                    end,
+                    format!("unknown keyword `#{word}`"),
+                    "not a keyword",
+                )
+                .help(help);
                 self.pos = end;
                 return Err(Fail);
             }
@@ -986,11 +1138,14 @@ impl<'a> Parser<'a> {
                 self.error(
                     start,
                     end,
-                    format!("invalid number `{}`: expected a digit after the decimal point", self.slice(start, end)),
+                    format!(
+                        "invalid number `{}`: expected a digit after the decimal point",
+                        self.slice(start, end)
+                    ),
                     "not a number",
-                    Some("write at least one digit after the `.`, e.g. `1.0`".into()),
-                );
-                self.pos = end;
+                )
+                .help("write at least one digit after the `.`, e.g. `1.0`");
+                self.pos = i;
                 return Err(Fail);
             }
             i = self.digits_end(i + 1);
@@ -1006,11 +1161,14 @@ impl<'a> Parser<'a> {
                 self.error(
                     start,
                     end,
-                    format!("invalid number `{}`: the exponent has no digits", self.slice(start, end)),
+                    format!(
+                        "invalid number `{}`: the exponent has no digits",
+                        self.slice(start, end)
+                    ),
                     "not a number",
-                    Some("an exponent looks like `1.5e10` or `2E-3`".into()),
-                );
-                self.pos = end;
+                )
+                .help("an exponent looks like `1.5e10` or `2E-3`");
+                self.pos = i;
                 return Err(Fail);
             }
             i = self.digits_end(j);
@@ -1019,11 +1177,15 @@ impl<'a> Parser<'a> {
         self.pos = i;
         let text = self.slice(start, i);
         if is_float {
-            let parsed = if text.contains('_') { text.replace('_', "").parse() } else { text.parse() };
+            let parsed = if text.contains('_') {
+                text.replace('_', "").parse()
+            } else {
+                text.parse()
+            };
             return match parsed {
                 Ok(f) => Ok(Value::Float(f)),
                 Err(_) => {
-                    self.error(start, i, format!("invalid number `{text}`"), "not a number", None);
+                    self.error(start, i, format!("invalid number `{text}`"), "not a number");
                     Err(Fail)
                 }
             };
@@ -1037,15 +1199,25 @@ impl<'a> Parser<'a> {
         if !self.bytes.get(i).is_some_and(u8::is_ascii_digit) {
             return i;
         }
-        while self.bytes.get(i).is_some_and(|b| b.is_ascii_digit() || *b == b'_') {
+        while self
+            .bytes
+            .get(i)
+            .is_some_and(|b| b.is_ascii_digit() || *b == b'_')
+        {
             i += 1;
         }
         i
     }
 
     /// `0x`, `0o` or `0b` and its digits; `i` is just after the prefix.
-    fn radix_integer(&mut self, start: usize, mut i: usize, radix: u32, negative: bool) -> PResult<Value> {
-        let is_digit = |b: u8| (b as char).to_digit(radix).is_some();
+    fn radix_integer(
+        &mut self,
+        start: usize,
+        mut i: usize,
+        radix: u32,
+        negative: bool,
+    ) -> PResult<Value> {
+        let is_digit = |b: u8| (b as char).is_digit(radix);
         if !self.bytes.get(i).is_some_and(|&b| is_digit(b)) {
             let name = match radix {
                 16 => "hexadecimal",
@@ -1056,11 +1228,14 @@ impl<'a> Parser<'a> {
             self.error(
                 start,
                 end,
-                format!("invalid number `{}`: expected a {name} digit after the prefix", self.slice(start, end)),
+                format!(
+                    "invalid number `{}`: expected a {name} digit after the prefix",
+                    self.slice(start, end)
+                ),
                 "not a number",
-                Some("`_` separators may only come after the first digit".into()),
-            );
-            self.pos = end;
+            )
+            .help("`_` separators may only come after the first digit");
+            self.pos = i;
             return Err(Fail);
         }
         let digits_start = i;
@@ -1074,22 +1249,32 @@ impl<'a> Parser<'a> {
 
     /// The integer value of `digits` (`_` ignored). Negative numbers accumulate
     /// downwards so that `i128::MIN` itself fits.
-    fn accumulate(&mut self, start: usize, end: usize, digits: &[u8], radix: u32, negative: bool) -> PResult<Value> {
+    fn accumulate(
+        &mut self,
+        start: usize,
+        end: usize,
+        digits: &[u8],
+        radix: u32,
+        negative: bool,
+    ) -> PResult<Value> {
         let mut acc: i128 = 0;
         for &b in digits {
-            let Some(d) = (b as char).to_digit(radix) else { continue };
+            let Some(d) = (b as char).to_digit(radix) else {
+                continue;
+            };
             let next = acc.checked_mul(i128::from(radix)).and_then(|a| {
-                if negative { a.checked_sub(i128::from(d)) } else { a.checked_add(i128::from(d)) }
+                if negative {
+                    a.checked_sub(i128::from(d))
+                } else {
+                    a.checked_add(i128::from(d))
+                }
             });
             match next {
                 Some(n) => acc = n,
                 None => {
-                    self.error(
-                        start,
-                        end,
-                        format!("integer `{}` is out of range", self.slice(start, end)),
-                        "too large",
-                        Some("integers must fit in 128 bits (about ±1.7e38); write a float like `1e40` if precision does not matter".into()),
+                    let message = format!("integer `{}` is out of range", self.slice(start, end));
+                    self.error(start, end, message, "too large").help(
+                        "integers must fit in 128 bits (about ±1.7e38); write a float like `1e40` if precision does not matter",
                     );
                     return Err(Fail);
                 }
@@ -1100,90 +1285,189 @@ impl<'a> Parser<'a> {
 
     // ----------------------------------------------------------------- strings
 
-    /// At `"`: a single-line or multi-line quoted string, unescaped.
+    /// At `"`: a quoted string, unescaped.
     fn quoted_string(&mut self) -> PResult<String> {
+        self.string(self.pos, 0)
+    }
+
+    /// At `#`: a raw string.
+    fn raw_string(&mut self) -> PResult<String> {
         let start = self.pos;
-        if self.starts_with(b"\"\"\"") {
-            let nl = self.newline_len(start + 3);
-            if nl == 0 {
-                return Err(self.multiline_needs_newline(start, b"\"\"\""));
-            }
-            return self.multiline_string(start, start + 3 + nl);
+        let mut q = start;
+        while self.bytes.get(q) == Some(&b'#') {
+            q += 1;
         }
-        self.pos += 1;
-        let mut out = String::new();
+        if self.bytes.get(q) != Some(&b'"') {
+            let end = self.bad_token_end(start);
+            let message = format!(
+                "`{}` starts neither a raw string nor a keyword",
+                self.slice(start, end)
+            );
+            self.error(start, end, message, "invalid").help(format!(
+                "a raw string looks like `#\"text\"#`; {KEYWORD_HELP}"
+            ));
+            self.pos = q;
+            return Err(Fail);
+        }
+        self.string(start, q - start)
+    }
+
+    /// A quoted (`hashes == 0`) or raw string starting at `start`, its first `"` after
+    /// the hashes. `"""` opens a multi-line string, which a newline must follow.
+    fn string(&mut self, start: usize, hashes: usize) -> PResult<String> {
+        let q = start + hashes;
+        let multiline = self.starts_with_at(q, b"\"\"\"");
+        let closer = Closer {
+            quotes: if multiline { 3 } else { 1 },
+            hashes,
+        };
+        if multiline {
+            let nl = self.newline_len(q + 3);
+            if nl == 0 {
+                return Err(self.multiline_needs_newline(start, closer));
+            }
+            self.pos = q + 3 + nl;
+        } else {
+            self.pos = q + 1;
+        }
+        let escapes = hashes == 0;
+        let label = if escapes {
+            "string starts here"
+        } else {
+            "raw string starts here"
+        };
+        let mut buf = String::new();
+        // A multi-line string's lines, as ranges of `buf` (the line breaks left out).
+        let mut lines = Vec::new();
+        let mut line = Line::new(0, self.pos);
         let mut seg = self.pos;
         let mut failed = false;
-        loop {
+        let close = loop {
+            while self
+                .bytes
+                .get(self.pos)
+                .is_some_and(|&b| !STRING_STOP[b as usize])
+            {
+                self.pos += 1;
+            }
             let Some(&b) = self.bytes.get(self.pos) else {
+                let what = if multiline {
+                    "multi-line string"
+                } else {
+                    "string"
+                };
                 self.error(
                     start,
-                    start + 1,
-                    "unterminated string".into(),
-                    "string starts here",
-                    Some("add the closing `\"`".into()),
-                );
+                    q + closer.quotes,
+                    format!("unterminated {what}"),
+                    label,
+                )
+                .help(format!("close it with `{closer}`"));
                 return Err(Fail);
             };
             match b {
-                b'"' => {
-                    out.push_str(self.slice(seg, self.pos));
-                    self.pos += 1;
-                    break;
+                b'"' if self.closes_at(self.pos, closer) => {
+                    buf.push_str(self.slice(seg, self.pos));
+                    break self.pos;
                 }
-                b'\\' => {
-                    out.push_str(self.slice(seg, self.pos));
-                    failed |= !self.escape(&mut out);
+                b'\\' if escapes => {
+                    buf.push_str(self.slice(seg, self.pos));
+                    let before = buf.len();
+                    failed |= !self.escape(&mut buf);
+                    if buf.len() > before {
+                        line.literal_end = line.literal_end.min(before);
+                    }
                     seg = self.pos;
                 }
-                0x00..=0x1f | 0x7f | 0xc2 | 0xe2 | 0xef => {
-                    if self.newline_len(self.pos) > 0 {
-                        self.error(
-                            start,
-                            self.pos,
-                            "unterminated string: a single-line string can't contain a newline".into(),
-                            "string starts here",
-                            Some("close it before the line ends, write `\\n` for a newline, or use a multi-line string: `\"\"\"` followed by a newline".into()),
+                b'"' | b'\\' => self.pos += 1,
+                _ => {
+                    let nl = self.newline_len(self.pos);
+                    if nl == 0 {
+                        failed |= self.skip_control();
+                        continue;
+                    }
+                    if !multiline {
+                        let what = if escapes { "string" } else { "raw string" };
+                        let message = format!(
+                            "unterminated {what}: a single-line string can't contain a newline"
                         );
+                        self.error(start, self.pos, message, label).help(format!(
+                            "close it with `{closer}` before the line ends{}, or make it a multi-line string: `{}\"\"\"` followed by a newline",
+                            if escapes { ", write `\\n` for a newline" } else { "" },
+                            "#".repeat(hashes)
+                        ));
                         return Err(Fail);
                     }
-                    match self.disallowed_len(self.pos) {
-                        0 => self.pos += 1,
-                        d => {
-                            self.report_disallowed(self.pos, d);
-                            self.pos += d;
-                            failed = true;
-                        }
-                    }
+                    buf.push_str(self.slice(seg, self.pos));
+                    line.end = buf.len();
+                    line.src_end = self.pos;
+                    self.pos += nl;
+                    lines.push(std::mem::replace(&mut line, Line::new(buf.len(), self.pos)));
+                    seg = self.pos;
                 }
-                _ => self.pos += 1,
+            }
+        };
+        self.pos = close + closer.len();
+        if failed {
+            return Err(Fail);
+        }
+        if !multiline {
+            return Ok(buf);
+        }
+        line.end = buf.len();
+        line.src_end = close;
+        lines.push(line);
+        self.dedent(&buf, &lines, close, closer)
+    }
+
+    fn closes_at(&self, i: usize, closer: Closer) -> bool {
+        let quotes_end = i + closer.quotes;
+        let hashes_end = quotes_end + closer.hashes;
+        self.bytes
+            .get(i..quotes_end)
+            .is_some_and(|q| q.iter().all(|&b| b == b'"'))
+            && self
+                .bytes
+                .get(quotes_end..hashes_end)
+                .is_some_and(|h| h.iter().all(|&b| b == b'#'))
+    }
+
+    /// At a control byte or a multi-byte lead byte that is not a newline: skips the
+    /// character, reporting it if KDL forbids it. Returns whether it did.
+    fn skip_control(&mut self) -> bool {
+        match self.disallowed_len(self.pos) {
+            0 => {
+                self.pos += 1;
+                false
+            }
+            d => {
+                self.report_disallowed(self.pos, d);
+                self.pos += d;
+                true
             }
         }
-        if failed { Err(Fail) } else { Ok(out) }
     }
 
     /// The error for `"""` (or `#"""`) not followed by a newline. Skips to the closing
     /// delimiter on the same line so that recovery doesn't take it for an opening one.
-    fn multiline_needs_newline(&mut self, start: usize, close: &[u8]) -> Fail {
+    fn multiline_needs_newline(&mut self, start: usize, closer: Closer) -> Fail {
+        let open_end = start + closer.len();
         self.error(
             start,
-            start + close.len(),
-            "a multi-line string must start with a newline right after the opening `\"\"\"`".into(),
+            open_end,
+            "a multi-line string must start with a newline right after the opening `\"\"\"`",
             "multi-line string opens here",
-            Some("put the text on the following lines and the closing `\"\"\"` on its own line; for a string of just quotes, write `\"\\\"\"`".into()),
-        );
-        let mut i = start + close.len();
+        )
+        .help("put the text on the next lines and the closing `\"\"\"` on a line of its own; for a string of just quotes, write `\"\\\"\"`");
+        let mut i = open_end;
         while i < self.bytes.len() && self.newline_len(i) == 0 {
-            if self.starts_with_at(i, close) {
-                i += close.len();
+            if self.closes_at(i, closer) {
+                i += closer.len();
                 break;
             }
-            i += 1;
+            i += utf8_len(self.bytes.get(i).copied().unwrap_or(0));
         }
         self.pos = i.min(self.bytes.len());
-        while !self.src.is_char_boundary(self.pos) {
-            self.pos += 1;
-        }
         Fail
     }
 
@@ -1205,26 +1489,24 @@ impl<'a> Parser<'a> {
             Some(b's') => ' ',
             Some(b'u') => return self.unicode_escape(start, out),
             Some(_) => {
-                let mut skipped = false;
+                let after = self.pos;
                 loop {
-                    let n = self.space_len(self.pos).max(self.newline_len(self.pos));
-                    if n == 0 {
-                        break;
+                    match self.space_len(self.pos).max(self.newline_len(self.pos)) {
+                        0 => break,
+                        n => self.pos += n,
                     }
-                    self.pos += n;
-                    skipped = true;
                 }
-                if skipped {
+                if self.pos > after {
                     return true;
                 }
                 let c = self.char_at(self.pos).unwrap_or('?');
                 self.pos += c.len_utf8();
-                let help = if c == '/' {
-                    "KDL v2 has no `\\/` escape: write `/` as it is".to_string()
+                let message = format!("invalid escape `\\{c}`");
+                self.error(start, self.pos, message, "unknown escape").help(if c == '/' {
+                    "KDL v2 has no `\\/` escape: write `/` as it is"
                 } else {
-                    "the escapes are \\n \\r \\t \\\\ \\\" \\b \\f \\s \\u{XXXX}, and `\\` before whitespace, which removes it".to_string()
-                };
-                self.error(start, self.pos, format!("invalid escape `\\{c}`"), "unknown escape", Some(help));
+                    "the escapes are \\n \\r \\t \\\\ \\\" \\b \\f \\s \\u{XXXX}, and `\\` before whitespace, which removes it"
+                });
                 return false;
             }
         };
@@ -1243,8 +1525,8 @@ impl<'a> Parser<'a> {
                 end,
                 format!("invalid unicode escape: {why}"),
                 "invalid escape",
-                Some("write 1 to 6 hex digits of a Unicode scalar value in braces, e.g. `\\u{1F600}`".into()),
-            );
+            )
+            .help("write 1 to 6 hex digits of a Unicode scalar value in braces, e.g. `\\u{1F600}`");
             false
         };
         if self.peek() != Some(b'{') {
@@ -1255,11 +1537,10 @@ impl<'a> Parser<'a> {
         while self.bytes.get(i).is_some_and(u8::is_ascii_hexdigit) {
             i += 1;
         }
-        let n = i - digits_start;
         if self.bytes.get(i) != Some(&b'}') {
             return bad(self, i, "expected hex digits and `}`");
         }
-        if n == 0 || n > 6 {
+        if !(1..=6).contains(&(i - digits_start)) {
             return bad(self, i + 1, "expected 1 to 6 hex digits");
         }
         let hex = self.slice(digits_start, i);
@@ -1269,232 +1550,37 @@ impl<'a> Parser<'a> {
                 self.pos = i + 1;
                 true
             }
-            None => bad(self, i + 1, "not a Unicode scalar value (surrogates and values above 10FFFF are not)"),
+            None => bad(self, i + 1, "not a Unicode scalar value"),
         }
-    }
-
-    /// A multi-line quoted string whose body starts at `body_start` (after the newline).
-    ///
-    /// Whitespace escapes are resolved first, then the closing line's whitespace is
-    /// removed from every line, then the other escapes apply: so an escape never counts
-    /// as indentation, and a whitespace escape may join lines but not hide the closing
-    /// line's indentation.
-    fn multiline_string(&mut self, start: usize, body_start: usize) -> PResult<String> {
-        self.pos = body_start;
-        let mut buf = String::new();
-        let mut lines = Vec::new();
-        let mut line = Line { start: 0, end: 0, literal_end: usize::MAX, src_start: body_start, src_end: 0 };
-        let mut seg = body_start;
-        let mut failed = false;
-        let close = loop {
-            let Some(&b) = self.bytes.get(self.pos) else {
-                self.error(
-                    start,
-                    start + 3,
-                    "unterminated multi-line string".into(),
-                    "string starts here",
-                    Some("close it with `\"\"\"` on its own line".into()),
-                );
-                return Err(Fail);
-            };
-            match b {
-                b'"' if self.starts_with(b"\"\"\"") => {
-                    buf.push_str(self.slice(seg, self.pos));
-                    break self.pos;
-                }
-                b'\\' => {
-                    buf.push_str(self.slice(seg, self.pos));
-                    let before = buf.len();
-                    failed |= !self.escape(&mut buf);
-                    if buf.len() > before {
-                        line.literal_end = line.literal_end.min(before);
-                    }
-                    seg = self.pos;
-                }
-                0x00..=0x1f | 0x7f | 0xc2 | 0xe2 | 0xef => {
-                    let nl = self.newline_len(self.pos);
-                    if nl > 0 {
-                        buf.push_str(self.slice(seg, self.pos));
-                        line.end = buf.len();
-                        line.src_end = self.pos;
-                        self.pos += nl;
-                        let next = Line { start: buf.len(), end: 0, literal_end: usize::MAX, src_start: self.pos, src_end: 0 };
-                        lines.push(std::mem::replace(&mut line, next));
-                        seg = self.pos;
-                        continue;
-                    }
-                    match self.disallowed_len(self.pos) {
-                        0 => self.pos += 1,
-                        d => {
-                            self.report_disallowed(self.pos, d);
-                            self.pos += d;
-                            failed = true;
-                        }
-                    }
-                }
-                _ => self.pos += 1,
-            }
-        };
-        line.end = buf.len();
-        line.src_end = close;
-        lines.push(line);
-        self.pos = close + 3;
-        if failed {
-            return Err(Fail);
-        }
-        for line in &mut lines {
-            line.literal_end = line.literal_end.min(line.end);
-        }
-        self.dedent(&buf, &lines, close, 3)
-    }
-
-    /// At `#`: a raw string, single-line or multi-line.
-    fn raw_string(&mut self) -> PResult<String> {
-        let start = self.pos;
-        let mut q = start;
-        while self.bytes.get(q) == Some(&b'#') {
-            q += 1;
-        }
-        let hashes = q - start;
-        if self.bytes.get(q) != Some(&b'"') {
-            let end = self.bad_token_end(start);
-            self.error(
-                start,
-                end,
-                format!("`{}` starts neither a raw string nor a keyword", self.slice(start, end)),
-                "invalid",
-                Some(format!("a raw string looks like `#\"text\"#`; {KEYWORD_HELP}")),
-            );
-            self.pos = end;
-            return Err(Fail);
-        }
-        let mut closer = Vec::with_capacity(hashes + 3);
-        if self.starts_with_at(q, b"\"\"\"") {
-            closer.extend_from_slice(b"\"\"\"");
-            closer.resize(3 + hashes, b'#');
-            let nl = self.newline_len(q + 3);
-            if nl == 0 {
-                return Err(self.multiline_needs_newline(start, &closer));
-            }
-            return self.multiline_raw_string(start, q + 3 + nl, &closer);
-        }
-        closer.push(b'"');
-        closer.resize(1 + hashes, b'#');
-        let body_start = q + 1;
-        self.pos = body_start;
-        let mut failed = false;
-        loop {
-            let Some(&b) = self.bytes.get(self.pos) else {
-                self.error(
-                    start,
-                    body_start,
-                    "unterminated raw string".into(),
-                    "raw string starts here",
-                    Some(format!("close it with `{}`", String::from_utf8_lossy(&closer))),
-                );
-                return Err(Fail);
-            };
-            match b {
-                b'"' if self.starts_with(&closer) => break,
-                0x00..=0x1f | 0x7f | 0xc2 | 0xe2 | 0xef => {
-                    if self.newline_len(self.pos) > 0 {
-                        self.error(
-                            start,
-                            self.pos,
-                            "unterminated raw string: a single-line raw string can't contain a newline".into(),
-                            "raw string starts here",
-                            Some(format!(
-                                "close it with `{}` before the line ends, or use a multi-line raw string: `{}\"\"\"` followed by a newline",
-                                String::from_utf8_lossy(&closer),
-                                "#".repeat(hashes)
-                            )),
-                        );
-                        return Err(Fail);
-                    }
-                    match self.disallowed_len(self.pos) {
-                        0 => self.pos += 1,
-                        d => {
-                            self.report_disallowed(self.pos, d);
-                            self.pos += d;
-                            failed = true;
-                        }
-                    }
-                }
-                _ => self.pos += 1,
-            }
-        }
-        let body = self.slice(body_start, self.pos);
-        self.pos += closer.len();
-        if failed { Err(Fail) } else { Ok(body.to_owned()) }
-    }
-
-    /// A multi-line raw string whose body starts at `body_start`; `closer` is `"""#…`.
-    fn multiline_raw_string(&mut self, start: usize, body_start: usize, closer: &[u8]) -> PResult<String> {
-        self.pos = body_start;
-        let mut lines = Vec::new();
-        let mut line_start = body_start;
-        let mut failed = false;
-        let close = loop {
-            let Some(&b) = self.bytes.get(self.pos) else {
-                self.error(
-                    start,
-                    start + closer.len(),
-                    "unterminated multi-line raw string".into(),
-                    "string starts here",
-                    Some(format!("close it with `{}` on its own line", String::from_utf8_lossy(closer))),
-                );
-                return Err(Fail);
-            };
-            match b {
-                b'"' if self.starts_with(closer) => break self.pos,
-                0x00..=0x1f | 0x7f | 0xc2 | 0xe2 | 0xef => {
-                    let nl = self.newline_len(self.pos);
-                    if nl > 0 {
-                        lines.push(Line {
-                            start: line_start,
-                            end: self.pos,
-                            literal_end: self.pos,
-                            src_start: line_start,
-                            src_end: self.pos,
-                        });
-                        self.pos += nl;
-                        line_start = self.pos;
-                        continue;
-                    }
-                    match self.disallowed_len(self.pos) {
-                        0 => self.pos += 1,
-                        d => {
-                            self.report_disallowed(self.pos, d);
-                            self.pos += d;
-                            failed = true;
-                        }
-                    }
-                }
-                _ => self.pos += 1,
-            }
-        };
-        lines.push(Line { start: line_start, end: close, literal_end: close, src_start: line_start, src_end: close });
-        self.pos = close + closer.len();
-        if failed {
-            return Err(Fail);
-        }
-        let src = self.src;
-        self.dedent(src, &lines, close, closer.len())
     }
 
     /// Joins the lines of a multi-line string after removing the closing line's
     /// whitespace from each; whitespace-only lines become empty.
-    fn dedent(&mut self, buf: &str, lines: &[Line], close: usize, close_len: usize) -> PResult<String> {
-        let Some((last, body)) = lines.split_last() else { return Ok(String::new()) };
+    ///
+    /// For quoted strings `buf` has whitespace escapes resolved and other escapes
+    /// applied, with `Line::literal_end` marking where escapes begin: the spec resolves
+    /// whitespace escapes before dedenting and other escapes after, so an escape never
+    /// counts as indentation, and a whitespace escape may join lines but not hide the
+    /// closing line's indentation.
+    fn dedent(
+        &mut self,
+        buf: &str,
+        lines: &[Line],
+        close: usize,
+        closer: Closer,
+    ) -> PResult<String> {
+        let Some((last, body)) = lines.split_last() else {
+            return Ok(String::new());
+        };
         let prefix = buf.get(last.start..last.end).unwrap_or("");
         if last.literal_end < last.end || !prefix.chars().all(is_unicode_space) {
             self.error(
                 close,
-                close + close_len,
-                "the closing `\"\"\"` of a multi-line string must be on its own line".into(),
+                close + closer.len(),
+                "the closing `\"\"\"` of a multi-line string must be on a line of its own",
                 "closing quotes",
-                Some("only whitespace may come before the closing `\"\"\"` on its line; that whitespace is the indentation removed from every line".into()),
-            );
+            )
+            .help("only whitespace may come before the closing `\"\"\"` on its line; that whitespace is the indentation removed from every line");
             return Err(Fail);
         }
         let mut out = String::with_capacity(buf.len());
@@ -1504,26 +1590,21 @@ impl<'a> Parser<'a> {
                 out.push('\n');
             }
             let text = buf.get(line.start..line.end).unwrap_or("");
-            if line.literal_end == line.end && text.chars().all(is_unicode_space) {
+            let literal_end = line.literal_end.min(line.end);
+            if literal_end == line.end && text.chars().all(is_unicode_space) {
                 continue;
             }
-            if line.start + prefix.len() <= line.literal_end && text.starts_with(prefix) {
+            if line.start + prefix.len() <= literal_end && text.starts_with(prefix) {
                 out.push_str(text.get(prefix.len()..).unwrap_or(""));
-            } else {
-                let shown: String = prefix.chars().map(|c| if c == '\t' { "\\t".into() } else { show_char(c) }).collect::<Vec<_>>().join(" ");
-                self.error(
-                    line.src_start,
-                    line.src_end,
-                    "multi-line string line is not indented like its closing `\"\"\"`".into(),
-                    "indentation differs",
-                    Some(if prefix.is_empty() {
-                        "every non-blank line must start with the whitespace before the closing `\"\"\"`".into()
-                    } else {
-                        format!("every non-blank line must start with exactly the whitespace before the closing `\"\"\"` ({shown})")
-                    }),
-                );
-                failed = true;
+                continue;
             }
+            let shown: Vec<String> = prefix.chars().map(show_char).collect();
+            let message = "multi-line string line is not indented like its closing `\"\"\"`";
+            self.error(line.src_start, line.src_end, message, "indentation differs").help(format!(
+                "every non-blank line must start with exactly the whitespace before the closing `\"\"\"` ({})",
+                if shown.is_empty() { "none".to_string() } else { shown.join(" ") }
+            ));
+            failed = true;
         }
         if failed { Err(Fail) } else { Ok(out) }
     }
@@ -1625,7 +1706,11 @@ impl<'a> Parser<'a> {
                     self.pos += 3;
                     return;
                 }
-                self.pos += if b == b'\\' { 1 + self.char_len_at(self.pos + 1) } else { utf8_len(b) };
+                self.pos += if b == b'\\' {
+                    1 + self.char_len_at(self.pos + 1)
+                } else {
+                    utf8_len(b)
+                };
             }
         } else {
             self.pos += 1;
@@ -1635,7 +1720,11 @@ impl<'a> Parser<'a> {
                         self.pos += 1;
                         return;
                     }
-                    b'\\' => self.pos += 1 + self.newline_len(self.pos + 1).max(self.char_len_at(self.pos + 1)),
+                    b'\\' => {
+                        self.pos += 1 + self
+                            .newline_len(self.pos + 1)
+                            .max(self.char_len_at(self.pos + 1))
+                    }
                     _ if self.newline_len(self.pos) > 0 => return,
                     _ => self.pos += utf8_len(b),
                 }
@@ -1655,7 +1744,11 @@ impl<'a> Parser<'a> {
             return;
         }
         let multiline = self.starts_with(b"\"\"\"") && self.newline_len(self.pos + 3) > 0;
-        let mut closer = if multiline { b"\"\"\"".to_vec() } else { b"\"".to_vec() };
+        let mut closer = if multiline {
+            b"\"\"\"".to_vec()
+        } else {
+            b"\"".to_vec()
+        };
         closer.resize(closer.len() + hashes, b'#');
         self.pos += if multiline { 3 } else { 1 };
         while let Some(&b) = self.bytes.get(self.pos) {
@@ -1679,5 +1772,411 @@ fn starts_value(b: u8) -> bool {
 
 fn capitalized(s: &str) -> String {
     let mut chars = s.chars();
-    chars.next().map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
+    chars
+        .next()
+        .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn ok(text: &str) -> Vec<Node> {
+        let (doc, errors) = parse(text);
+        assert!(
+            errors.is_empty(),
+            "unexpected errors for {text:?}: {errors:#?}"
+        );
+        doc.nodes
+    }
+
+    fn errors(text: &str) -> Vec<ParseError> {
+        let (_, errors) = parse(text);
+        assert!(!errors.is_empty(), "no error for {text:?}");
+        errors
+    }
+
+    fn slice(text: &str, span: Span) -> &str {
+        &text[span.start as usize..span.end as usize]
+    }
+
+    fn values(text: &str) -> Vec<Value> {
+        ok(text)
+            .remove(0)
+            .entries
+            .into_iter()
+            .map(|e| e.value)
+            .collect()
+    }
+
+    #[test]
+    fn spans_slice_to_their_text() {
+        let text =
+            "// head\n(ty)\"my node\" 1 key=(u8)0x10 #\"raw\"# {\n    child  arg\n}\nnext; last";
+        let nodes = ok(text);
+        let n = &nodes[0];
+        assert_eq!(slice(text, n.name.span), "\"my node\"");
+        assert_eq!(n.name.value, "my node");
+        assert_eq!(slice(text, n.ty.as_ref().unwrap().span), "ty");
+        assert_eq!(slice(text, n.span), &text[8..text.find("}\n").unwrap() + 1]);
+        assert_eq!(slice(text, n.entries[0].span), "1");
+        let prop = &n.entries[1];
+        assert_eq!(slice(text, prop.span), "key=(u8)0x10");
+        assert_eq!(slice(text, prop.value_span), "0x10");
+        assert_eq!(slice(text, prop.name.as_ref().unwrap().span), "key");
+        assert_eq!(slice(text, prop.ty.as_ref().unwrap().span), "u8");
+        assert_eq!(prop.value, Value::Integer(16));
+        assert_eq!(slice(text, n.entries[2].value_span), "#\"raw\"#");
+        let child = &n.children.as_ref().unwrap()[0];
+        assert_eq!(slice(text, child.name.span), "child");
+        assert_eq!(slice(text, child.span), "child  arg");
+        assert_eq!(slice(text, nodes[1].span), "next");
+        assert_eq!(slice(text, nodes[2].span), "last");
+    }
+
+    #[test]
+    fn node_span_ends_at_last_entry_not_at_slashdashed_ones() {
+        let text = "a 1 /-2 /-{ x }\n";
+        let n = &ok(text)[0];
+        assert_eq!(slice(text, n.span), "a 1");
+        assert_eq!(n.entries.len(), 1);
+        assert_eq!(n.children, None);
+    }
+
+    #[test]
+    fn three_broken_nodes_three_errors_good_nodes_kept() {
+        let text = "good 1\nbad 1x\nalso-good \"s\"\nbad2 true\nparent {\n    fine\n    bad3 \"open\n    fine2\n}\nlast #true\n";
+        let (doc, errors) = parse(text);
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+        let names: Vec<_> = doc.nodes.iter().map(|n| n.name.value.as_str()).collect();
+        assert_eq!(names, ["good", "also-good", "parent", "last"]);
+        let kids: Vec<_> = doc.nodes[2]
+            .children
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| n.name.value.as_str())
+            .collect();
+        assert_eq!(kids, ["fine", "fine2"]);
+        assert_eq!(slice(text, errors[0].span), "1x");
+        assert_eq!(slice(text, errors[1].span), "true");
+        assert_eq!(
+            errors[2].message,
+            "unterminated string: a single-line string can't contain a newline"
+        );
+    }
+
+    #[test]
+    fn recovery_skips_braces_strings_and_comments_of_the_broken_node() {
+        let text = "bad 1x { a \"}\" ; b /* } */ } \"\"\"\n  ;\n  \"\"\" // }\nafter\n";
+        let (doc, errors) = parse(text);
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert_eq!(doc.nodes.len(), 1);
+        assert_eq!(doc.nodes[0].name.value, "after");
+    }
+
+    #[test]
+    fn stray_close_brace_is_reported_and_skipped() {
+        let (doc, errors) = parse("a\n}\nb\n");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].message, "unexpected `}`");
+        assert_eq!(doc.nodes.len(), 2);
+    }
+
+    #[test]
+    fn nesting_depth_is_limited() {
+        let nested = |levels: usize| "n {".repeat(levels) + &"}".repeat(levels);
+        let nodes = ok(&nested(MAX_DEPTH));
+        let mut depth = 0;
+        let mut node = &nodes[0];
+        while let Some(c) = node.children.as_ref().and_then(|c| c.first()) {
+            node = c;
+            depth += 1;
+        }
+        assert_eq!(depth, MAX_DEPTH - 1);
+
+        let errs = errors(&nested(MAX_DEPTH + 1));
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].message.contains("nested too deeply"), "{errs:?}");
+
+        // Far deeper than any stack would allow if the parser recursed without limit.
+        let (_, errs) = parse(&("{".repeat(1_000_000)));
+        assert!(!errs.is_empty());
+        let (_, errs) = parse(&(nested(100_000) + "\nafter"));
+        assert_eq!(errs.len(), 1);
+    }
+
+    #[test]
+    fn good_error_messages() {
+        let e = &errors("node true")[0];
+        assert_eq!(e.message, "`true` is a keyword in KDL v2: write `#true`");
+        assert_eq!(
+            e.help.as_deref(),
+            Some("for the string, quote it: \"true\"")
+        );
+
+        let e = &errors("node \"abc")[0];
+        assert_eq!(e.message, "unterminated string");
+        assert_eq!(e.label, "string starts here");
+        assert_eq!(e.span, Span::new(5, 6));
+
+        let e = &errors("node }")[0];
+        assert_eq!(e.message, "unexpected `}`");
+
+        let e = &errors("node key=")[0];
+        assert_eq!(e.message, "expected a value after `=`");
+
+        let e = &errors("node 1=2")[0];
+        assert!(
+            e.message.starts_with("property keys must be strings"),
+            "{e:?}"
+        );
+
+        let e = &errors("node \"x\\q\"")[0];
+        assert_eq!(e.message, "invalid escape `\\q`");
+
+        let e = &errors("node #True")[0];
+        assert_eq!(
+            e.help.as_deref(),
+            Some("keywords are case-sensitive: write `#true`")
+        );
+
+        let e = &errors("node 12abc")[0];
+        assert_eq!(e.message, "invalid number `12abc`");
+        assert!(e.help.as_deref().unwrap().contains("\"12abc\""));
+
+        let e = &errors("{ child }")[0];
+        assert_eq!(
+            e.message,
+            "found a children block where a node name was expected"
+        );
+
+        let e = &errors("a {\n  b\n")[0];
+        assert_eq!(e.message, "unclosed children block");
+        assert_eq!(e.span, Span::new(2, 3));
+
+        let e = &errors("a 170141183460469231731687303715884105728")[0];
+        assert!(e.message.contains("out of range"), "{e:?}");
+
+        let e = &errors("a \"\"\"\n  x\n y\n  \"\"\"")[0];
+        assert!(e.message.contains("not indented like its closing"), "{e:?}");
+        assert_eq!(e.span, Span::new(10, 12));
+
+        let e = &errors("a \"\u{202e}\"")[0];
+        assert!(e.message.contains("U+202E"), "{e:?}");
+    }
+
+    #[test]
+    fn numbers() {
+        let vals = values(
+            "n 0 -0 +7 1_000 0xf_f_ 0xFF 0o17 -0b101 1.5 -2.5e3 1E+2 1e-2 1_0.2_5e1_0 \
+             170141183460469231731687303715884105727 -170141183460469231731687303715884105728",
+        );
+        assert_eq!(
+            vals,
+            [
+                Value::Integer(0),
+                Value::Integer(0),
+                Value::Integer(7),
+                Value::Integer(1000),
+                Value::Integer(255),
+                Value::Integer(255),
+                Value::Integer(15),
+                Value::Integer(-5),
+                Value::Float(1.5),
+                Value::Float(-2500.0),
+                Value::Float(100.0),
+                Value::Float(0.01),
+                Value::Float(10.25e10),
+                Value::Integer(i128::MAX),
+                Value::Integer(i128::MIN),
+            ]
+        );
+        assert_eq!(values("n 1e400"), [Value::Float(f64::INFINITY)]);
+        for bad in [
+            "n 0x_1", "n 1.", "n .5", "n -.5", "n 1e", "n 1._5", "n 0b2", "n 0X10", "n 1.0.0",
+            "n 0xg",
+        ] {
+            errors(bad);
+        }
+    }
+
+    #[test]
+    fn keywords_and_bare_strings() {
+        let vals = values("n #true #false #null #inf #-inf +inf - .x -.x +. a,b ü");
+        assert_eq!(
+            vals[..5],
+            [
+                Value::Bool(true),
+                Value::Bool(false),
+                Value::Null,
+                Value::Float(f64::INFINITY),
+                Value::Float(f64::NEG_INFINITY)
+            ]
+        );
+        let strings: Vec<_> = vals[5..]
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => s.as_str(),
+                _ => panic!("{v:?}"),
+            })
+            .collect();
+        assert_eq!(strings, ["+inf", "-", ".x", "-.x", "+.", "a,b", "ü"]);
+        assert!(matches!(values("n #nan")[0], Value::Float(f) if f.is_nan()));
+        for bad in [
+            "n null", "n -inf", "n nan", "n #yes", "n #", "n a#b", "n a(b)", "n [x]",
+        ] {
+            errors(bad);
+        }
+    }
+
+    #[test]
+    fn quoted_strings_and_escapes() {
+        let vals = values(r#"n "a\nb\t\"\\\b\f\r\s" "\u{41}\u{1F600}" "x\   y" "" "é""#);
+        assert_eq!(
+            vals,
+            [
+                Value::String("a\nb\t\"\\\u{8}\u{c}\r ".into()),
+                Value::String("A😀".into()),
+                Value::String("xy".into()),
+                Value::String(String::new()),
+                Value::String("é".into()),
+            ]
+        );
+        assert_eq!(
+            values("n \"one \\\n\n   two\"")[0],
+            Value::String("one two".into())
+        );
+        for bad in [
+            r#"n "\u{D800}""#,
+            r#"n "\u{110000}""#,
+            r#"n "\u{}""#,
+            r#"n "\u{1234567}""#,
+            r#"n "\u41""#,
+            "n \"a\nb\"",
+        ] {
+            errors(bad);
+        }
+    }
+
+    #[test]
+    fn multi_line_strings() {
+        let text =
+            "n \"\"\"\n    line one\n\n      indented \\\n  joined\n    \\s escaped\n    \"\"\"";
+        assert_eq!(
+            values(text)[0],
+            Value::String("line one\n\n  indented joined\n  escaped".into())
+        );
+        assert_eq!(values("n \"\"\"\n\"\"\"")[0], Value::String(String::new()));
+        assert_eq!(
+            values("n \"\"\"\r\n  a\r\n  b\r\n  \"\"\"")[0],
+            Value::String("a\nb".into())
+        );
+        assert_eq!(
+            values("n \"\"\"\n  \"q\" \"\"q\n  \"\"\"")[0],
+            Value::String("\"q\" \"\"q".into())
+        );
+        errors("n \"\"\"x\"\"\"");
+        errors("n \"\"\"\n  a\n  b\"\"\"");
+        errors("n \"\"\"\n\\s a\n  \"\"\"");
+    }
+
+    #[test]
+    fn raw_strings() {
+        let vals = values("n #\"a\\n\"b\"# ##\"x\"#y\"## #\"\"#");
+        assert_eq!(
+            vals,
+            [
+                Value::String("a\\n\"b".into()),
+                Value::String("x\"#y".into()),
+                Value::String(String::new())
+            ]
+        );
+        assert_eq!(
+            values("n #\"\"\"\n   raw \\n\n  \"\"\"#")[0],
+            Value::String(" raw \\n".into())
+        );
+        for bad in [
+            "n #\"\"\"#",
+            "n #\"\"\"x\"#",
+            "n ##\"a\"#",
+            "n #\"a\"##",
+            "n #\"a\nb\"#",
+            "n #\"a",
+        ] {
+            errors(bad);
+        }
+    }
+
+    #[test]
+    fn properties_types_and_slashdash() {
+        let n = &ok("(t)n (u)1 k=v \"q k\"=(w)2 k=3 /-dropped=1 /- 4 /-(t)5 #\"r\"# =6\n")[0];
+        assert_eq!(n.ty.as_ref().unwrap().value, "t");
+        let shown: Vec<_> = n
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.name.as_ref().map(|k| k.value.clone()),
+                    e.ty.as_ref().map(|t| t.value.clone()),
+                    e.value.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (None, Some("u".into()), Value::Integer(1)),
+                (Some("k".into()), None, Value::String("v".into())),
+                (Some("q k".into()), Some("w".into()), Value::Integer(2)),
+                (Some("k".into()), None, Value::Integer(3)),
+                (Some("r".into()), None, Value::Integer(6)),
+            ]
+        );
+        let nodes = ok("/- a { b }\nc /-{ x } { y } /-{ z }; /-d 1;e");
+        let names: Vec<_> = nodes.iter().map(|n| n.name.value.as_str()).collect();
+        assert_eq!(names, ["c", "e"]);
+        assert_eq!(nodes[0].children.as_ref().unwrap()[0].name.value, "y");
+        for bad in [
+            "a /-",
+            "a /-;",
+            "a { } b",
+            "a { } { }",
+            "a /-{ } b",
+            "(t)k=1",
+            "a (t)k=1",
+            "a (t)/-1",
+            "a \"s\"/-1",
+            "/-",
+        ] {
+            errors(bad);
+        }
+    }
+
+    #[test]
+    fn whitespace_newlines_comments_and_continuations() {
+        let text = "\u{feff}a\u{85}b\u{2028}c\u{2029}d\u{b}e\u{c}f\rg\r\nh\u{3000}1 \\ // cont\n  2 /* x /* nested */ */ 3 // end\ni";
+        let nodes = ok(text);
+        let names: Vec<_> = nodes.iter().map(|n| n.name.value.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c", "d", "e", "f", "g", "h", "i"]);
+        assert_eq!(nodes[7].entries.len(), 3);
+        ok("");
+        ok("\\\n");
+        ok("a \\");
+        errors("a \\ b");
+        errors("a /* unterminated");
+        errors("a\u{feff}");
+        errors("// \u{7f} in a comment\n");
+    }
+
+    #[test]
+    fn never_panics_on_truncations_of_tricky_input() {
+        let text = "\u{feff}(t)\"n\u{e9}\" 0x1_f -1.5e+3 #\"r\"# ##\"\"\"\n  r\n  \"\"\"## \"\"\"\n  \\u{1F600} \\\n  x\n  \"\"\" k=(u)#true {\n  /* c /* d */ */ child \\ // x\n  /-{ z } ; \u{2028} \u{85}é 😀\n}";
+        for (i, _) in text.char_indices() {
+            let _ = parse(&text[..i]);
+            let _ = parse(&text[i..]);
+        }
+    }
 }

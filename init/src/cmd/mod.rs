@@ -2,19 +2,27 @@
 //! drive them without a process, and returns the exit code: 0 ok, 1 invalid input.
 
 mod check;
+pub mod ctl;
+pub mod exec;
 mod fmt;
 mod graph;
+pub mod logs;
 mod options;
 mod render;
+mod up;
 mod why;
 
 use std::io::Write;
 use std::path::Path;
 
 pub use check::{check, eval};
+pub use ctl::{down, restart, start, status, stop};
+pub use exec::exec;
 pub use fmt::fmt;
 pub use graph::graph;
+pub use logs::logs;
 pub use options::options;
+pub use up::up;
 pub use why::why;
 
 use berth_config::FsSource;

@@ -1,0 +1,67 @@
+use std::io::Write;
+use std::path::Path;
+
+use berth_config::FsSource;
+use berth_config::diag::render_all;
+
+use super::INVALID;
+use crate::control::server::ControlServer;
+use crate::runtime::CgroupTree;
+use crate::state::{StateLock, cgroup2_mount, cgroup_name};
+use crate::supervisor::{Setup, Supervisor};
+
+/// `berth up FILE`: evaluate, start every container in dependency order, supervise
+/// until SIGTERM/SIGINT or `berth down`, stop in reverse order.
+pub fn up(file: &Path, state_dir: &Path, socket: &Path, err: &mut dyn Write, color: bool) -> u8 {
+    // Validate everything before the first side effect.
+    let ev = match berth_modules::evaluate(&FsSource, file) {
+        Ok(ev) => ev,
+        Err(f) => {
+            let _ = write!(err, "{}", render_all(&f.diagnostics, &f.tree.sources, color));
+            return INVALID;
+        }
+    };
+    let fail = |err: &mut dyn Write, msg: String| {
+        let _ = writeln!(err, "berth: {msg}");
+        INVALID
+    };
+    let lock = match StateLock::acquire(state_dir) {
+        Ok(l) => l,
+        Err(e) => return fail(err, e.to_string()),
+    };
+    let Some(mount) = cgroup2_mount() else {
+        return fail(err, "no cgroup v2 hierarchy is mounted; berth needs one (mount -t cgroup2 none /sys/fs/cgroup)".into());
+    };
+    let cgroups = match CgroupTree::create(&mount, &cgroup_name(&lock.dir)) {
+        Ok(c) => c,
+        Err(e) => return fail(err, e.to_string()),
+    };
+    let control = match ControlServer::bind(socket) {
+        Ok(c) => c,
+        Err(e) => return fail(err, e.to_string()),
+    };
+    let specs = crate::unit::units(&ev, &lock.dir);
+    let setup = Setup {
+        state_dir: lock.dir.clone(),
+        log_dir: lock.logs(),
+        run_dir: lock.run(),
+        cgroups: cgroups.clone(),
+        cgroup_mount: mount,
+        control,
+        notify_parent: std::env::var("NOTIFY_SOCKET").ok(),
+    };
+    let mut sup = match Supervisor::new(setup, specs) {
+        Ok(s) => s,
+        Err(e) => return fail(err, e.to_string()),
+    };
+    let _ = writeln!(err, "berth: up: {} containers from {}, state in {}", ev.of_kind(berth_modules::Kind::Container).count(), file.display(), lock.dir.display());
+    let result = sup.run();
+    drop(sup);
+    // Everything is stopped: remove the (empty) cgroups berth made.
+    let _ = cgroups.remove();
+    match result {
+        Ok(()) => 0,
+        Err(e) => fail(err, e.to_string()),
+    }
+}
+

@@ -1,0 +1,81 @@
+//! The control protocol: newline-delimited JSON over a Unix socket (mode 0600, root
+//! only). Every message carries the protocol version `v`; a server answers a request of
+//! a version it does not speak with an error naming both versions.
+
+use serde::{Deserialize, Serialize};
+
+pub const VERSION: u32 = 1;
+
+/// A request from the CLI to the running berth.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verb", rename_all = "kebab-case")]
+pub enum Request {
+    /// Every container's state.
+    Status,
+    /// Start a stopped or failed container (clears `failed`).
+    Start { name: String },
+    /// Stop a container; it stays stopped until `start`.
+    Stop { name: String },
+    /// Stop and start again; clears `failed` and the start limit.
+    Restart { name: String },
+    /// Where the running berth keeps its state (logs, volumes), and its pid.
+    Info,
+    /// Stop everything in reverse dependency order, then exit.
+    Down,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub v: u32,
+    #[serde(flatten)]
+    pub body: T,
+}
+
+/// A container's lifecycle state, as `berth status --json` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// Spawned, not yet ready.
+    Starting,
+    /// Ready (or started, for containers without a readiness check).
+    Running,
+    /// Stop signal sent, waiting for the exit or the stop timeout.
+    Stopping,
+    /// Not running, and not going to be started until asked (or waiting for its
+    /// dependencies).
+    Stopped,
+    /// Exited; waiting for the restart delay.
+    Backoff,
+    /// Hit its start limit; stays down until `berth restart` / `berth start`.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerStatus {
+    pub name: String,
+    pub state: State,
+    /// The container's init as seen from the host, while it runs.
+    pub pid: Option<i32>,
+    /// Seconds since the current process started.
+    pub uptime: Option<f64>,
+    /// How many times it was started again after an exit.
+    pub restarts: u32,
+    pub ready: bool,
+    /// Current memory use in bytes (cgroup memory.current), where available.
+    pub memory: Option<u64>,
+    /// The last exit: "exited 3", "killed by SIGKILL".
+    pub last_exit: Option<String>,
+    /// `STATUS=` text from sd_notify.
+    pub status_text: Option<String>,
+    /// Limits that cannot be enforced here and other problems worth a look.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum Response {
+    Ok { message: Option<String> },
+    Status { containers: Vec<ContainerStatus> },
+    Info { pid: u32, state_dir: String, log_dir: String, version: String },
+    Error { message: String },
+}

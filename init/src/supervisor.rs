@@ -1,0 +1,850 @@
+//! The supervisor: one thread, one epoll loop over a signalfd, the containers' log
+//! pipes and notify sockets, and the control socket. Deadlines (restart delays, stop
+//! timeouts, health checks, watchdogs) become the epoll timeout, so an idle host makes
+//! no wake-ups at all.
+//!
+//! Exits are learnt from SIGCHLD and `waitpid(-1)`: berth is a child subreaper, so every
+//! orphan of a container ends up here and is reaped too; a pid that belongs to a
+//! container's init or a health check is dispatched, any other is just reaped.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rustix::event::epoll;
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+
+use crate::control::proto::{ContainerStatus, Request, Response, State};
+use crate::control::server::ControlServer;
+use crate::logs::{LogWriter, Stream};
+use crate::runtime::{Cgroup, CgroupTree, Mount, Stdio, spawn};
+use crate::unit::{Ready, Restart, UnitSpec};
+
+const TOKEN_SIGNAL: u64 = 1 << 32;
+const TOKEN_CONTROL: u64 = 2 << 32;
+const TOKEN_STDOUT: u64 = 3 << 32;
+const TOKEN_STDERR: u64 = 4 << 32;
+const TOKEN_NOTIFY: u64 = 5 << 32;
+
+/// Where the notify socket appears inside a container.
+const NOTIFY_DIR_IN_CONTAINER: &str = "/run/berth";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> SupervisorError {
+    let what = what.into();
+    move |source| SupervisorError::Io { what, source }
+}
+
+/// Paths and handles the supervisor runs with.
+#[derive(Debug)]
+pub struct Setup {
+    pub state_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub run_dir: PathBuf,
+    pub cgroups: CgroupTree,
+    /// The cgroup2 mount point, to recognise our cgroups in /proc/PID/cgroup.
+    pub cgroup_mount: PathBuf,
+    pub control: ControlServer,
+    /// `$NOTIFY_SOCKET` of whoever started berth (systemd), for READY=1 and STATUS=.
+    pub notify_parent: Option<String>,
+}
+
+/// Lifecycle of one container (see `State` for the user-facing meaning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Stopped,
+    Starting,
+    Running,
+    Stopping,
+    Backoff,
+    Failed,
+}
+
+#[derive(Debug)]
+struct HealthProbe {
+    pid: i32,
+    deadline: Instant,
+}
+
+#[derive(Debug)]
+struct Unit {
+    spec: UnitSpec,
+    phase: Phase,
+    /// The admin (or the policy) wants it running.
+    wanted: bool,
+    /// Start again as soon as the current stop completes.
+    restart_after_stop: bool,
+    pid: Option<i32>,
+    pidfd: Option<OwnedFd>,
+    pipes: [Option<OwnedFd>; 2],
+    notify: Option<UnixDatagram>,
+    log: Option<LogWriter>,
+    cgroup: Option<Cgroup>,
+    ready: bool,
+    restarts: u32,
+    starts: VecDeque<Instant>,
+    delay: Duration,
+    /// Backoff: when to start; Stopping: when to kill; Starting: start timeout.
+    deadline: Option<Instant>,
+    started_at: Option<Instant>,
+    last_exit: Option<String>,
+    status_text: Option<String>,
+    warnings: Vec<String>,
+    next_check: Option<Instant>,
+    probe: Option<HealthProbe>,
+    failures: u32,
+    watchdog: Option<Instant>,
+}
+
+pub struct Supervisor {
+    setup: Setup,
+    epoll: OwnedFd,
+    signals: OwnedFd,
+    units: Vec<Unit>,
+    by_pid: HashMap<i32, usize>,
+    shutting_down: bool,
+    announced_ready: bool,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor").field("units", &self.units.len()).finish()
+    }
+}
+
+/// Blocks the signals the loop reads from its signalfd, and returns the signalfd.
+fn signalfd() -> io::Result<OwnedFd> {
+    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it; the process
+    // mask is changed before any container is spawned (spawn saves and restores it).
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
+            libc::sigaddset(&mut set, s);
+        }
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Reads pending signal numbers from a signalfd.
+fn read_signals(fd: &OwnedFd) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
+    while let Ok(n) = rustix::io::read(fd, &mut buf) {
+        if n < buf.len() {
+            break;
+        }
+        // ssi_signo is the first u32 of signalfd_siginfo.
+        out.push(u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as i32);
+    }
+    out
+}
+
+fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    rustix::io::ioctl_fionbio(fd, true).map_err(io::Error::from)
+}
+
+impl Supervisor {
+    pub fn new(setup: Setup, specs: Vec<UnitSpec>) -> Result<Self, SupervisorError> {
+        // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer argument only.
+        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+            return Err(io_err("become a child subreaper")(io::Error::last_os_error()));
+        }
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| io_err("epoll_create")(e.into()))?;
+        let signals = signalfd().map_err(io_err("signalfd"))?;
+        epoll::add(&epoll, &signals, epoll::EventData::new_u64(TOKEN_SIGNAL), epoll::EventFlags::IN).map_err(|e| io_err("epoll add signalfd")(e.into()))?;
+        epoll::add(&epoll, setup.control.fd(), epoll::EventData::new_u64(TOKEN_CONTROL), epoll::EventFlags::IN).map_err(|e| io_err("epoll add control socket")(e.into()))?;
+        let units = specs
+            .into_iter()
+            .map(|spec| Unit {
+                delay: spec.backoff_initial,
+                warnings: spec.warnings.clone(),
+                spec,
+                phase: Phase::Stopped,
+                wanted: true,
+                restart_after_stop: false,
+                pid: None,
+                pidfd: None,
+                pipes: [None, None],
+                notify: None,
+                log: None,
+                cgroup: None,
+                ready: false,
+                restarts: 0,
+                starts: VecDeque::new(),
+                deadline: None,
+                started_at: None,
+                last_exit: None,
+                status_text: None,
+                next_check: None,
+                probe: None,
+                failures: 0,
+                watchdog: None,
+            })
+            .collect();
+        Ok(Supervisor { setup, epoll, signals, units, by_pid: HashMap::new(), shutting_down: false, announced_ready: false })
+    }
+
+    /// Runs until every container is stopped after SIGTERM, SIGINT or `berth down`.
+    pub fn run(&mut self) -> Result<(), SupervisorError> {
+        self.notify_parent(&format!("STATUS=starting {} containers", self.units.len()));
+        let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
+        loop {
+            self.schedule();
+            if self.shutting_down && self.units.iter().all(|u| matches!(u.phase, Phase::Stopped | Phase::Failed)) {
+                self.notify_parent("STATUS=all containers stopped");
+                return Ok(());
+            }
+            let timeout = self.next_deadline().map(|d| {
+                let left = d.saturating_duration_since(Instant::now());
+                rustix::event::Timespec { tv_sec: left.as_secs() as i64, tv_nsec: i64::from(left.subsec_nanos()) }
+            });
+            events.clear();
+            match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), timeout.as_ref()) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(io_err("epoll_wait")(e.into())),
+            }
+            for ev in &events {
+                let token = ev.data.u64();
+                let idx = (token & 0xffff_ffff) as usize;
+                match token & !0xffff_ffff {
+                    TOKEN_SIGNAL => self.on_signals(),
+                    TOKEN_CONTROL => self.on_control(),
+                    TOKEN_STDOUT => {
+                        self.on_output(idx, 0);
+                    }
+                    TOKEN_STDERR => {
+                        self.on_output(idx, 1);
+                    }
+                    TOKEN_NOTIFY => self.on_notify(idx),
+                    _ => {}
+                }
+            }
+            self.on_deadlines(Instant::now());
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.units
+            .iter()
+            .flat_map(|u| [u.deadline, u.next_check, u.probe.as_ref().map(|p| p.deadline), u.watchdog])
+            .flatten()
+            .min()
+    }
+
+    fn on_signals(&mut self) {
+        for sig in read_signals(&self.signals) {
+            match sig {
+                libc::SIGCHLD => self.reap(),
+                libc::SIGTERM | libc::SIGINT => self.shutdown(),
+                _ => {}
+            }
+        }
+    }
+
+    pub fn shutdown(&mut self) {
+        if !self.shutting_down {
+            self.shutting_down = true;
+            self.notify_parent("STOPPING=1\nSTATUS=stopping containers");
+        }
+    }
+
+    /// Reaps every exited child; dispatches those that are ours.
+    fn reap(&mut self) {
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid with a valid pointer to an int.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                return;
+            }
+            let Some(&i) = self.by_pid.get(&pid) else { continue };
+            self.by_pid.remove(&pid);
+            let exit = describe_status(status);
+            if self.units[i].probe.as_ref().is_some_and(|p| p.pid == pid) {
+                let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+                self.units[i].probe = None;
+                self.on_probe(i, ok);
+            } else {
+                self.on_exit(i, &exit, libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+            }
+        }
+    }
+
+    fn event(&mut self, i: usize, text: &str) {
+        let u = &mut self.units[i];
+        if let Some(log) = &mut u.log {
+            let _ = log.event(text);
+        }
+        eprintln!("berth: container {}: {text}", u.spec.name);
+    }
+
+    /// Starts what may start and stops what must stop.
+    fn schedule(&mut self) {
+        let now = Instant::now();
+        if self.shutting_down {
+            for i in 0..self.units.len() {
+                let dependents_down = self.units.iter().all(|d| !d.spec.after.contains(&i) || matches!(d.phase, Phase::Stopped | Phase::Failed));
+                match self.units[i].phase {
+                    Phase::Backoff => self.units[i].phase = Phase::Stopped,
+                    Phase::Starting | Phase::Running if dependents_down => self.stop(i, false),
+                    _ => {}
+                }
+            }
+            return;
+        }
+        for i in 0..self.units.len() {
+            let u = &self.units[i];
+            let due = match u.phase {
+                Phase::Stopped => u.wanted,
+                Phase::Backoff => u.deadline.is_some_and(|d| d <= now),
+                _ => false,
+            };
+            let deps_ready = u.spec.after.iter().all(|&d| self.units[d].phase == Phase::Running && self.units[d].ready);
+            if due && deps_ready {
+                self.start(i);
+            }
+        }
+        if !self.announced_ready && self.units.iter().all(|u| !u.wanted || (u.phase == Phase::Running && u.ready)) {
+            self.announced_ready = true;
+            self.notify_parent(&format!("READY=1\nSTATUS={} containers running", self.units.iter().filter(|u| u.phase == Phase::Running).count()));
+        }
+    }
+
+    fn start(&mut self, i: usize) {
+        let now = Instant::now();
+        match self.try_start(i) {
+            Ok(()) => {}
+            Err(e) => {
+                self.event(i, &format!("start failed: {e}"));
+                self.units[i].last_exit = Some(format!("start failed: {e}"));
+                self.after_exit(i, false, now);
+            }
+        }
+    }
+
+    fn try_start(&mut self, i: usize) -> Result<(), String> {
+        let now = Instant::now();
+        let setup = &self.setup;
+        let u = &mut self.units[i];
+        let name = u.spec.name.clone();
+        if u.log.is_none() {
+            u.log = Some(LogWriter::open(&setup.log_dir, &name, u.spec.log_max_size, u.spec.log_keep).map_err(|e| format!("open its log in {}: {e}", setup.log_dir.display()))?);
+        }
+        for m in &u.spec.mounts {
+            if let Mount::Volume { src, .. } = m {
+                std::fs::create_dir_all(src).map_err(|e| format!("create volume directory {}: {e}", src.display()))?;
+            }
+        }
+        // A cgroup left by a berth that died is emptied and replaced, never reused.
+        let stale = setup.cgroups.cgroup(&name);
+        if stale.path().exists() {
+            stale.kill_and_remove(Duration::from_secs(2)).map_err(|e| e.to_string())?;
+        }
+        let cgroup = setup.cgroups.create_cgroup(&name).map_err(|e| e.to_string())?;
+        let unenforced = cgroup.apply_limits(&u.spec.limits).map_err(|e| e.to_string())?;
+        for w in unenforced {
+            let w = w.to_string();
+            if !u.warnings.contains(&w) {
+                eprintln!("berth: warning: {w}");
+                u.warnings.push(w);
+            }
+        }
+        let cgroup_fd = cgroup.open_fd().map_err(|e| e.to_string())?;
+        let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        let mut extra_mounts = Vec::new();
+        let mut extra_env = Vec::new();
+        let mut notify = None;
+        if u.spec.ready == Ready::Notify {
+            let dir = setup.run_dir.join("notify").join(&name);
+            std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+            let path = dir.join("notify.sock");
+            let _ = std::fs::remove_file(&path);
+            let sock = UnixDatagram::bind(&path).map_err(|e| format!("bind {}: {e}", path.display()))?;
+            sock.set_nonblocking(true).map_err(|e| format!("notify socket: {e}"))?;
+            rustix::net::sockopt::set_socket_passcred(&sock, true).map_err(|e| format!("notify socket: {e}"))?;
+            extra_mounts.push(Mount::Bind { src: dir, dst: NOTIFY_DIR_IN_CONTAINER.into(), ro: false });
+            extra_env.push(("NOTIFY_SOCKET".to_string(), format!("{NOTIFY_DIR_IN_CONTAINER}/notify.sock")));
+            notify = Some(sock);
+        }
+        let config = u.spec.spawn_config([Stdio::Null, Stdio::Fd(out_w), Stdio::Fd(err_w)], Some(cgroup_fd), extra_mounts, extra_env);
+        let child = spawn(&config).map_err(|e| e.to_string())?;
+        drop(config);
+        for (fd, token) in [(&out_r, TOKEN_STDOUT), (&err_r, TOKEN_STDERR)] {
+            set_nonblocking(fd.as_fd()).map_err(|e| format!("log pipe: {e}"))?;
+            epoll::add(&self.epoll, fd, epoll::EventData::new_u64(token | i as u64), epoll::EventFlags::IN).map_err(|e| format!("epoll: {e}"))?;
+        }
+        if let Some(sock) = &notify {
+            epoll::add(&self.epoll, sock, epoll::EventData::new_u64(TOKEN_NOTIFY | i as u64), epoll::EventFlags::IN).map_err(|e| format!("epoll: {e}"))?;
+        }
+        self.by_pid.insert(child.pid, i);
+        let u = &mut self.units[i];
+        u.pid = Some(child.pid);
+        u.pidfd = Some(child.pidfd);
+        u.pipes = [Some(out_r), Some(err_r)];
+        u.notify = notify;
+        u.cgroup = Some(cgroup);
+        u.phase = Phase::Starting;
+        u.ready = false;
+        u.status_text = None;
+        u.started_at = Some(now);
+        u.starts.push_back(now);
+        u.failures = 0;
+        u.deadline = Some(now + u.spec.start_timeout);
+        u.next_check = matches!(u.spec.ready, Ready::Tcp(_) | Ready::Exec(_)).then_some(now);
+        let pid = child.pid;
+        self.event(i, &format!("started, pid {pid}"));
+        if self.units[i].spec.ready == Ready::Started {
+            self.became_ready(i);
+        }
+        Ok(())
+    }
+
+    fn became_ready(&mut self, i: usize) {
+        let u = &mut self.units[i];
+        if u.phase != Phase::Starting {
+            return;
+        }
+        u.phase = Phase::Running;
+        u.ready = true;
+        u.deadline = None;
+        u.watchdog = u.spec.watchdog.map(|w| Instant::now() + w);
+        if matches!(u.spec.ready, Ready::Tcp(_) | Ready::Exec(_)) {
+            u.next_check = Some(Instant::now() + u.spec.check.interval);
+        }
+        self.event(i, "ready");
+    }
+
+    /// Sends the stop signal; the stop timeout ends in `cgroup.kill`.
+    fn stop(&mut self, i: usize, restart: bool) {
+        let u = &mut self.units[i];
+        u.restart_after_stop = restart;
+        match u.phase {
+            Phase::Starting | Phase::Running => {}
+            Phase::Backoff => {
+                u.phase = Phase::Stopped;
+                u.deadline = None;
+                return;
+            }
+            _ => return,
+        }
+        u.phase = Phase::Stopping;
+        u.next_check = None;
+        u.watchdog = None;
+        u.deadline = Some(Instant::now() + u.spec.stop_timeout);
+        let sig = u.spec.stop_signal;
+        if let Some(fd) = &u.pidfd {
+            // SAFETY: pidfd_send_signal on a pidfd we own, no siginfo.
+            unsafe { libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0) };
+        }
+        self.event(i, &format!("stopping with signal {sig}"));
+    }
+
+    fn on_exit(&mut self, i: usize, how: &str, success: bool) {
+        let now = Instant::now();
+        self.drain_output(i);
+        let u = &mut self.units[i];
+        u.pid = None;
+        u.pidfd = None;
+        u.notify = None;
+        u.probe = None;
+        u.ready = false;
+        u.next_check = None;
+        u.watchdog = None;
+        u.last_exit = Some(how.to_string());
+        // The pid namespace died with its init; anything left in the cgroup goes too,
+        // and the cgroup itself: each start gets a fresh one. (On Linux 6.18 a cgroup
+        // that was ever `cgroup.kill`ed kills every later CLONE_INTO_CGROUP child at
+        // birth, so a cgroup must never be reused.)
+        if let Some(cg) = u.cgroup.take()
+            && let Err(e) = cg.kill_and_remove(Duration::from_secs(2))
+        {
+            u.warnings.push(format!("cannot remove cgroup: {e}"));
+        }
+        let was = u.phase;
+        self.event(i, how);
+        if was == Phase::Stopping {
+            let u = &mut self.units[i];
+            u.phase = Phase::Stopped;
+            u.deadline = None;
+            if u.restart_after_stop {
+                u.restart_after_stop = false;
+                u.restarts += 1;
+            } else {
+                u.wanted = false;
+            }
+            return;
+        }
+        self.after_exit(i, success, now);
+    }
+
+    /// An unexpected exit (or a failed start): restart per policy, with backoff and the
+    /// start limit.
+    fn after_exit(&mut self, i: usize, success: bool, now: Instant) {
+        // Containers that `require` this one restart with it.
+        let dependents: Vec<usize> = (0..self.units.len()).filter(|&d| self.units[d].spec.requires.contains(&i)).collect();
+        for d in dependents {
+            if matches!(self.units[d].phase, Phase::Starting | Phase::Running) {
+                self.stop(d, true);
+            }
+        }
+        let u = &mut self.units[i];
+        let restart = !self.shutting_down
+            && match u.spec.restart {
+                Restart::Always => true,
+                Restart::OnFailure => !success,
+                Restart::Never => false,
+            };
+        if !restart {
+            u.phase = Phase::Stopped;
+            u.wanted = false;
+            u.deadline = None;
+            return;
+        }
+        while u.starts.front().is_some_and(|t| now.duration_since(*t) > u.spec.start_interval) {
+            u.starts.pop_front();
+        }
+        if u.starts.len() as u32 >= u.spec.start_burst {
+            u.phase = Phase::Failed;
+            u.wanted = false;
+            u.deadline = None;
+            let msg = format!("failed: {} starts within {:?}; `berth restart {}` to try again", u.starts.len(), u.spec.start_interval, u.spec.name);
+            self.event(i, &msg);
+            return;
+        }
+        let ran = u.started_at.map_or(Duration::ZERO, |s| now.duration_since(s));
+        if ran >= u.spec.backoff_reset {
+            u.delay = u.spec.backoff_initial;
+        }
+        let delay = u.delay;
+        u.delay = Duration::from_secs_f64((u.delay.as_secs_f64() * u.spec.backoff_factor).min(u.spec.backoff_max.as_secs_f64()));
+        u.phase = Phase::Backoff;
+        u.deadline = Some(now + delay);
+        u.restarts += 1;
+        self.event(i, &format!("restarting in {delay:?}"));
+    }
+
+    fn on_deadlines(&mut self, now: Instant) {
+        for i in 0..self.units.len() {
+            let u = &mut self.units[i];
+            if u.deadline.is_some_and(|d| d <= now) {
+                match u.phase {
+                    Phase::Stopping => {
+                        u.deadline = None;
+                        if let Some(cg) = &u.cgroup {
+                            let _ = cg.kill();
+                        }
+                        self.event(i, "stop timeout: killed");
+                    }
+                    Phase::Starting => {
+                        u.deadline = None;
+                        self.event(i, "not ready within its start timeout: restarting");
+                        self.stop(i, true);
+                    }
+                    _ => {}
+                }
+            }
+            let u = &mut self.units[i];
+            if u.watchdog.is_some_and(|w| w <= now) {
+                u.watchdog = None;
+                self.event(i, "watchdog timeout: no WATCHDOG=1 in time, restarting");
+                self.stop(i, true);
+            }
+            let u = &mut self.units[i];
+            if let Some(p) = &u.probe {
+                if p.deadline <= now {
+                    let pid = p.pid;
+                    // SAFETY: kill of a child we forked and have not reaped yet.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            } else if u.next_check.is_some_and(|t| t <= now) {
+                u.next_check = None;
+                self.probe(i);
+            }
+        }
+    }
+
+    /// Runs one readiness / health check as a child process inside the container's
+    /// network namespace (tcp) or all its namespaces (exec).
+    fn probe(&mut self, i: usize) {
+        let u = &self.units[i];
+        let (Some(pid), Some(pidfd)) = (u.pid, &u.pidfd) else { return };
+        let timeout = u.spec.check.timeout;
+        let result = match &u.spec.ready {
+            Ready::Tcp(port) => crate::probe::tcp(pidfd.as_fd(), *port, timeout, u.spec.host_network),
+            Ready::Exec(argv) => crate::probe::exec(pid, argv, timeout),
+            _ => return,
+        };
+        match result {
+            Ok(child) => {
+                self.by_pid.insert(child, i);
+                self.units[i].probe = Some(HealthProbe { pid: child, deadline: Instant::now() + timeout + Duration::from_millis(100) });
+            }
+            Err(e) => {
+                self.event(i, &format!("cannot run check: {e}"));
+                self.on_probe(i, false);
+            }
+        }
+    }
+
+    fn on_probe(&mut self, i: usize, ok: bool) {
+        let u = &mut self.units[i];
+        let interval = u.spec.check.interval;
+        match (u.phase, ok) {
+            (Phase::Starting, true) => {
+                self.became_ready(i);
+            }
+            (Phase::Starting, false) => u.next_check = Some(Instant::now() + interval.min(Duration::from_millis(500))),
+            (Phase::Running, true) => {
+                u.failures = 0;
+                u.next_check = Some(Instant::now() + interval);
+            }
+            (Phase::Running, false) => {
+                u.failures += 1;
+                if u.failures >= u.spec.check.retries {
+                    let n = u.failures;
+                    self.event(i, &format!("health check failed {n} times: restarting"));
+                    self.stop(i, true);
+                } else {
+                    u.next_check = Some(Instant::now() + interval);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Copies what a log pipe has into the log. Returns true when it stopped early
+    /// with more possibly pending.
+    fn on_output(&mut self, i: usize, which: usize) -> bool {
+        let stream = if which == 0 { Stream::Stdout } else { Stream::Stderr };
+        let u = &mut self.units[i];
+        let Some(fd) = &u.pipes[which] else { return false };
+        let mut buf = [0u8; 65536];
+        // At most 16 reads per wake-up, so a flooding container cannot starve the others
+        // or the control socket; the rest is read on the next round.
+        for _ in 0..16 {
+            match rustix::io::read(fd, &mut buf) {
+                Ok(0) => {
+                    if let Some(fd) = u.pipes[which].take() {
+                        let _ = epoll::delete(&self.epoll, &fd);
+                    }
+                    if let Some(log) = &mut u.log {
+                        let _ = log.flush_partial(stream);
+                    }
+                    return false;
+                }
+                Ok(n) => {
+                    if let Some(log) = &mut u.log
+                        && let Err(e) = log.write(stream, &buf[..n])
+                    {
+                        eprintln!("berth: container {}: cannot write its log: {e}", u.spec.name);
+                    }
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Reads what is left in the pipes after an exit (the writers are gone with the
+    /// pid namespace, so this ends).
+    fn drain_output(&mut self, i: usize) {
+        for which in 0..2 {
+            while self.on_output(i, which) {}
+        }
+    }
+
+    fn on_notify(&mut self, i: usize) {
+        let cgroup_rel = self.units[i].cgroup.as_ref().and_then(|c| c.path().strip_prefix(&self.setup.cgroup_mount).ok().map(|p| format!("/{}", p.display())));
+        loop {
+            let Some(sock) = &self.units[i].notify else { return };
+            let mut buf = [0u8; 4096];
+            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmCredentials(1))];
+            let mut control = RecvAncillaryBuffer::new(&mut space);
+            let n = match rustix::net::recvmsg(sock, &mut [IoSliceMut::new(&mut buf)], &mut control, RecvFlags::DONTWAIT) {
+                Ok(r) => r.bytes,
+                Err(_) => return,
+            };
+            let mut sender = None;
+            for msg in control.drain() {
+                if let RecvAncillaryMessage::ScmCredentials(c) = msg {
+                    sender = Some(c.pid.as_raw_nonzero().get());
+                }
+            }
+            // Only this container's processes can reach its socket (it exists only in
+            // the container's mount namespace); the cgroup check refuses anything else
+            // that got hold of it. A sender that already exited (systemd-notify does
+            // not wait) cannot be checked and is accepted.
+            let trusted = match (sender, &cgroup_rel) {
+                (Some(pid), Some(rel)) => match std::fs::read_to_string(format!("/proc/{pid}/cgroup")) {
+                    Ok(c) => c.lines().any(|l| l.strip_prefix("0::") == Some(rel.as_str())),
+                    Err(_) => true,
+                },
+                _ => false,
+            };
+            if !trusted {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            for line in text.lines() {
+                let (k, v) = line.split_once('=').unwrap_or((line, ""));
+                match k {
+                    "READY" if v == "1" => self.became_ready(i),
+                    "STATUS" => self.units[i].status_text = Some(v.to_string()),
+                    "WATCHDOG" if v == "1" => {
+                        let u = &mut self.units[i];
+                        u.watchdog = u.spec.watchdog.map(|w| Instant::now() + w);
+                    }
+                    "EXTEND_TIMEOUT_USEC" => {
+                        if let Ok(us) = v.parse::<u64>() {
+                            let u = &mut self.units[i];
+                            if u.phase == Phase::Starting {
+                                u.deadline = Some(Instant::now() + Duration::from_micros(us));
+                            }
+                        }
+                    }
+                    "STOPPING" if v == "1" => self.event(i, "stopping (STOPPING=1)"),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn on_control(&mut self) {
+        for (client, req) in self.setup.control.poll() {
+            let resp = self.handle(req);
+            self.setup.control.reply(client, &resp);
+        }
+    }
+
+    fn find(&self, name: &str) -> Result<usize, Response> {
+        self.units.iter().position(|u| u.spec.name == name).ok_or_else(|| {
+            let names: Vec<&str> = self.units.iter().map(|u| u.spec.name.as_str()).collect();
+            let hint = berth_config::diag::did_you_mean(name, names.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+            Response::Error { message: format!("no container `{name}`{hint}") }
+        })
+    }
+
+    pub fn handle(&mut self, req: Request) -> Response {
+        match req {
+            Request::Status => Response::Status { containers: self.units.iter().map(status).collect() },
+            Request::Info => Response::Info {
+                pid: std::process::id(),
+                state_dir: self.setup.state_dir.display().to_string(),
+                log_dir: self.setup.log_dir.display().to_string(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            },
+            Request::Down => {
+                self.shutdown();
+                Response::Ok { message: Some("stopping every container".into()) }
+            }
+            Request::Start { name } => match self.find(&name) {
+                Err(e) => e,
+                Ok(i) => {
+                    let u = &mut self.units[i];
+                    u.wanted = true;
+                    if matches!(u.phase, Phase::Failed | Phase::Backoff) {
+                        u.phase = Phase::Stopped;
+                        u.starts.clear();
+                        u.delay = u.spec.backoff_initial;
+                    }
+                    Response::Ok { message: Some(format!("starting {name}")) }
+                }
+            },
+            Request::Stop { name } => match self.find(&name) {
+                Err(e) => e,
+                Ok(i) => {
+                    self.units[i].wanted = false;
+                    self.stop(i, false);
+                    Response::Ok { message: Some(format!("stopping {name}")) }
+                }
+            },
+            Request::Restart { name } => match self.find(&name) {
+                Err(e) => e,
+                Ok(i) => {
+                    let u = &mut self.units[i];
+                    u.wanted = true;
+                    u.starts.clear();
+                    u.delay = u.spec.backoff_initial;
+                    if matches!(u.phase, Phase::Starting | Phase::Running) {
+                        self.stop(i, true);
+                    } else {
+                        self.units[i].phase = Phase::Stopped;
+                    }
+                    Response::Ok { message: Some(format!("restarting {name}")) }
+                }
+            },
+        }
+    }
+
+    /// Tells whoever started berth (systemd's `Type=notify`) how things stand.
+    fn notify_parent(&self, msg: &str) {
+        let Some(path) = &self.setup.notify_parent else { return };
+        let Ok(sock) = UnixDatagram::unbound() else { return };
+        let _ = match path.strip_prefix('@') {
+            Some(abs) => {
+                use std::os::linux::net::SocketAddrExt;
+                std::os::unix::net::SocketAddr::from_abstract_name(abs.as_bytes()).and_then(|a| sock.send_to_addr(msg.as_bytes(), &a))
+            }
+            None => sock.send_to(msg.as_bytes(), Path::new(path)),
+        };
+    }
+}
+
+fn status(u: &Unit) -> ContainerStatus {
+    let state = match u.phase {
+        Phase::Stopped => State::Stopped,
+        Phase::Starting => State::Starting,
+        Phase::Running => State::Running,
+        Phase::Stopping => State::Stopping,
+        Phase::Backoff => State::Backoff,
+        Phase::Failed => State::Failed,
+    };
+    let memory = u.cgroup.as_ref().and_then(|c| std::fs::read_to_string(c.path().join("memory.current")).ok()).and_then(|s| s.trim().parse().ok());
+    ContainerStatus {
+        name: u.spec.name.clone(),
+        state,
+        pid: u.pid,
+        uptime: u.started_at.filter(|_| u.pid.is_some()).map(|s| s.elapsed().as_secs_f64()),
+        restarts: u.restarts,
+        ready: u.ready,
+        memory,
+        last_exit: u.last_exit.clone(),
+        status_text: u.status_text.clone(),
+        warnings: u.warnings.clone(),
+    }
+}
+
+/// "exited 3", "killed by SIGKILL".
+fn describe_status(status: i32) -> String {
+    if libc::WIFEXITED(status) {
+        format!("exited {}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        format!("killed by {}", berth_modules::units::signal_name(libc::WTERMSIG(status)))
+    } else {
+        format!("ended (status {status})")
+    }
+}
