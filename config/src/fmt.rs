@@ -94,7 +94,10 @@ fn same_node(a: &Node, b: &Node) -> bool {
     same_name(&a.ty, &b.ty)
         && a.name.value == b.name.value
         && a.entries.len() == b.entries.len()
-        && a.entries.iter().zip(&b.entries).all(|(x, y)| same_entry(x, y))
+        && a.entries
+            .iter()
+            .zip(&b.entries)
+            .all(|(x, y)| same_entry(x, y))
         && match (&a.children, &b.children) {
             (Some(x), Some(y)) => same_nodes(x, y),
             (None, None) => true,
@@ -765,7 +768,9 @@ mod tests {
 
     #[test]
     fn lexer_never_panics_on_garbage() {
-        for text in ["\\", "\"", "#", "#\"", "/*", "\"\"\"\n", "a\\b", "\u{feff}", "é\\é", "[]"] {
+        for text in [
+            "\\", "\"", "#", "#\"", "/*", "\"\"\"\n", "a\\b", "\u{feff}", "é\\é", "[]",
+        ] {
             let _ = tokenize(text);
             let _ = layout(text);
         }
@@ -774,7 +779,10 @@ mod tests {
     #[test]
     fn same_meaning_ignores_spans_only() {
         let doc = |t: &str| kdl::parse(t).0;
-        assert!(same_meaning(&doc("a 1 k=#nan { b }"), &doc("a   1 k=#nan {\n  b\n}")));
+        assert!(same_meaning(
+            &doc("a 1 k=#nan { b }"),
+            &doc("a   1 k=#nan {\n  b\n}")
+        ));
         assert!(!same_meaning(&doc("a 1"), &doc("a 2")));
         assert!(!same_meaning(&doc("a 1"), &doc("a k=1")));
         assert!(!same_meaning(&doc("a (t)1"), &doc("a 1")));

@@ -17,7 +17,11 @@ fn check(input: &str, expected: &str) {
         Err(e) => panic!("format failed on {input:?}: {e:?}"),
     };
     assert_eq!(out, expected, "formatting {input:?}");
-    assert_eq!(format(&out).unwrap(), out, "formatting again changes {out:?}");
+    assert_eq!(
+        format(&out).unwrap(),
+        out,
+        "formatting again changes {out:?}"
+    );
     assert!(same_meaning(&parse(input).0, &parse(&out).0));
     assert_eq!(comments(input), comments(&out), "comments of {input:?}");
 }
@@ -55,14 +59,20 @@ fn tokens_are_kept_as_written() {
         "n \"bare\" #\"raw\"# ##\"r\"#\"## 0x1F 1_000 1.50e+3 -0o17 +5 #true #null #-inf #nan",
         "n \"bare\" #\"raw\"# ##\"r\"#\"## 0x1F 1_000 1.50e+3 -0o17 +5 #true #null #-inf #nan\n",
     );
-    check("\"quoted node\" \"a\\tb\\u{1F600}\"", "\"quoted node\" \"a\\tb\\u{1F600}\"\n");
+    check(
+        "\"quoted node\" \"a\\tb\\u{1F600}\"",
+        "\"quoted node\" \"a\\tb\\u{1F600}\"\n",
+    );
     check("n \"x\\\n      y\"", "n \"x\\\n      y\"\n");
 }
 
 #[test]
 fn children_blocks() {
     check("a{b}", "a {\n    b\n}\n");
-    check("limits { memory \"1G\"; cpu 2 }", "limits {\n    memory \"1G\"\n    cpu 2\n}\n");
+    check(
+        "limits { memory \"1G\"; cpu 2 }",
+        "limits {\n    memory \"1G\"\n    cpu 2\n}\n",
+    );
     check("a 1 {\n\n\n    b\n\n\n}", "a 1 {\n    b\n}\n");
     check("a {\n    b { c }\n}", "a {\n    b {\n        c\n    }\n}\n");
 }
@@ -81,7 +91,10 @@ fn empty_blocks() {
 #[test]
 fn end_of_line_comments_stay() {
     check("nat #true    // why", "nat #true // why\n");
-    check("a {  // open\n b // x\n}  // close", "a { // open\n    b // x\n} // close\n");
+    check(
+        "a {  // open\n b // x\n}  // close",
+        "a { // open\n    b // x\n} // close\n",
+    );
     check("a {\n  b\n  // last\n}", "a {\n    b\n    // last\n}\n");
     check(
         "a {\n  b {\n c\n // inner end\n  }\n// outer end\n}",
@@ -124,7 +137,10 @@ fn blank_lines() {
 
 #[test]
 fn all_newlines_are_newlines() {
-    check("a\rb\u{85}c\u{2028}d\u{2029}e\u{b}f\u{c}g", "a\nb\nc\nd\ne\nf\ng\n");
+    check(
+        "a\rb\u{85}c\u{2028}d\u{2029}e\u{b}f\u{c}g",
+        "a\nb\nc\nd\ne\nf\ng\n",
+    );
 }
 
 #[test]
@@ -190,7 +206,10 @@ fn syntax_errors_are_returned() {
     let errors = format("container \"web\" { exec \"unterminated }\n").unwrap_err();
     assert!(!errors.is_empty());
     assert!(errors.iter().all(|e| e.message != MEANING_CHANGED));
-    assert_eq!(errors, parse("container \"web\" { exec \"unterminated }\n").1);
+    assert_eq!(
+        errors,
+        parse("container \"web\" { exec \"unterminated }\n").1
+    );
     assert!(format("a }").is_err());
     assert!(format("a true").is_err());
 }
@@ -214,7 +233,9 @@ fn comments(text: &str) -> Vec<String> {
     while i < b.len() {
         if b[i..].starts_with(b"//") {
             let end = text[i..]
-                .find(['\n', '\r', '\u{b}', '\u{c}', '\u{85}', '\u{2028}', '\u{2029}'])
+                .find([
+                    '\n', '\r', '\u{b}', '\u{c}', '\u{85}', '\u{2028}', '\u{2029}',
+                ])
                 .map_or(b.len(), |n| i + n);
             out.push(text[i..end].to_string());
             i = end;
@@ -301,7 +322,11 @@ fn examples_keep_their_meaning_and_are_stable() {
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         let out = format(&text).unwrap_or_else(|e| panic!("{}: {e:?}", file.display()));
-        assert!(same_meaning(&parse(&text).0, &parse(&out).0), "{}", file.display());
+        assert!(
+            same_meaning(&parse(&text).0, &parse(&out).0),
+            "{}",
+            file.display()
+        );
         assert_eq!(comments(&text), comments(&out), "{}", file.display());
         assert_eq!(format(&out).unwrap(), out, "{}", file.display());
     }
@@ -373,8 +398,13 @@ fn annotation() -> impl Strategy<Value = String> {
 
 fn entry() -> impl Strategy<Value = String> {
     let plain = (annotation(), value()).prop_map(|(a, v)| format!("{a}{v}"));
-    let prop = (ident(), prop::bool::ANY, annotation(), value())
-        .prop_map(|(k, spaced, a, v)| if spaced { format!("{k} = {a}{v}") } else { format!("{k}={a}{v}") });
+    let prop = (ident(), prop::bool::ANY, annotation(), value()).prop_map(|(k, spaced, a, v)| {
+        if spaced {
+            format!("{k} = {a}{v}")
+        } else {
+            format!("{k}={a}{v}")
+        }
+    });
     let entry = prop_oneof![3 => plain, 1 => prop];
     (prop::bool::weighted(0.15), entry).prop_map(|(sd, e)| if sd { format!("/-{e}") } else { e })
 }
@@ -413,7 +443,10 @@ fn document() -> impl Strategy<Value = String> {
     let block = leaf.prop_recursive(3, 24, 4, |inner| {
         prop::collection::vec(node(inner), 0..4).prop_map(|nodes| nodes.concat())
     });
-    (prop::bool::weighted(0.05), prop::collection::vec(node(block), 0..5))
+    (
+        prop::bool::weighted(0.05),
+        prop::collection::vec(node(block), 0..5),
+    )
         .prop_map(|(bom, nodes)| format!("{}{}", if bom { "\u{feff}" } else { "" }, nodes.concat()))
 }
 
@@ -444,12 +477,12 @@ fn node(children: impl Strategy<Value = String> + Clone) -> impl Strategy<Value 
                 s.push_str(if tight { "{" } else { " { " });
                 s.push_str(if multiline { "\n" } else { "" });
                 s.push_str(&body);
-                s.push_str("}");
+                s.push('}');
             }
             if let Some(body) = sd_block {
                 s.push_str(" /-{");
                 s.push_str(&body);
-                s.push_str("}");
+                s.push('}');
             }
             s.push_str(&end);
             s
@@ -460,15 +493,36 @@ fn node(children: impl Strategy<Value = String> + Clone) -> impl Strategy<Value 
 /// put tokens next to each other in ways a structured generator does not.
 fn soup_token() -> impl Strategy<Value = &'static str> {
     prop::sample::select(vec![
-        "a", "b", "1", "\"s\"", "#\"r\"#", "#true", "(t)", "(", "t", ")", "=", "k=", "{", "}",
-        ";", "/-", "// c\n", "/* c */", "/* x\ny */", "\\\n", "\\ // e\n", "\n", "\n\n",
+        "a",
+        "b",
+        "1",
+        "\"s\"",
+        "#\"r\"#",
+        "#true",
+        "(t)",
+        "(",
+        "t",
+        ")",
+        "=",
+        "k=",
+        "{",
+        "}",
+        ";",
+        "/-",
+        "// c\n",
+        "/* c */",
+        "/* x\ny */",
+        "\\\n",
+        "\\ // e\n",
+        "\n",
+        "\n\n",
         "\"\"\"\n  m\n  \"\"\"",
     ])
 }
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 1000000,
+        cases: 2000,
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
@@ -519,4 +573,3 @@ proptest! {
         }
     }
 }
-

@@ -7,33 +7,21 @@ use berth_config::{Diagnostic, FileId, SourceFile, SourceMap};
 use super::INVALID;
 use crate::fsutil::write_atomic;
 
-/// Formats KDL text canonically, keeping comments. Uses the `kdl` crate's document
-/// model, which keeps comments and formatting trivia; berth's own parser checks the
-/// text first so syntax errors are reported the same way as everywhere else.
+/// Formats KDL text canonically, keeping every comment: see [`berth_config::fmt`].
+/// Syntax errors are returned as berth's parser reports them everywhere else.
 pub fn format_text(text: &str) -> Result<String, Vec<berth_config::kdl::ParseError>> {
-    let (_, errors) = berth_config::kdl::parse(text);
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let mut doc = kdl::KdlDocument::parse_v2(text).map_err(|e| {
-        vec![berth_config::kdl::ParseError {
-            span: Default::default(),
-            message: format!("the formatter cannot read this file: {e}"),
-            label: String::new(),
-            help: None,
-        }]
-    })?;
-    doc.autoformat();
-    let mut s = doc.to_string();
-    if !s.ends_with('\n') {
-        s.push('\n');
-    }
-    Ok(s)
+    berth_config::fmt::format(text)
 }
 
 /// `berth fmt FILE... [--check]`: rewrite files in canonical form, or with `--check`
 /// list those that are not and exit 1.
-pub fn fmt(files: &[PathBuf], check: bool, out: &mut dyn Write, err: &mut dyn Write, color: bool) -> u8 {
+pub fn fmt(
+    files: &[PathBuf],
+    check: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    color: bool,
+) -> u8 {
     let mut code = 0;
     for file in files {
         let text = match std::fs::read_to_string(file) {
@@ -48,7 +36,11 @@ pub fn fmt(files: &[PathBuf], check: bool, out: &mut dyn Write, err: &mut dyn Wr
             Ok(f) => f,
             Err(errors) => {
                 let mut sources = SourceMap::default();
-                sources.add(SourceFile::new(file.display().to_string(), file.clone(), text));
+                sources.add(SourceFile::new(
+                    file.display().to_string(),
+                    file.clone(),
+                    text,
+                ));
                 let diags: Vec<Diagnostic> = errors
                     .into_iter()
                     .map(|e| {
