@@ -36,13 +36,25 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Error, message: message.into(), labels: Vec::new(), help: None }
+        Diagnostic {
+            severity: Severity::Error,
+            message: message.into(),
+            labels: Vec::new(),
+            help: None,
+        }
     }
     pub fn warning(message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(message) }
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(message)
+        }
     }
     pub fn label(mut self, file: FileId, span: Span, text: impl Into<String>) -> Self {
-        self.labels.push(Label { file, span, text: text.into() });
+        self.labels.push(Label {
+            file,
+            span,
+            text: text.into(),
+        });
         self
     }
     pub fn help(mut self, help: impl Into<String>) -> Self {
@@ -55,7 +67,9 @@ impl Diagnostic {
 
     /// `file:line:col` of the primary label, if there is one.
     pub fn location(&self, sources: &SourceMap) -> Option<String> {
-        self.labels.first().map(|l| sources.location(l.file, l.span.start))
+        self.labels
+            .first()
+            .map(|l| sources.location(l.file, l.span.start))
     }
 
     /// One line: `file:line:col: error: message`.
@@ -72,8 +86,14 @@ impl Diagnostic {
 
     /// The full report with source excerpts. `color` selects ANSI styling.
     pub fn render(&self, sources: &SourceMap, color: bool) -> String {
-        let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-        let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
+        let theme = if color {
+            GraphicalTheme::unicode()
+        } else {
+            GraphicalTheme::unicode_nocolor()
+        };
+        let handler = GraphicalReportHandler::new_themed(theme)
+            .with_width(100)
+            .with_links(false);
         let mut out = String::new();
         let report = Report::new(self, sources);
         // Rendering into a String cannot fail except through a bug in the formatter.
@@ -93,12 +113,22 @@ pub fn render_all(diags: &[Diagnostic], sources: &SourceMap, color: bool) -> Str
     }
     let errors = diags.iter().filter(|d| d.is_error()).count();
     let warnings = diags.len() - errors;
-    let plural = |n: usize, w: &str| if n == 1 { format!("1 {w}") } else { format!("{n} {w}s") };
+    let plural = |n: usize, w: &str| {
+        if n == 1 {
+            format!("1 {w}")
+        } else {
+            format!("{n} {w}s")
+        }
+    };
     match (errors, warnings) {
         (0, 0) => {}
         (e, 0) => out.push_str(&format!("{}\n", plural(e, "error"))),
         (0, w) => out.push_str(&format!("{}\n", plural(w, "warning"))),
-        (e, w) => out.push_str(&format!("{}, {}\n", plural(e, "error"), plural(w, "warning"))),
+        (e, w) => out.push_str(&format!(
+            "{}, {}\n",
+            plural(e, "error"),
+            plural(w, "warning")
+        )),
     }
     out
 }
@@ -140,9 +170,21 @@ impl<'a> Report<'a> {
         }
         let related = others
             .into_iter()
-            .map(|f| Report { diag, sources, file: Some(f), related: Vec::new(), is_related: true })
+            .map(|f| Report {
+                diag,
+                sources,
+                file: Some(f),
+                related: Vec::new(),
+                is_related: true,
+            })
             .collect();
-        Report { diag, sources, file, related, is_related: false }
+        Report {
+            diag,
+            sources,
+            file,
+            related,
+            is_related: false,
+        }
     }
 }
 
@@ -178,7 +220,10 @@ impl miette::Diagnostic for Report<'_> {
         if self.is_related {
             return None;
         }
-        self.diag.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.diag
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn SourceCode> {
         self.file.map(|_| self as &dyn SourceCode)
@@ -186,8 +231,13 @@ impl miette::Diagnostic for Report<'_> {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let file = self.file?;
         let primary_file = !self.is_related;
-        let it = self.diag.labels.iter().enumerate().filter(move |(_, l)| l.file == file).map(
-            move |(i, l)| {
+        let it = self
+            .diag
+            .labels
+            .iter()
+            .enumerate()
+            .filter(move |(_, l)| l.file == file)
+            .map(move |(i, l)| {
                 let span = SourceSpan::new((l.span.start as usize).into(), l.span.len());
                 let text = (!l.text.is_empty()).then(|| l.text.clone());
                 if i == 0 && primary_file {
@@ -195,15 +245,16 @@ impl miette::Diagnostic for Report<'_> {
                 } else {
                     LabeledSpan::new_with_span(text, span)
                 }
-            },
-        );
+            });
         Some(Box::new(it))
     }
     fn related<'b>(&'b self) -> Option<Box<dyn Iterator<Item = &'b dyn miette::Diagnostic> + 'b>> {
         if self.related.is_empty() {
             return None;
         }
-        Some(Box::new(self.related.iter().map(|r| r as &dyn miette::Diagnostic)))
+        Some(Box::new(
+            self.related.iter().map(|r| r as &dyn miette::Diagnostic),
+        ))
     }
 }
 
@@ -230,7 +281,10 @@ impl SourceCode for Report<'_> {
 
 /// The candidate closest to `word` by edit distance, if it is close enough to be a
 /// plausible typo (at most a third of the word's length, and at least one edit allowed).
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1);
     candidates
         .into_iter()

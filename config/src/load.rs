@@ -34,16 +34,56 @@ const MAX_MODULE_DEPTH: usize = 32;
 /// Loads `root` and everything it imports. The tree is as complete as the errors allow;
 /// the caller decides what to do with it when there are errors.
 pub fn load(source: &dyn Source, root: &Path, kinds: &[KindSpec]) -> (Tree, Vec<Diagnostic>) {
-    let mut files = Files { source, sources: SourceMap::default(), docs: Vec::new(), diags: Vec::new(), seen: HashMap::new(), stack: Vec::new(), order: Vec::new() };
+    let mut files = Files {
+        source,
+        sources: SourceMap::default(),
+        docs: Vec::new(),
+        diags: Vec::new(),
+        seen: HashMap::new(),
+        stack: Vec::new(),
+        order: Vec::new(),
+    };
     files.load_root(root);
-    let Files { sources, docs, diags, order, .. } = files;
+    let Files {
+        sources,
+        docs,
+        diags,
+        order,
+        ..
+    } = files;
     let mut tree = Tree::default();
     tree.sources = sources;
-    let mut ex = Expander { tree: &mut tree, diags, kinds, modules: HashMap::new() };
-    ex.collect_modules(&docs, &order);
+    // Module definitions live through the whole expansion (instances refer to their
+    // bodies); every other top-level node is taken out of its document, expanded and
+    // dropped at once, so a large host never holds its whole syntax tree and its whole
+    // definition tree in memory together.
+    let mut slots: Vec<Vec<Option<Node>>> = docs
+        .into_iter()
+        .map(|d| d.nodes.into_iter().map(Some).collect())
+        .collect();
+    let mut module_nodes: Vec<(FileId, Node)> = Vec::new();
+    let mut rest: Vec<(FileId, usize)> = Vec::with_capacity(order.len());
     for &(file, i) in &order {
-        let node = &docs[file.0 as usize].nodes[i];
-        ex.top_node(file, node, &Ctx::host());
+        let slot = &mut slots[file.0 as usize][i];
+        if slot.as_ref().is_some_and(|n| n.name.value == "module") {
+            if let Some(node) = slot.take() {
+                module_nodes.push((file, node));
+            }
+        } else {
+            rest.push((file, i));
+        }
+    }
+    let mut ex = Expander {
+        tree: &mut tree,
+        diags,
+        kinds,
+        modules: HashMap::new(),
+    };
+    ex.collect_modules(&module_nodes);
+    for (file, i) in rest {
+        if let Some(node) = slots[file.0 as usize][i].take() {
+            ex.top_node(file, &node, &Ctx::host());
+        }
     }
     let diags = ex.diags;
     (tree, diags)
@@ -73,7 +113,8 @@ impl Files<'_> {
         let canonical = match self.source.canonical(root) {
             Ok(c) => c,
             Err(e) => {
-                self.diags.push(Diagnostic::error(format!("cannot read {name}: {e}")));
+                self.diags
+                    .push(Diagnostic::error(format!("cannot read {name}: {e}")));
                 return;
             }
         };
@@ -85,7 +126,12 @@ impl Files<'_> {
     }
 
     /// Reads and parses one file; parse errors become diagnostics.
-    fn read(&mut self, name: String, canonical: PathBuf, site: Option<(FileId, Span)>) -> Option<FileId> {
+    fn read(
+        &mut self,
+        name: String,
+        canonical: PathBuf,
+        site: Option<(FileId, Span)>,
+    ) -> Option<FileId> {
         let text = match self.source.read(&canonical) {
             Ok(t) => t,
             Err(e) => {
@@ -98,11 +144,16 @@ impl Files<'_> {
             }
         };
         if text.len() > u32::MAX as usize / 2 {
-            self.diags.push(Diagnostic::error(format!("{name} is too large ({} bytes)", text.len())));
+            self.diags.push(Diagnostic::error(format!(
+                "{name} is too large ({} bytes)",
+                text.len()
+            )));
             return None;
         }
         let (doc, errors) = kdl::parse(&text);
-        let id = self.sources.add(SourceFile::new(name, canonical.clone(), text));
+        let id = self
+            .sources
+            .add(SourceFile::new(name, canonical.clone(), text));
         self.seen.insert(canonical, id);
         for e in errors {
             let mut d = Diagnostic::error(e.message).label(id, e.span, e.label);
@@ -134,17 +185,21 @@ impl Files<'_> {
         let importer = Path::new(&self.sources.get(file).name);
         let joined = normalize(&importer.parent().unwrap_or(Path::new("")).join(path));
         let name = joined.display().to_string();
-        let canonical = match self.source.canonical(&joined) {
-            Ok(c) => c,
-            Err(e) => {
-                let d = Diagnostic::error(format!("cannot import `{path}`: {name}: {e}"))
-                    .label(file, span, "imported here");
-                self.diags.push(self.with_chain(d));
-                return;
-            }
-        };
+        let canonical =
+            match self.source.canonical(&joined) {
+                Ok(c) => c,
+                Err(e) => {
+                    let d = Diagnostic::error(format!("cannot import `{path}`: {name}: {e}"))
+                        .label(file, span, "imported here");
+                    self.diags.push(self.with_chain(d));
+                    return;
+                }
+            };
         if let Some(pos) = self.stack.iter().position(|(c, _, _)| *c == canonical) {
-            let mut cycle: Vec<String> = self.stack[pos..].iter().map(|(_, id, _)| self.sources.get(*id).name.clone()).collect();
+            let mut cycle: Vec<String> = self.stack[pos..]
+                .iter()
+                .map(|(_, id, _)| self.sources.get(*id).name.clone())
+                .collect();
             cycle.push(self.sources.get(self.stack[pos].1).name.clone());
             let d = Diagnostic::error(format!("import cycle: {}", cycle.join(" → ")))
                 .label(file, span, "this import closes the cycle")
@@ -171,18 +226,30 @@ impl Files<'_> {
             .rev()
             .filter_map(|(_, _, site)| site.map(|(f, s)| self.sources.location(f, s.start)))
             .collect();
-        if chain.is_empty() { d } else { d.help(format!("import chain: {}", chain.join(" ← "))) }
+        if chain.is_empty() {
+            d
+        } else {
+            d.help(format!("import chain: {}", chain.join(" ← ")))
+        }
     }
 }
 
 fn import_target(file: FileId, node: &Node) -> Result<(String, Span), Diagnostic> {
     let usage = "write `import \"other.kdl\"`; the path is relative to this file";
-    if node.children.is_some() || node.ty.is_some() || node.entries.len() != 1 || node.entries[0].name.is_some() {
-        return Err(Diagnostic::error("`import` takes exactly one path").label(file, node.span, "here").help(usage));
+    if node.children.is_some()
+        || node.ty.is_some()
+        || node.entries.len() != 1
+        || node.entries[0].name.is_some()
+    {
+        return Err(Diagnostic::error("`import` takes exactly one path")
+            .label(file, node.span, "here")
+            .help(usage));
     }
     match &node.entries[0].value {
         Value::String(s) if !s.is_empty() => Ok((s.clone(), node.entries[0].value_span)),
-        _ => Err(Diagnostic::error("`import` takes a path string").label(file, node.entries[0].span, "not a path").help(usage)),
+        _ => Err(Diagnostic::error("`import` takes a path string")
+            .label(file, node.entries[0].span, "not a path")
+            .help(usage)),
     }
 }
 
@@ -213,7 +280,12 @@ struct Ctx<'e> {
 
 impl Ctx<'_> {
     fn host() -> Self {
-        Ctx { priority: Priority::Host, via: None, env: None, stack: Vec::new() }
+        Ctx {
+            priority: Priority::Host,
+            via: None,
+            env: None,
+            stack: Vec::new(),
+        }
     }
 }
 
@@ -229,30 +301,52 @@ impl<'a> Expander<'a, '_> {
         self.diags.push(d);
     }
 
-    fn collect_modules(&mut self, docs: &'a [Document], order: &[(FileId, usize)]) {
-        for &(file, i) in order {
-            let node = &docs[file.0 as usize].nodes[i];
-            if node.name.value == "module" {
-                self.module_def(file, node);
-            }
+    fn collect_modules(&mut self, module_nodes: &'a [(FileId, Node)]) {
+        for (file, node) in module_nodes {
+            self.module_def(*file, node);
         }
     }
 
     fn module_def(&mut self, file: FileId, node: &'a Node) {
         let usage = "write `module \"NAME\" { param \"x\"; … }` and use it as `NAME x=…`";
         let name = match node.entries.as_slice() {
-            [Entry { name: None, value: Value::String(s), value_span, .. }] if node.ty.is_none() => Spanned { value: s.as_str(), span: *value_span },
-            _ => return self.err(Diagnostic::error("`module` takes exactly one name").label(file, node.span, "here").help(usage)),
+            [
+                Entry {
+                    name: None,
+                    value: Value::String(s),
+                    value_span,
+                    ..
+                },
+            ] if node.ty.is_none() => Spanned {
+                value: s.as_str(),
+                span: *value_span,
+            },
+            _ => {
+                return self.err(
+                    Diagnostic::error("`module` takes exactly one name")
+                        .label(file, node.span, "here")
+                        .help(usage),
+                );
+            }
         };
-        if self.kinds.iter().any(|k| k.name == name.value) || ["import", "module", "param"].contains(&name.value) {
+        if self.kinds.iter().any(|k| k.name == name.value)
+            || ["import", "module", "param"].contains(&name.value)
+        {
             return self.err(
-                Diagnostic::error(format!("a module cannot be named `{}`: that is a built-in node", name.value))
-                    .label(file, name.span, "reserved name")
-                    .help("pick another name, e.g. `my-container`"),
+                Diagnostic::error(format!(
+                    "a module cannot be named `{}`: that is a built-in node",
+                    name.value
+                ))
+                .label(file, name.span, "reserved name")
+                .help("pick another name, e.g. `my-container`"),
             );
         }
         let Some(children) = &node.children else {
-            return self.err(Diagnostic::error(format!("module `{}` has no body", name.value)).label(file, node.span, "expected `{ … }`").help(usage));
+            return self.err(
+                Diagnostic::error(format!("module `{}` has no body", name.value))
+                    .label(file, node.span, "expected `{ … }`")
+                    .help(usage),
+            );
         };
         let mut params: Vec<ParamDef<'a>> = Vec::new();
         let mut param_spans: Vec<Span> = Vec::new();
@@ -262,7 +356,9 @@ impl<'a> Expander<'a, '_> {
                 body.push(child);
                 continue;
             }
-            let Some(p) = self.param_def(file, child) else { continue };
+            let Some(p) = self.param_def(file, child) else {
+                continue;
+            };
             if let Some(j) = params.iter().position(|q| q.name == p.name) {
                 self.err(
                     Diagnostic::error(format!("parameter `{}` is declared twice", p.name))
@@ -282,7 +378,15 @@ impl<'a> Expander<'a, '_> {
                     .label(pf, ps, "first defined here"),
             );
         }
-        self.modules.insert(name.value, ModuleDef { file, name_span: name.span, params, body });
+        self.modules.insert(
+            name.value,
+            ModuleDef {
+                file,
+                name_span: name.span,
+                params,
+                body,
+            },
+        );
     }
 
     fn param_def(&mut self, file: FileId, node: &'a Node) -> Option<ParamDef<'a>> {
@@ -292,7 +396,9 @@ impl<'a> Expander<'a, '_> {
         let mut ok = node.children.is_none() && node.ty.is_none();
         for e in &node.entries {
             match (&e.name, &e.value) {
-                (None, Value::String(s)) if name.is_none() && !s.is_empty() => name = Some(s.as_str()),
+                (None, Value::String(s)) if name.is_none() && !s.is_empty() => {
+                    name = Some(s.as_str())
+                }
                 (Some(k), _) if k.value == "default" && default.is_none() => default = Some(e),
                 _ => ok = false,
             }
@@ -300,13 +406,17 @@ impl<'a> Expander<'a, '_> {
         match name {
             Some(name) if ok => Some(ParamDef { name, default }),
             _ => {
-                self.err(Diagnostic::error("malformed `param`").label(file, node.span, "here").help(usage));
+                self.err(
+                    Diagnostic::error("malformed `param`")
+                        .label(file, node.span, "here")
+                        .help(usage),
+                );
                 None
             }
         }
     }
 
-    fn top_node(&mut self, file: FileId, node: &'a Node, ctx: &Ctx<'_>) {
+    fn top_node(&mut self, file: FileId, node: &Node, ctx: &Ctx<'_>) {
         let name = node.name.value.as_str();
         match name {
             "module" if ctx.env.is_none() => {} // collected before expansion
@@ -338,8 +448,11 @@ impl<'a> Expander<'a, '_> {
                         .chain(self.modules.keys().copied())
                         .chain(["import", "module"])
                         .collect();
-                    let mut d = Diagnostic::error(format!("unknown node `{name}`"))
-                        .label(file, node.name.span, "not a node kind or a module");
+                    let mut d = Diagnostic::error(format!("unknown node `{name}`")).label(
+                        file,
+                        node.name.span,
+                        "not a node kind or a module",
+                    );
                     d = match did_you_mean(name, candidates.iter().copied()) {
                         Some(s) => d.help(format!("did you mean `{s}`?")),
                         None => d.help(format!("top-level nodes are {}, `import`, `module`, and the modules this host defines", self.kinds.iter().map(|k| format!("`{}`", k.name)).collect::<Vec<_>>().join(", "))),
@@ -351,7 +464,13 @@ impl<'a> Expander<'a, '_> {
     }
 
     /// Substitutes module parameters in one value.
-    fn value(&mut self, file: FileId, value: &Value, span: Span, ctx: &Ctx<'_>) -> Option<(Value, FileId, Span)> {
+    fn value(
+        &mut self,
+        file: FileId,
+        value: &Value,
+        span: Span,
+        ctx: &Ctx<'_>,
+    ) -> Option<(Value, FileId, Span)> {
         let (Some(env), Value::String(s)) = (ctx.env, value) else {
             return Some((value.clone(), file, span));
         };
@@ -363,12 +482,20 @@ impl<'a> Expander<'a, '_> {
                 Some(v) => Some(v.clone()),
                 None => {
                     let module = ctx.stack.last().cloned().unwrap_or_default();
-                    let mut d = Diagnostic::error(format!("unknown parameter `{{{p}}}` in module `{module}`")).label(file, span, "used here");
+                    let mut d = Diagnostic::error(format!(
+                        "unknown parameter `{{{p}}}` in module `{module}`"
+                    ))
+                    .label(file, span, "used here");
                     let mut names: Vec<&str> = env.keys().map(String::as_str).collect();
                     names.sort_unstable();
                     d = match did_you_mean(p, names.iter().copied()) {
-                        Some(s) => d.help(format!("did you mean `{{{s}}}`? (write `{{{{` for a literal `{{`)")),
-                        None => d.help(format!("the module's parameters are: {} (write `{{{{` for a literal `{{`)", names.join(", "))),
+                        Some(s) => d.help(format!(
+                            "did you mean `{{{s}}}`? (write `{{{{` for a literal `{{`)"
+                        )),
+                        None => d.help(format!(
+                            "the module's parameters are: {} (write `{{{{` for a literal `{{`)",
+                            names.join(", ")
+                        )),
                     };
                     this.err(d);
                     None
@@ -394,43 +521,97 @@ impl<'a> Expander<'a, '_> {
         Some((Value::String(out), file, span))
     }
 
-    fn entity(&mut self, file: FileId, node: &'a Node, kind: KindSpec, ctx: &Ctx<'_>) {
+    fn entity(&mut self, file: FileId, node: &Node, kind: KindSpec, ctx: &Ctx<'_>) {
         if let Some(ty) = &node.ty {
             self.err(
-                Diagnostic::error(format!("annotation `({})` on a `{}` node", ty.value, kind.name))
-                    .label(file, ty.span, "has no meaning here")
-                    .help("(default) and (force) go on option values, e.g. `memory (force)\"1G\"`"),
+                Diagnostic::error(format!(
+                    "annotation `({})` on a `{}` node",
+                    ty.value, kind.name
+                ))
+                .label(file, ty.span, "has no meaning here")
+                .help("(default) and (force) go on option values, e.g. `memory (force)\"1G\"`"),
             );
         }
         let mut entries = node.entries.iter();
         let first = match entries.next() {
             Some(e) if e.name.is_none() => Some(e),
             Some(e) => {
-                self.err(Diagnostic::error(format!("unexpected property on `{}`", kind.name)).label(file, e.span, "unexpected").help(format!("options go inside the block: `{} \"NAME\" {{ … }}`", kind.name)));
+                self.err(
+                    Diagnostic::error(format!("unexpected property on `{}`", kind.name))
+                        .label(file, e.span, "unexpected")
+                        .help(format!(
+                            "options go inside the block: `{} \"NAME\" {{ … }}`",
+                            kind.name
+                        )),
+                );
                 None
             }
             None => None,
         };
         for e in entries {
-            self.err(Diagnostic::error(format!("`{}` takes one name", kind.name)).label(file, e.span, "unexpected").help(format!("options go inside the block: `{} \"NAME\" {{ … }}`", kind.name)));
+            self.err(
+                Diagnostic::error(format!("`{}` takes one name", kind.name))
+                    .label(file, e.span, "unexpected")
+                    .help(format!(
+                        "options go inside the block: `{} \"NAME\" {{ … }}`",
+                        kind.name
+                    )),
+            );
         }
         let mut defs = Vec::new();
         let name = match (kind.naming, first) {
             (Naming::Named, None) => {
-                return self.err(Diagnostic::error(format!("`{}` needs a name", kind.name)).label(file, node.name.span, "no name").help(format!("write `{} \"NAME\" {{ … }}`", kind.name)));
+                return self.err(
+                    Diagnostic::error(format!("`{}` needs a name", kind.name))
+                        .label(file, node.name.span, "no name")
+                        .help(format!("write `{} \"NAME\" {{ … }}`", kind.name)),
+                );
             }
             (Naming::Named, Some(e)) => {
-                let Some((v, vf, vs)) = self.value(file, &e.value, e.value_span, ctx) else { return };
+                let Some((v, vf, vs)) = self.value(file, &e.value, e.value_span, ctx) else {
+                    return;
+                };
                 match v {
-                    Value::String(s) if !s.is_empty() => (s, Origin { file: vf, span: vs, via: ctx.via }),
-                    _ => return self.err(Diagnostic::error(format!("the name of a `{}` must be a non-empty string", kind.name)).label(vf, vs, "not a name")),
+                    Value::String(s) if !s.is_empty() => (
+                        s,
+                        Origin {
+                            file: vf,
+                            span: vs,
+                            via: ctx.via,
+                        },
+                    ),
+                    _ => {
+                        return self.err(
+                            Diagnostic::error(format!(
+                                "the name of a `{}` must be a non-empty string",
+                                kind.name
+                            ))
+                            .label(vf, vs, "not a name"),
+                        );
+                    }
                 }
             }
             (Naming::Singleton, first) => {
-                if let Some(def) = first.and_then(|e| self.def(file, "name".to_string(), node.name.span, None, std::slice::from_ref(e), ctx)) {
+                if let Some(def) = first.and_then(|e| {
+                    self.def(
+                        file,
+                        "name".to_string(),
+                        node.name.span,
+                        None,
+                        std::slice::from_ref(e),
+                        ctx,
+                    )
+                }) {
                     defs.push(def);
                 }
-                (String::new(), Origin { file, span: node.name.span, via: ctx.via })
+                (
+                    String::new(),
+                    Origin {
+                        file,
+                        span: node.name.span,
+                        via: ctx.via,
+                    },
+                )
             }
         };
         if let Some(children) = &node.children {
@@ -441,14 +622,43 @@ impl<'a> Expander<'a, '_> {
         ent.options.extend(defs);
     }
 
-    fn flatten(&mut self, file: FileId, nodes: &[Node], prefix: &str, ctx: &Ctx<'_>, out: &mut Vec<OptionDef>) {
+    fn flatten(
+        &mut self,
+        file: FileId,
+        nodes: &[Node],
+        prefix: &str,
+        ctx: &Ctx<'_>,
+        out: &mut Vec<OptionDef>,
+    ) {
         for child in nodes {
-            let path = if prefix.is_empty() { child.name.value.clone() } else { format!("{prefix}.{}", child.name.value) };
+            let path = if prefix.is_empty() {
+                child.name.value.clone()
+            } else {
+                format!("{prefix}.{}", child.name.value)
+            };
             let has_def = !child.entries.is_empty() || child.children.is_none();
-            if has_def && let Some(def) = self.def(file, path.clone(), child.name.span, child.ty.as_ref(), &child.entries, ctx) {
-                out.push(OptionDef { origin: Origin { file, span: child.span, via: ctx.via }, ..def });
+            if has_def
+                && let Some(def) = self.def(
+                    file,
+                    path.clone(),
+                    child.name.span,
+                    child.ty.as_ref(),
+                    &child.entries,
+                    ctx,
+                )
+            {
+                out.push(OptionDef {
+                    origin: Origin {
+                        file,
+                        span: child.span,
+                        via: ctx.via,
+                    },
+                    ..def
+                });
             }
-            let Some(grand) = &child.children else { continue };
+            let Some(grand) = &child.children else {
+                continue;
+            };
             // `(force)limits { … }` gives its priority to everything inside the block.
             let block_priority = match &child.ty {
                 Some(t) if has_def => self.known_priority(t),
@@ -457,7 +667,12 @@ impl<'a> Expander<'a, '_> {
             };
             match block_priority {
                 Some(priority) => {
-                    let inner = Ctx { priority, via: ctx.via, env: ctx.env, stack: ctx.stack.clone() };
+                    let inner = Ctx {
+                        priority,
+                        via: ctx.via,
+                        env: ctx.env,
+                        stack: ctx.stack.clone(),
+                    };
                     self.flatten(file, grand, &path, &inner, out);
                 }
                 None => self.flatten(file, grand, &path, ctx, out),
@@ -475,27 +690,41 @@ impl<'a> Expander<'a, '_> {
     }
 
     /// One definition from one node's entries.
-    fn def(&mut self, file: FileId, path: String, name_span: Span, ty: Option<&Spanned<String>>, entries: &[Entry], ctx: &Ctx<'_>) -> Option<OptionDef> {
+    fn def(
+        &mut self,
+        file: FileId,
+        path: String,
+        name_span: Span,
+        ty: Option<&Spanned<String>>,
+        entries: &[Entry],
+        ctx: &Ctx<'_>,
+    ) -> Option<OptionDef> {
         let node_priority = ty.and_then(|t| self.priority(file, t));
         // The arguments' own annotations must agree: they set the priority of the whole
         // definition (`exec (force)"/bin/sh" "-c" "…"`).
         let mut arg_priority: Option<(Priority, Span)> = None;
         for e in entries.iter().filter(|e| e.name.is_none()) {
-            let Some(p) = e.ty.as_ref().and_then(|t| self.priority(file, t)) else { continue };
+            let Some(p) = e.ty.as_ref().and_then(|t| self.priority(file, t)) else {
+                continue;
+            };
             match arg_priority {
                 Some((q, qs)) if q != p => {
                     self.err(
-                        Diagnostic::error(format!("conflicting priorities in one definition of `{path}`"))
-                            .label(file, e.span, format!("({p})"))
-                            .label(file, qs, format!("({q})"))
-                            .help("annotate the option instead, e.g. `(force)exec \"…\"`"),
+                        Diagnostic::error(format!(
+                            "conflicting priorities in one definition of `{path}`"
+                        ))
+                        .label(file, e.span, format!("({p})"))
+                        .label(file, qs, format!("({q})"))
+                        .help("annotate the option instead, e.g. `(force)exec \"…\"`"),
                     );
                 }
                 Some(_) => {}
                 None => arg_priority = Some((p, e.span)),
             }
         }
-        let priority = node_priority.or(arg_priority.map(|a| a.0)).unwrap_or(ctx.priority);
+        let priority = node_priority
+            .or(arg_priority.map(|a| a.0))
+            .unwrap_or(ctx.priority);
         let mut args = Vec::new();
         let mut props: Vec<(String, Span, Arg)> = Vec::new();
         let mut ok = true;
@@ -505,16 +734,24 @@ impl<'a> Expander<'a, '_> {
                 ok = false;
                 continue;
             };
-            let arg = Arg { value, file: vf, span: vs, priority: own.unwrap_or(priority) };
+            let arg = Arg {
+                value,
+                file: vf,
+                span: vs,
+                priority: own.unwrap_or(priority),
+            };
             match &e.name {
                 None => args.push(arg),
                 Some(key) => {
                     if let Some((_, first, _)) = props.iter().find(|(k, _, _)| *k == key.value) {
                         let first = *first;
                         self.err(
-                            Diagnostic::error(format!("`{}` is given twice in one `{path}`", key.value))
-                                .label(file, key.span, "given again here")
-                                .label(file, first, "first given here"),
+                            Diagnostic::error(format!(
+                                "`{}` is given twice in one `{path}`",
+                                key.value
+                            ))
+                            .label(file, key.span, "given again here")
+                            .label(file, first, "first given here"),
                         );
                         ok = false;
                         continue;
@@ -523,7 +760,19 @@ impl<'a> Expander<'a, '_> {
                 }
             }
         }
-        Some(OptionDef { path, name_span, args, props, priority, origin: Origin { file, span: name_span, via: ctx.via }, poisoned: !ok })
+        Some(OptionDef {
+            path,
+            name_span,
+            args,
+            props,
+            priority,
+            origin: Origin {
+                file,
+                span: name_span,
+                via: ctx.via,
+            },
+            poisoned: !ok,
+        })
     }
 
     fn priority(&mut self, file: FileId, ty: &Spanned<String>) -> Option<Priority> {
@@ -538,24 +787,36 @@ impl<'a> Expander<'a, '_> {
         p
     }
 
-    fn instantiate(&mut self, file: FileId, node: &'a Node, ctx: &Ctx<'_>) {
+    fn instantiate(&mut self, file: FileId, node: &Node, ctx: &Ctx<'_>) {
         let name = node.name.value.as_str();
         if ctx.stack.iter().any(|m| m == name) || ctx.stack.len() >= MAX_MODULE_DEPTH {
             let mut chain = ctx.stack.clone();
             chain.push(name.to_string());
             return self.err(
-                Diagnostic::error(format!("module `{name}` instantiates itself: {}", chain.join(" → ")))
-                    .label(file, node.name.span, "recursive use")
-                    .help("a module cannot use itself, directly or through other modules"),
+                Diagnostic::error(format!(
+                    "module `{name}` instantiates itself: {}",
+                    chain.join(" → ")
+                ))
+                .label(file, node.name.span, "recursive use")
+                .help("a module cannot use itself, directly or through other modules"),
             );
         }
-        let Some(module) = self.modules.get(name) else { return };
+        let Some(module) = self.modules.get(name) else {
+            return;
+        };
         let (mfile, mspan) = (module.file, module.name_span);
-        let params: Vec<(&'a str, Option<&'a Entry>)> = module.params.iter().map(|p| (p.name, p.default)).collect();
+        let params: Vec<(&'a str, Option<&'a Entry>)> =
+            module.params.iter().map(|p| (p.name, p.default)).collect();
         let body = module.body.clone();
-        let module_help = format!("module `{name}` is defined at {}", self.tree.sources.location(mfile, mspan.start));
+        let module_help = format!(
+            "module `{name}` is defined at {}",
+            self.tree.sources.location(mfile, mspan.start)
+        );
         if let Some(ty) = &node.ty {
-            self.err(Diagnostic::error(format!("annotation `({})` on a module instance", ty.value)).label(file, ty.span, "has no meaning here"));
+            self.err(
+                Diagnostic::error(format!("annotation `({})` on a module instance", ty.value))
+                    .label(file, ty.span, "has no meaning here"),
+            );
         }
         if let Some(children) = &node.children {
             let span = children.first().map_or(node.span, |c| c.span);
@@ -570,7 +831,11 @@ impl<'a> Expander<'a, '_> {
         let mut positional = 0;
         for e in &node.entries {
             if e.ty.is_some() {
-                self.err(Diagnostic::error("annotation on a module argument").label(file, e.span, "not allowed").help("annotate the option inside the module instead"));
+                self.err(
+                    Diagnostic::error("annotation on a module argument")
+                        .label(file, e.span, "not allowed")
+                        .help("annotate the option inside the module instead"),
+                );
             }
             let param = match &e.name {
                 None => {
@@ -580,9 +845,16 @@ impl<'a> Expander<'a, '_> {
                         Some(p) => p,
                         None => {
                             self.err(
-                                Diagnostic::error(format!("module `{name}` takes {} positional argument{}", params.len(), if params.len() == 1 { "" } else { "s" }))
-                                    .label(file, e.span, "extra argument")
-                                    .help(format!("its parameters, in order: {}; {module_help}", params.iter().map(|p| p.0).collect::<Vec<_>>().join(", "))),
+                                Diagnostic::error(format!(
+                                    "module `{name}` takes {} positional argument{}",
+                                    params.len(),
+                                    if params.len() == 1 { "" } else { "s" }
+                                ))
+                                .label(file, e.span, "extra argument")
+                                .help(format!(
+                                    "its parameters, in order: {}; {module_help}",
+                                    params.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
+                                )),
                             );
                             continue;
                         }
@@ -591,10 +863,17 @@ impl<'a> Expander<'a, '_> {
                 Some(key) => match params.iter().find(|p| p.0 == key.value) {
                     Some(p) => p.0,
                     None => {
-                        let mut d = Diagnostic::error(format!("module `{name}` has no parameter `{}`", key.value)).label(file, key.span, "unknown parameter");
+                        let mut d = Diagnostic::error(format!(
+                            "module `{name}` has no parameter `{}`",
+                            key.value
+                        ))
+                        .label(file, key.span, "unknown parameter");
                         d = match did_you_mean(&key.value, params.iter().map(|p| p.0)) {
                             Some(s) => d.help(format!("did you mean `{s}`? {module_help}")),
-                            None => d.help(format!("its parameters: {}; {module_help}", params.iter().map(|p| p.0).collect::<Vec<_>>().join(", "))),
+                            None => d.help(format!(
+                                "its parameters: {}; {module_help}",
+                                params.iter().map(|p| p.0).collect::<Vec<_>>().join(", ")
+                            )),
                         };
                         self.err(d);
                         continue;
@@ -602,7 +881,11 @@ impl<'a> Expander<'a, '_> {
                 },
             };
             if let Some(&first) = given.get(param) {
-                self.err(Diagnostic::error(format!("parameter `{param}` is given twice")).label(file, e.span, "given again").label(file, first, "first given here"));
+                self.err(
+                    Diagnostic::error(format!("parameter `{param}` is given twice"))
+                        .label(file, e.span, "given again")
+                        .label(file, first, "first given here"),
+                );
                 continue;
             }
             given.insert(param, e.span);
@@ -623,18 +906,39 @@ impl<'a> Expander<'a, '_> {
             }
         }
         if !missing.is_empty() {
-            let list = missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
+            let list = missing
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
             return self.err(
                 Diagnostic::error(format!("module `{name}` needs {list}"))
                     .label(file, node.name.span, "missing parameter")
-                    .help(format!("e.g. `{name} {}`; {module_help}", missing.iter().map(|m| format!("{m}=…")).collect::<Vec<_>>().join(" "))),
+                    .help(format!(
+                        "e.g. `{name} {}`; {module_help}",
+                        missing
+                            .iter()
+                            .map(|m| format!("{m}=…"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    )),
             );
         }
-        self.tree.instances.push(Instance { module: name.to_string(), file, span: node.span, parent: ctx.via });
+        self.tree.instances.push(Instance {
+            module: name.to_string(),
+            file,
+            span: node.span,
+            parent: ctx.via,
+        });
         let id = InstanceId(self.tree.instances.len() as u32 - 1);
         let mut stack = ctx.stack.clone();
         stack.push(name.to_string());
-        let inner = Ctx { priority: Priority::Module, via: Some(id), env: Some(&env), stack };
+        let inner = Ctx {
+            priority: Priority::Module,
+            via: Some(id),
+            env: Some(&env),
+            stack,
+        };
         for n in body {
             self.top_node(mfile, n, &inner);
         }

@@ -60,7 +60,10 @@ fn reference_len(rest: &[u8]) -> Option<usize> {
     if !(first.is_ascii_alphabetic() || first == b'_') {
         return None;
     }
-    let len = rest.iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'-').count();
+    let len = rest
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'-')
+        .count();
     (rest.get(len) == Some(&b'}')).then_some(len)
 }
 
@@ -74,7 +77,10 @@ mod tests {
         assert_eq!(pieces("plain"), None);
         assert_eq!(pieces("{ echo; }"), None);
         assert_eq!(pieces("{port}"), Some(vec![Param("port")]));
-        assert_eq!(pieces("web-{name}.log"), Some(vec![Text("web-"), Param("name"), Text(".log")]));
+        assert_eq!(
+            pieces("web-{name}.log"),
+            Some(vec![Text("web-"), Param("name"), Text(".log")])
+        );
         assert_eq!(pieces("{{name}"), Some(vec![Text("{"), Text("name}")]));
         assert_eq!(pieces("{a}{b}"), Some(vec![Param("a"), Param("b")]));
         assert_eq!(pieces("{9x}"), None);

@@ -87,7 +87,10 @@ pub struct OptionDef {
 
 impl OptionDef {
     pub fn prop(&self, key: &str) -> Option<&Arg> {
-        self.props.iter().find(|(k, _, _)| k == key).map(|(_, _, a)| a)
+        self.props
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, _, a)| a)
     }
 }
 
@@ -113,7 +116,9 @@ pub struct Tree {
 
 impl Tree {
     pub fn entity(&self, kind: &str, name: &str) -> Option<&Entity> {
-        self.index.get(&(kind.to_string(), name.to_string())).map(|&i| &self.entities[i])
+        self.index
+            .get(&(kind.to_string(), name.to_string()))
+            .map(|&i| &self.entities[i])
     }
 
     /// The entity for `kind`/`name`, created (with no options) on first use.

@@ -45,7 +45,14 @@ impl LogWriter {
         let path = dir.join(format!("{name}.log"));
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let size = file.metadata()?.len();
-        Ok(LogWriter { path, file: Some(file), size, max_size: max_size.max(1), keep, pending: [Vec::new(), Vec::new()] })
+        Ok(LogWriter {
+            path,
+            file: Some(file),
+            size,
+            max_size: max_size.max(1),
+            keep,
+            pending: [Vec::new(), Vec::new()],
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -75,7 +82,11 @@ impl LogWriter {
     /// Writes what is left of partial lines (the stream closed).
     pub fn flush_partial(&mut self, stream: Stream) -> io::Result<()> {
         let line = std::mem::take(&mut self.pending[stream as usize]);
-        if line.is_empty() { Ok(()) } else { self.record(stream, &line) }
+        if line.is_empty() {
+            Ok(())
+        } else {
+            self.record(stream, &line)
+        }
     }
 
     /// A line from berth itself about the container (started, exited, restarting…).
@@ -105,7 +116,12 @@ impl LogWriter {
         }
         let file = match &mut self.file {
             Some(f) => f,
-            None => self.file.insert(OpenOptions::new().create(true).append(true).open(&self.path)?),
+            None => self.file.insert(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)?,
+            ),
         };
         // One write per record, so concurrent readers never see half a prefix.
         let mut buf = Vec::with_capacity(prefix.len() + line.len());
@@ -129,14 +145,23 @@ impl LogWriter {
             }
             fs::rename(&self.path, numbered(1)).or_else(ignore_missing)?;
         }
-        self.file = Some(OpenOptions::new().create(true).append(true).open(&self.path)?);
+        self.file = Some(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?,
+        );
         self.size = 0;
         Ok(())
     }
 }
 
 fn ignore_missing(e: io::Error) -> io::Result<()> {
-    if e.kind() == io::ErrorKind::NotFound { Ok(()) } else { Err(e) }
+    if e.kind() == io::ErrorKind::NotFound {
+        Ok(())
+    } else {
+        Err(e)
+    }
 }
 
 /// `2026-11-23T13:05:09.123Z`.
@@ -145,7 +170,13 @@ pub fn timestamp(t: SystemTime) -> String {
     let secs = d.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, dd) = civil_from_days(days as i64);
-    format!("{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem / 60 % 60, rem % 60, d.subsec_millis())
+    format!(
+        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_millis()
+    )
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant).
@@ -177,8 +208,14 @@ mod tests {
     #[test]
     fn timestamps() {
         assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        assert_eq!(timestamp(UNIX_EPOCH + Duration::from_millis(1_795_434_309_123)), "2026-11-23T11:45:09.123Z");
-        assert_eq!(timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            timestamp(UNIX_EPOCH + Duration::from_millis(1_795_434_309_123)),
+            "2026-11-23T11:45:09.123Z"
+        );
+        assert_eq!(
+            timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00.000Z"
+        );
     }
 
     #[test]
@@ -203,7 +240,10 @@ mod tests {
         for _ in 0..20 {
             w.write(Stream::Stdout, &chunk).unwrap();
         }
-        let total: u64 = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+        let total: u64 = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
         let files = fs::read_dir(&dir).unwrap().count();
         assert_eq!(files, 3, "NAME.log, .1, .2");
         assert!(total <= 3 * (10_000 + MAX_LINE as u64 + 64), "{total}");

@@ -6,6 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "berth",
@@ -35,9 +38,11 @@ enum Color {
 enum Verb {
     /// Start every container of a host in dependency order and supervise them in the
     /// foreground until SIGTERM/SIGINT or `berth down`, then stop them in reverse order.
-    #[command(after_help = "berth makes itself a child subreaper; under systemd (Type=notify) it sends READY=1 \
+    #[command(
+        after_help = "berth makes itself a child subreaper; under systemd (Type=notify) it sends READY=1 \
 once every container is up. Logs go to STATE_DIR/logs/NAME.log; see `berth status`, `berth logs`.\n\n\
-Example:\n  berth up examples/demo.kdl")]
+Example:\n  berth up examples/demo.kdl"
+    )]
     Up {
         /// The host file (with its imports).
         file: PathBuf,
@@ -69,7 +74,9 @@ Example:\n  berth up examples/demo.kdl")]
         dot: bool,
     },
     /// Print the option schema: types, defaults, apply classes and docs.
-    #[command(after_help = "Examples:\n  berth options container.limits\n  berth options network --json")]
+    #[command(
+        after_help = "Examples:\n  berth options container.limits\n  berth options network --json"
+    )]
     Options {
         /// Only options whose path starts with this, e.g. `container` or `container.limits`.
         prefix: Option<String>,
@@ -78,7 +85,9 @@ Example:\n  berth up examples/demo.kdl")]
     },
     /// Explain a value: the final value and every definition that contributed, with its
     /// file, line and priority, and which won and why.
-    #[command(after_help = "Examples:\n  berth why host.kdl container.web.limits.memory\n  berth why host.kdl container.web.env.PGDATA\n  berth why host.kdl container.web   (every option of web)")]
+    #[command(
+        after_help = "Examples:\n  berth why host.kdl container.web.limits.memory\n  berth why host.kdl container.web.env.PGDATA\n  berth why host.kdl container.web   (every option of web)"
+    )]
     Why {
         file: PathBuf,
         /// KIND.NAME.OPTION, e.g. container.web.limits.memory, or host.OPTION.
@@ -94,8 +103,10 @@ Example:\n  berth up examples/demo.kdl")]
     },
     /// Show the containers of the running berth: state, pid, uptime, restarts, readiness,
     /// memory and warnings.
-    #[command(after_help = "Exit status: 0 ok, 1 error (e.g. berth is not running).\n\n\
-Examples:\n  berth status\n  berth status --json")]
+    #[command(
+        after_help = "Exit status: 0 ok, 1 error (e.g. berth is not running).\n\n\
+Examples:\n  berth status\n  berth status --json"
+    )]
     Status {
         /// A JSON array of objects (name, state, pid, uptime, restarts, ready, memory,
         /// last_exit, status_text, warnings) instead of the table.
@@ -108,6 +119,7 @@ Examples:\n  berth status\n  berth status --json")]
     /// Start a stopped or failed container (clears `failed`).
     #[command(after_help = "Exit status: 0 ok, 1 error (no such container, berth not running).")]
     Start {
+        /// The container's name.
         name: String,
         /// The control socket of the running berth.
         #[arg(long, value_name = "PATH", default_value = berth_init::control::DEFAULT_SOCKET)]
@@ -116,6 +128,7 @@ Examples:\n  berth status\n  berth status --json")]
     /// Stop a container; it stays stopped until `berth start`.
     #[command(after_help = "Exit status: 0 ok, 1 error (no such container, berth not running).")]
     Stop {
+        /// The container's name.
         name: String,
         /// The control socket of the running berth.
         #[arg(long, value_name = "PATH", default_value = berth_init::control::DEFAULT_SOCKET)]
@@ -124,6 +137,7 @@ Examples:\n  berth status\n  berth status --json")]
     /// Stop a container and start it again; clears `failed` and the start limit.
     #[command(after_help = "Exit status: 0 ok, 1 error (no such container, berth not running).")]
     Restart {
+        /// The container's name.
         name: String,
         /// The control socket of the running berth.
         #[arg(long, value_name = "PATH", default_value = berth_init::control::DEFAULT_SOCKET)]
@@ -142,11 +156,14 @@ Examples:\n  berth status\n  berth status --json")]
     },
     /// Print a container's log (`TIMESTAMP STREAM text` lines; STREAM is out, err or
     /// berth), the last lines first, then with -f what follows.
-    #[command(after_help = "The log directory is asked from the running berth; with --log-dir the \
+    #[command(
+        after_help = "The log directory is asked from the running berth; with --log-dir the \
 files are read directly (also when berth is not running). Rotated files (NAME.log.1, …) \
 are read when the current one has fewer lines than asked for.\n\n\
-Examples:\n  berth logs web\n  berth logs -f -n 20 db\n  berth logs --log-dir /var/lib/berth/logs web")]
+Examples:\n  berth logs web\n  berth logs -f -n 20 db\n  berth logs --log-dir /var/lib/berth/logs web"
+    )]
     Logs {
+        /// The container's name.
         name: String,
         /// Keep printing what is appended (across rotations) until interrupted.
         #[arg(short = 'f', long)]
@@ -163,16 +180,24 @@ Examples:\n  berth logs web\n  berth logs -f -n 20 db\n  berth logs --log-dir /v
     },
     /// Run a command inside a running container: its namespaces, cgroup, root directory,
     /// working directory, user, capabilities and environment.
-    #[command(after_help = "With stdin a terminal, the command gets a pty of the container (raw \
+    #[command(
+        after_help = "With stdin a terminal, the command gets a pty of the container (raw \
 mode, window size passed on); otherwise (or with --no-tty) it shares berth's stdin, stdout \
 and stderr.\n\n\
 Exit status: the command's (128+N if killed by signal N), 126 if it cannot be run, 127 if \
 it is not found, 1 if the container cannot be entered.\n\n\
-Examples:\n  berth exec web sh\n  berth exec db -- psql -c 'select 1'")]
+Examples:\n  berth exec web sh\n  berth exec db -- psql -c 'select 1'"
+    )]
     Exec {
+        /// The container's name.
         name: String,
         /// The command and its arguments (looked up in the container's PATH).
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
         command: Vec<String>,
         /// No pty, even when stdin is a terminal.
         #[arg(long, short = 'T')]
@@ -193,7 +218,11 @@ fn main() -> ExitCode {
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     use berth_init::cmd;
     let code = match cli.verb {
-        Verb::Up { file, state_dir, socket } => cmd::up(&file, &state_dir, &socket, &mut err, color),
+        Verb::Up {
+            file,
+            state_dir,
+            socket,
+        } => cmd::up(&file, &state_dir, &socket, &mut err, color),
         Verb::Check { files } => cmd::check(&files, &mut out, &mut err, color),
         Verb::Eval { file, json } => cmd::eval(&file, json, &mut out, &mut err, color),
         Verb::Graph { file, dot } => cmd::graph(&file, dot, &mut out, &mut err, color),
@@ -204,11 +233,33 @@ fn main() -> ExitCode {
         Verb::Start { name, socket } => cmd::start(&socket, &name, &mut out, &mut err),
         Verb::Stop { name, socket } => cmd::stop(&socket, &name, &mut out, &mut err),
         Verb::Restart { name, socket } => cmd::restart(&socket, &name, &mut out, &mut err),
-        Verb::Down { timeout, socket } => cmd::down(&socket, timeout.map(std::time::Duration::from_secs), &mut out, &mut err),
-        Verb::Logs { name, follow, lines, log_dir, socket } => {
-            cmd::logs(&socket, log_dir.as_deref(), &name, follow, lines, &mut out, &mut err)
-        }
-        Verb::Exec { name, command, no_tty, socket } => {
+        Verb::Down { timeout, socket } => cmd::down(
+            &socket,
+            timeout.map(std::time::Duration::from_secs),
+            &mut out,
+            &mut err,
+        ),
+        Verb::Logs {
+            name,
+            follow,
+            lines,
+            log_dir,
+            socket,
+        } => cmd::logs(
+            &socket,
+            log_dir.as_deref(),
+            &name,
+            follow,
+            lines,
+            &mut out,
+            &mut err,
+        ),
+        Verb::Exec {
+            name,
+            command,
+            no_tty,
+            socket,
+        } => {
             drop(out);
             cmd::exec(&socket, &name, &command, no_tty, &mut err)
         }

@@ -17,7 +17,9 @@ pub enum StateError {
         #[source]
         source: io::Error,
     },
-    #[error("another berth (pid {pid}) is running with state directory {dir}; stop it first (`berth down`)")]
+    #[error(
+        "another berth (pid {pid}) is running with state directory {dir}; stop it first (`berth down`)"
+    )]
     Locked { dir: PathBuf, pid: String },
 }
 
@@ -30,19 +32,34 @@ pub struct StateLock {
 
 impl StateLock {
     pub fn acquire(dir: &Path) -> Result<StateLock, StateError> {
-        let io = |source| StateError::Io { dir: dir.to_path_buf(), source };
+        let io = |source| StateError::Io {
+            dir: dir.to_path_buf(),
+            source,
+        };
         std::fs::create_dir_all(dir).map_err(io)?;
         let path = dir.join("lock");
-        let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(io)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
         if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
             let mut pid = String::new();
             let _ = file.read_to_string(&mut pid);
-            return Err(StateError::Locked { dir: dir.to_path_buf(), pid: pid.trim().to_string() });
+            return Err(StateError::Locked {
+                dir: dir.to_path_buf(),
+                pid: pid.trim().to_string(),
+            });
         }
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
         write!(file, "{}", std::process::id()).map_err(io)?;
-        Ok(StateLock { _file: file, dir: dir.to_path_buf() })
+        Ok(StateLock {
+            _file: file,
+            dir: dir.to_path_buf(),
+        })
     }
 
     pub fn logs(&self) -> PathBuf {

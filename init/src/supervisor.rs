@@ -121,7 +121,9 @@ pub struct Supervisor {
 
 impl std::fmt::Debug for Supervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Supervisor").field("units", &self.units.len()).finish()
+        f.debug_struct("Supervisor")
+            .field("units", &self.units.len())
+            .finish()
     }
 }
 
@@ -132,7 +134,13 @@ fn signalfd() -> io::Result<OwnedFd> {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for s in [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
+        for s in [
+            libc::SIGCHLD,
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGHUP,
+            libc::SIGPIPE,
+        ] {
             libc::sigaddset(&mut set, s);
         }
         if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
@@ -168,12 +176,27 @@ impl Supervisor {
     pub fn new(setup: Setup, specs: Vec<UnitSpec>) -> Result<Self, SupervisorError> {
         // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer argument only.
         if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-            return Err(io_err("become a child subreaper")(io::Error::last_os_error()));
+            return Err(io_err("become a child subreaper")(
+                io::Error::last_os_error(),
+            ));
         }
-        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| io_err("epoll_create")(e.into()))?;
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
+            .map_err(|e| io_err("epoll_create")(e.into()))?;
         let signals = signalfd().map_err(io_err("signalfd"))?;
-        epoll::add(&epoll, &signals, epoll::EventData::new_u64(TOKEN_SIGNAL), epoll::EventFlags::IN).map_err(|e| io_err("epoll add signalfd")(e.into()))?;
-        epoll::add(&epoll, setup.control.fd(), epoll::EventData::new_u64(TOKEN_CONTROL), epoll::EventFlags::IN).map_err(|e| io_err("epoll add control socket")(e.into()))?;
+        epoll::add(
+            &epoll,
+            &signals,
+            epoll::EventData::new_u64(TOKEN_SIGNAL),
+            epoll::EventFlags::IN,
+        )
+        .map_err(|e| io_err("epoll add signalfd")(e.into()))?;
+        epoll::add(
+            &epoll,
+            setup.control.fd(),
+            epoll::EventData::new_u64(TOKEN_CONTROL),
+            epoll::EventFlags::IN,
+        )
+        .map_err(|e| io_err("epoll add control socket")(e.into()))?;
         let units = specs
             .into_iter()
             .map(|spec| Unit {
@@ -202,7 +225,15 @@ impl Supervisor {
                 watchdog: None,
             })
             .collect();
-        Ok(Supervisor { setup, epoll, signals, units, by_pid: HashMap::new(), shutting_down: false, announced_ready: false })
+        Ok(Supervisor {
+            setup,
+            epoll,
+            signals,
+            units,
+            by_pid: HashMap::new(),
+            shutting_down: false,
+            announced_ready: false,
+        })
     }
 
     /// Runs until every container is stopped after SIGTERM, SIGINT or `berth down`.
@@ -211,16 +242,28 @@ impl Supervisor {
         let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
         loop {
             self.schedule();
-            if self.shutting_down && self.units.iter().all(|u| matches!(u.phase, Phase::Stopped | Phase::Failed)) {
+            if self.shutting_down
+                && self
+                    .units
+                    .iter()
+                    .all(|u| matches!(u.phase, Phase::Stopped | Phase::Failed))
+            {
                 self.notify_parent("STATUS=all containers stopped");
                 return Ok(());
             }
             let timeout = self.next_deadline().map(|d| {
                 let left = d.saturating_duration_since(Instant::now());
-                rustix::event::Timespec { tv_sec: left.as_secs() as i64, tv_nsec: i64::from(left.subsec_nanos()) }
+                rustix::event::Timespec {
+                    tv_sec: left.as_secs() as i64,
+                    tv_nsec: i64::from(left.subsec_nanos()),
+                }
             });
             events.clear();
-            match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), timeout.as_ref()) {
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                timeout.as_ref(),
+            ) {
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(io_err("epoll_wait")(e.into())),
@@ -248,7 +291,14 @@ impl Supervisor {
     fn next_deadline(&self) -> Option<Instant> {
         self.units
             .iter()
-            .flat_map(|u| [u.deadline, u.next_check, u.probe.as_ref().map(|p| p.deadline), u.watchdog])
+            .flat_map(|u| {
+                [
+                    u.deadline,
+                    u.next_check,
+                    u.probe.as_ref().map(|p| p.deadline),
+                    u.watchdog,
+                ]
+            })
             .flatten()
             .min()
     }
@@ -279,7 +329,9 @@ impl Supervisor {
             if pid <= 0 {
                 return;
             }
-            let Some(&i) = self.by_pid.get(&pid) else { continue };
+            let Some(&i) = self.by_pid.get(&pid) else {
+                continue;
+            };
             self.by_pid.remove(&pid);
             let exit = describe_status(status);
             if self.units[i].probe.as_ref().is_some_and(|p| p.pid == pid) {
@@ -287,7 +339,11 @@ impl Supervisor {
                 self.units[i].probe = None;
                 self.on_probe(i, ok);
             } else {
-                self.on_exit(i, &exit, libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+                self.on_exit(
+                    i,
+                    &exit,
+                    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                );
             }
         }
     }
@@ -305,7 +361,9 @@ impl Supervisor {
         let now = Instant::now();
         if self.shutting_down {
             for i in 0..self.units.len() {
-                let dependents_down = self.units.iter().all(|d| !d.spec.after.contains(&i) || matches!(d.phase, Phase::Stopped | Phase::Failed));
+                let dependents_down = self.units.iter().all(|d| {
+                    !d.spec.after.contains(&i) || matches!(d.phase, Phase::Stopped | Phase::Failed)
+                });
                 match self.units[i].phase {
                     Phase::Backoff => self.units[i].phase = Phase::Stopped,
                     Phase::Starting | Phase::Running if dependents_down => self.stop(i, false),
@@ -321,14 +379,29 @@ impl Supervisor {
                 Phase::Backoff => u.deadline.is_some_and(|d| d <= now),
                 _ => false,
             };
-            let deps_ready = u.spec.after.iter().all(|&d| self.units[d].phase == Phase::Running && self.units[d].ready);
+            let deps_ready = u
+                .spec
+                .after
+                .iter()
+                .all(|&d| self.units[d].phase == Phase::Running && self.units[d].ready);
             if due && deps_ready {
                 self.start(i);
             }
         }
-        if !self.announced_ready && self.units.iter().all(|u| !u.wanted || (u.phase == Phase::Running && u.ready)) {
+        if !self.announced_ready
+            && self
+                .units
+                .iter()
+                .all(|u| !u.wanted || (u.phase == Phase::Running && u.ready))
+        {
             self.announced_ready = true;
-            self.notify_parent(&format!("READY=1\nSTATUS={} containers running", self.units.iter().filter(|u| u.phase == Phase::Running).count()));
+            self.notify_parent(&format!(
+                "READY=1\nSTATUS={} containers running",
+                self.units
+                    .iter()
+                    .filter(|u| u.phase == Phase::Running)
+                    .count()
+            ));
         }
     }
 
@@ -350,20 +423,31 @@ impl Supervisor {
         let u = &mut self.units[i];
         let name = u.spec.name.clone();
         if u.log.is_none() {
-            u.log = Some(LogWriter::open(&setup.log_dir, &name, u.spec.log_max_size, u.spec.log_keep).map_err(|e| format!("open its log in {}: {e}", setup.log_dir.display()))?);
+            u.log = Some(
+                LogWriter::open(&setup.log_dir, &name, u.spec.log_max_size, u.spec.log_keep)
+                    .map_err(|e| format!("open its log in {}: {e}", setup.log_dir.display()))?,
+            );
         }
         for m in &u.spec.mounts {
             if let Mount::Volume { src, .. } = m {
-                std::fs::create_dir_all(src).map_err(|e| format!("create volume directory {}: {e}", src.display()))?;
+                std::fs::create_dir_all(src)
+                    .map_err(|e| format!("create volume directory {}: {e}", src.display()))?;
             }
         }
         // A cgroup left by a berth that died is emptied and replaced, never reused.
         let stale = setup.cgroups.cgroup(&name);
         if stale.path().exists() {
-            stale.kill_and_remove(Duration::from_secs(2)).map_err(|e| e.to_string())?;
+            stale
+                .kill_and_remove(Duration::from_secs(2))
+                .map_err(|e| e.to_string())?;
         }
-        let cgroup = setup.cgroups.create_cgroup(&name).map_err(|e| e.to_string())?;
-        let unenforced = cgroup.apply_limits(&u.spec.limits).map_err(|e| e.to_string())?;
+        let cgroup = setup
+            .cgroups
+            .create_cgroup(&name)
+            .map_err(|e| e.to_string())?;
+        let unenforced = cgroup
+            .apply_limits(&u.spec.limits)
+            .map_err(|e| e.to_string())?;
         for w in unenforced {
             let w = w.to_string();
             if !u.warnings.contains(&w) {
@@ -372,8 +456,10 @@ impl Supervisor {
             }
         }
         let cgroup_fd = cgroup.open_fd().map_err(|e| e.to_string())?;
-        let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-        let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| format!("pipe: {e}"))?;
+        let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| format!("pipe: {e}"))?;
         let mut extra_mounts = Vec::new();
         let mut extra_env = Vec::new();
         let mut notify = None;
@@ -382,22 +468,49 @@ impl Supervisor {
             std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
             let path = dir.join("notify.sock");
             let _ = std::fs::remove_file(&path);
-            let sock = UnixDatagram::bind(&path).map_err(|e| format!("bind {}: {e}", path.display()))?;
-            sock.set_nonblocking(true).map_err(|e| format!("notify socket: {e}"))?;
-            rustix::net::sockopt::set_socket_passcred(&sock, true).map_err(|e| format!("notify socket: {e}"))?;
-            extra_mounts.push(Mount::Bind { src: dir, dst: NOTIFY_DIR_IN_CONTAINER.into(), ro: false });
-            extra_env.push(("NOTIFY_SOCKET".to_string(), format!("{NOTIFY_DIR_IN_CONTAINER}/notify.sock")));
+            let sock =
+                UnixDatagram::bind(&path).map_err(|e| format!("bind {}: {e}", path.display()))?;
+            sock.set_nonblocking(true)
+                .map_err(|e| format!("notify socket: {e}"))?;
+            rustix::net::sockopt::set_socket_passcred(&sock, true)
+                .map_err(|e| format!("notify socket: {e}"))?;
+            extra_mounts.push(Mount::Bind {
+                src: dir,
+                dst: NOTIFY_DIR_IN_CONTAINER.into(),
+                ro: false,
+            });
+            extra_env.push((
+                "NOTIFY_SOCKET".to_string(),
+                format!("{NOTIFY_DIR_IN_CONTAINER}/notify.sock"),
+            ));
             notify = Some(sock);
         }
-        let config = u.spec.spawn_config([Stdio::Null, Stdio::Fd(out_w), Stdio::Fd(err_w)], Some(cgroup_fd), extra_mounts, extra_env);
+        let config = u.spec.spawn_config(
+            [Stdio::Null, Stdio::Fd(out_w), Stdio::Fd(err_w)],
+            Some(cgroup_fd),
+            extra_mounts,
+            extra_env,
+        );
         let child = spawn(&config).map_err(|e| e.to_string())?;
         drop(config);
         for (fd, token) in [(&out_r, TOKEN_STDOUT), (&err_r, TOKEN_STDERR)] {
             set_nonblocking(fd.as_fd()).map_err(|e| format!("log pipe: {e}"))?;
-            epoll::add(&self.epoll, fd, epoll::EventData::new_u64(token | i as u64), epoll::EventFlags::IN).map_err(|e| format!("epoll: {e}"))?;
+            epoll::add(
+                &self.epoll,
+                fd,
+                epoll::EventData::new_u64(token | i as u64),
+                epoll::EventFlags::IN,
+            )
+            .map_err(|e| format!("epoll: {e}"))?;
         }
         if let Some(sock) = &notify {
-            epoll::add(&self.epoll, sock, epoll::EventData::new_u64(TOKEN_NOTIFY | i as u64), epoll::EventFlags::IN).map_err(|e| format!("epoll: {e}"))?;
+            epoll::add(
+                &self.epoll,
+                sock,
+                epoll::EventData::new_u64(TOKEN_NOTIFY | i as u64),
+                epoll::EventFlags::IN,
+            )
+            .map_err(|e| format!("epoll: {e}"))?;
         }
         self.by_pid.insert(child.pid, i);
         let u = &mut self.units[i];
@@ -457,7 +570,15 @@ impl Supervisor {
         let sig = u.spec.stop_signal;
         if let Some(fd) = &u.pidfd {
             // SAFETY: pidfd_send_signal on a pidfd we own, no siginfo.
-            unsafe { libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0) };
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    sig,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
         }
         self.event(i, &format!("stopping with signal {sig}"));
     }
@@ -504,7 +625,9 @@ impl Supervisor {
     /// start limit.
     fn after_exit(&mut self, i: usize, success: bool, now: Instant) {
         // Containers that `require` this one restart with it.
-        let dependents: Vec<usize> = (0..self.units.len()).filter(|&d| self.units[d].spec.requires.contains(&i)).collect();
+        let dependents: Vec<usize> = (0..self.units.len())
+            .filter(|&d| self.units[d].spec.requires.contains(&i))
+            .collect();
         for d in dependents {
             if matches!(self.units[d].phase, Phase::Starting | Phase::Running) {
                 self.stop(d, true);
@@ -523,23 +646,36 @@ impl Supervisor {
             u.deadline = None;
             return;
         }
-        while u.starts.front().is_some_and(|t| now.duration_since(*t) > u.spec.start_interval) {
+        while u
+            .starts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > u.spec.start_interval)
+        {
             u.starts.pop_front();
         }
         if u.starts.len() as u32 >= u.spec.start_burst {
             u.phase = Phase::Failed;
             u.wanted = false;
             u.deadline = None;
-            let msg = format!("failed: {} starts within {:?}; `berth restart {}` to try again", u.starts.len(), u.spec.start_interval, u.spec.name);
+            let msg = format!(
+                "failed: {} starts within {:?}; `berth restart {}` to try again",
+                u.starts.len(),
+                u.spec.start_interval,
+                u.spec.name
+            );
             self.event(i, &msg);
             return;
         }
-        let ran = u.started_at.map_or(Duration::ZERO, |s| now.duration_since(s));
+        let ran = u
+            .started_at
+            .map_or(Duration::ZERO, |s| now.duration_since(s));
         if ran >= u.spec.backoff_reset {
             u.delay = u.spec.backoff_initial;
         }
         let delay = u.delay;
-        u.delay = Duration::from_secs_f64((u.delay.as_secs_f64() * u.spec.backoff_factor).min(u.spec.backoff_max.as_secs_f64()));
+        u.delay = Duration::from_secs_f64(
+            (u.delay.as_secs_f64() * u.spec.backoff_factor).min(u.spec.backoff_max.as_secs_f64()),
+        );
         u.phase = Phase::Backoff;
         u.deadline = Some(now + delay);
         u.restarts += 1;
@@ -590,17 +726,24 @@ impl Supervisor {
     /// network namespace (tcp) or all its namespaces (exec).
     fn probe(&mut self, i: usize) {
         let u = &self.units[i];
-        let (Some(pid), Some(pidfd)) = (u.pid, &u.pidfd) else { return };
+        let (Some(pid), Some(pidfd)) = (u.pid, &u.pidfd) else {
+            return;
+        };
         let timeout = u.spec.check.timeout;
         let result = match &u.spec.ready {
-            Ready::Tcp(port) => crate::probe::tcp(pidfd.as_fd(), *port, timeout, u.spec.host_network),
+            Ready::Tcp(port) => {
+                crate::probe::tcp(pidfd.as_fd(), *port, timeout, u.spec.host_network)
+            }
             Ready::Exec(argv) => crate::probe::exec(pid, argv, timeout),
             _ => return,
         };
         match result {
             Ok(child) => {
                 self.by_pid.insert(child, i);
-                self.units[i].probe = Some(HealthProbe { pid: child, deadline: Instant::now() + timeout + Duration::from_millis(100) });
+                self.units[i].probe = Some(HealthProbe {
+                    pid: child,
+                    deadline: Instant::now() + timeout + Duration::from_millis(100),
+                });
             }
             Err(e) => {
                 self.event(i, &format!("cannot run check: {e}"));
@@ -616,7 +759,9 @@ impl Supervisor {
             (Phase::Starting, true) => {
                 self.became_ready(i);
             }
-            (Phase::Starting, false) => u.next_check = Some(Instant::now() + interval.min(Duration::from_millis(500))),
+            (Phase::Starting, false) => {
+                u.next_check = Some(Instant::now() + interval.min(Duration::from_millis(500)))
+            }
             (Phase::Running, true) => {
                 u.failures = 0;
                 u.next_check = Some(Instant::now() + interval);
@@ -638,9 +783,15 @@ impl Supervisor {
     /// Copies what a log pipe has into the log. Returns true when it stopped early
     /// with more possibly pending.
     fn on_output(&mut self, i: usize, which: usize) -> bool {
-        let stream = if which == 0 { Stream::Stdout } else { Stream::Stderr };
+        let stream = if which == 0 {
+            Stream::Stdout
+        } else {
+            Stream::Stderr
+        };
         let u = &mut self.units[i];
-        let Some(fd) = &u.pipes[which] else { return false };
+        let Some(fd) = &u.pipes[which] else {
+            return false;
+        };
         let mut buf = [0u8; 65536];
         // At most 16 reads per wake-up, so a flooding container cannot starve the others
         // or the control socket; the rest is read on the next round.
@@ -659,7 +810,10 @@ impl Supervisor {
                     if let Some(log) = &mut u.log
                         && let Err(e) = log.write(stream, &buf[..n])
                     {
-                        eprintln!("berth: container {}: cannot write its log: {e}", u.spec.name);
+                        eprintln!(
+                            "berth: container {}: cannot write its log: {e}",
+                            u.spec.name
+                        );
                     }
                 }
                 Err(rustix::io::Errno::INTR) => {}
@@ -678,13 +832,25 @@ impl Supervisor {
     }
 
     fn on_notify(&mut self, i: usize) {
-        let cgroup_rel = self.units[i].cgroup.as_ref().and_then(|c| c.path().strip_prefix(&self.setup.cgroup_mount).ok().map(|p| format!("/{}", p.display())));
+        let cgroup_rel = self.units[i].cgroup.as_ref().and_then(|c| {
+            c.path()
+                .strip_prefix(&self.setup.cgroup_mount)
+                .ok()
+                .map(|p| format!("/{}", p.display()))
+        });
         loop {
-            let Some(sock) = &self.units[i].notify else { return };
+            let Some(sock) = &self.units[i].notify else {
+                return;
+            };
             let mut buf = [0u8; 4096];
             let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmCredentials(1))];
             let mut control = RecvAncillaryBuffer::new(&mut space);
-            let n = match rustix::net::recvmsg(sock, &mut [IoSliceMut::new(&mut buf)], &mut control, RecvFlags::DONTWAIT) {
+            let n = match rustix::net::recvmsg(
+                sock,
+                &mut [IoSliceMut::new(&mut buf)],
+                &mut control,
+                RecvFlags::DONTWAIT,
+            ) {
                 Ok(r) => r.bytes,
                 Err(_) => return,
             };
@@ -699,10 +865,14 @@ impl Supervisor {
             // that got hold of it. A sender that already exited (systemd-notify does
             // not wait) cannot be checked and is accepted.
             let trusted = match (sender, &cgroup_rel) {
-                (Some(pid), Some(rel)) => match std::fs::read_to_string(format!("/proc/{pid}/cgroup")) {
-                    Ok(c) => c.lines().any(|l| l.strip_prefix("0::") == Some(rel.as_str())),
-                    Err(_) => true,
-                },
+                (Some(pid), Some(rel)) => {
+                    match std::fs::read_to_string(format!("/proc/{pid}/cgroup")) {
+                        Ok(c) => c
+                            .lines()
+                            .any(|l| l.strip_prefix("0::") == Some(rel.as_str())),
+                        Err(_) => true,
+                    }
+                }
                 _ => false,
             };
             if !trusted {
@@ -741,16 +911,25 @@ impl Supervisor {
     }
 
     fn find(&self, name: &str) -> Result<usize, Response> {
-        self.units.iter().position(|u| u.spec.name == name).ok_or_else(|| {
-            let names: Vec<&str> = self.units.iter().map(|u| u.spec.name.as_str()).collect();
-            let hint = berth_config::diag::did_you_mean(name, names.iter().copied()).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
-            Response::Error { message: format!("no container `{name}`{hint}") }
-        })
+        self.units
+            .iter()
+            .position(|u| u.spec.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.units.iter().map(|u| u.spec.name.as_str()).collect();
+                let hint = berth_config::diag::did_you_mean(name, names.iter().copied())
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                Response::Error {
+                    message: format!("no container `{name}`{hint}"),
+                }
+            })
     }
 
     pub fn handle(&mut self, req: Request) -> Response {
         match req {
-            Request::Status => Response::Status { containers: self.units.iter().map(status).collect() },
+            Request::Status => Response::Status {
+                containers: self.units.iter().map(status).collect(),
+            },
             Request::Info => Response::Info {
                 pid: std::process::id(),
                 state_dir: self.setup.state_dir.display().to_string(),
@@ -759,7 +938,9 @@ impl Supervisor {
             },
             Request::Down => {
                 self.shutdown();
-                Response::Ok { message: Some("stopping every container".into()) }
+                Response::Ok {
+                    message: Some("stopping every container".into()),
+                }
             }
             Request::Start { name } => match self.find(&name) {
                 Err(e) => e,
@@ -771,7 +952,9 @@ impl Supervisor {
                         u.starts.clear();
                         u.delay = u.spec.backoff_initial;
                     }
-                    Response::Ok { message: Some(format!("starting {name}")) }
+                    Response::Ok {
+                        message: Some(format!("starting {name}")),
+                    }
                 }
             },
             Request::Stop { name } => match self.find(&name) {
@@ -779,7 +962,9 @@ impl Supervisor {
                 Ok(i) => {
                     self.units[i].wanted = false;
                     self.stop(i, false);
-                    Response::Ok { message: Some(format!("stopping {name}")) }
+                    Response::Ok {
+                        message: Some(format!("stopping {name}")),
+                    }
                 }
             },
             Request::Restart { name } => match self.find(&name) {
@@ -794,7 +979,9 @@ impl Supervisor {
                     } else {
                         self.units[i].phase = Phase::Stopped;
                     }
-                    Response::Ok { message: Some(format!("restarting {name}")) }
+                    Response::Ok {
+                        message: Some(format!("restarting {name}")),
+                    }
                 }
             },
         }
@@ -802,12 +989,17 @@ impl Supervisor {
 
     /// Tells whoever started berth (systemd's `Type=notify`) how things stand.
     fn notify_parent(&self, msg: &str) {
-        let Some(path) = &self.setup.notify_parent else { return };
-        let Ok(sock) = UnixDatagram::unbound() else { return };
+        let Some(path) = &self.setup.notify_parent else {
+            return;
+        };
+        let Ok(sock) = UnixDatagram::unbound() else {
+            return;
+        };
         let _ = match path.strip_prefix('@') {
             Some(abs) => {
                 use std::os::linux::net::SocketAddrExt;
-                std::os::unix::net::SocketAddr::from_abstract_name(abs.as_bytes()).and_then(|a| sock.send_to_addr(msg.as_bytes(), &a))
+                std::os::unix::net::SocketAddr::from_abstract_name(abs.as_bytes())
+                    .and_then(|a| sock.send_to_addr(msg.as_bytes(), &a))
             }
             None => sock.send_to(msg.as_bytes(), Path::new(path)),
         };
@@ -823,12 +1015,19 @@ fn status(u: &Unit) -> ContainerStatus {
         Phase::Backoff => State::Backoff,
         Phase::Failed => State::Failed,
     };
-    let memory = u.cgroup.as_ref().and_then(|c| std::fs::read_to_string(c.path().join("memory.current")).ok()).and_then(|s| s.trim().parse().ok());
+    let memory = u
+        .cgroup
+        .as_ref()
+        .and_then(|c| std::fs::read_to_string(c.path().join("memory.current")).ok())
+        .and_then(|s| s.trim().parse().ok());
     ContainerStatus {
         name: u.spec.name.clone(),
         state,
         pid: u.pid,
-        uptime: u.started_at.filter(|_| u.pid.is_some()).map(|s| s.elapsed().as_secs_f64()),
+        uptime: u
+            .started_at
+            .filter(|_| u.pid.is_some())
+            .map(|s| s.elapsed().as_secs_f64()),
         restarts: u.restarts,
         ready: u.ready,
         memory,
@@ -843,7 +1042,10 @@ fn describe_status(status: i32) -> String {
     if libc::WIFEXITED(status) {
         format!("exited {}", libc::WEXITSTATUS(status))
     } else if libc::WIFSIGNALED(status) {
-        format!("killed by {}", berth_modules::units::signal_name(libc::WTERMSIG(status)))
+        format!(
+            "killed by {}",
+            berth_modules::units::signal_name(libc::WTERMSIG(status))
+        )
     } else {
         format!("ended (status {status})")
     }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use berth_modules::{Evaluation, Kind, Node, Value};
 
-use crate::runtime::{Caps, Limits, Mount, NamespaceMode, Namespaces, Rootfs, SpawnConfig, Stdio, User};
+use crate::runtime::{
+    Caps, Limits, Mount, NamespaceMode, Namespaces, Rootfs, SpawnConfig, Stdio, User,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Restart {
@@ -96,7 +98,11 @@ fn bytes(v: Option<&Value>) -> Option<u64> {
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
-    v.map(Value::as_list).unwrap_or_default().iter().filter_map(|x| x.as_str().map(str::to_string)).collect()
+    v.map(Value::as_list)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|x| x.as_str().map(str::to_string))
+        .collect()
 }
 
 /// Looks a user or group name up in the passwd/group file of the container's root.
@@ -117,7 +123,10 @@ fn lookup_id(root: &Path, file: &str, name: &str) -> Option<(u32, u32)> {
 pub fn units(ev: &Evaluation, state_dir: &Path) -> Vec<UnitSpec> {
     let containers: Vec<&Node> = ev.of_kind(Kind::Container).collect();
     let index_of = |name: &str| containers.iter().position(|c| c.id.name == name);
-    containers.iter().map(|n| unit(n, state_dir, &index_of)).collect()
+    containers
+        .iter()
+        .map(|n| unit(n, state_dir, &index_of))
+        .collect()
 }
 
 fn unit(n: &Node, state_dir: &Path, index_of: &dyn Fn(&str) -> Option<usize>) -> UnitSpec {
@@ -132,7 +141,15 @@ fn unit(n: &Node, state_dir: &Path, index_of: &dyn Fn(&str) -> Option<usize>) ->
         Rootfs::Dir(d) => d.clone(),
     };
     let mut env: Vec<(String, String)> = match n.get("env") {
-        Some(Value::Map(m)) => m.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect(),
+        Some(Value::Map(m)) => m
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                )
+            })
+            .collect(),
         _ => Vec::new(),
     };
     if !env.iter().any(|(k, _)| k == "PATH") {
@@ -149,7 +166,9 @@ fn unit(n: &Node, state_dir: &Path, index_of: &dyn Fn(&str) -> Option<usize>) ->
                 user.uid = uid;
                 user.gid = gid;
             }
-            None => warnings.push(format!("user `{name_}` not found in the root file system's /etc/passwd; running as root")),
+            None => warnings.push(format!(
+                "user `{name_}` not found in the root file system's /etc/passwd; running as root"
+            )),
         },
         _ => {}
     }
@@ -157,24 +176,49 @@ fn unit(n: &Node, state_dir: &Path, index_of: &dyn Fn(&str) -> Option<usize>) ->
         Some(Value::Int(gid)) => user.gid = *gid as u32,
         Some(Value::Str(g)) => match lookup_id(&root_dir, "group", g) {
             Some((gid, _)) => user.gid = gid,
-            None => warnings.push(format!("group `{g}` not found in the root file system's /etc/group")),
+            None => warnings.push(format!(
+                "group `{g}` not found in the root file system's /etc/group"
+            )),
         },
         _ => {}
     }
     let mut mounts = Vec::new();
     for m in n.get("mount").map(Value::as_list).unwrap_or_default() {
-        let (Some(src), Some(dst)) = (m.field("source").and_then(Value::as_str), m.field("target").and_then(Value::as_str)) else { continue };
+        let (Some(src), Some(dst)) = (
+            m.field("source").and_then(Value::as_str),
+            m.field("target").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
         let ro = m.field("ro").and_then(Value::as_bool).unwrap_or(false);
         if src.starts_with('/') {
-            mounts.push(Mount::Bind { src: src.into(), dst: dst.into(), ro });
+            mounts.push(Mount::Bind {
+                src: src.into(),
+                dst: dst.into(),
+                ro,
+            });
         } else {
-            mounts.push(Mount::Volume { src: state_dir.join("volumes").join(src), dst: dst.into(), ro });
+            mounts.push(Mount::Volume {
+                src: state_dir.join("volumes").join(src),
+                dst: dst.into(),
+                ro,
+            });
         }
     }
     for t in n.get("tmpfs").map(Value::as_list).unwrap_or_default() {
-        let Some(dst) = t.field("target").and_then(Value::as_str) else { continue };
-        let mode = t.field("mode").and_then(Value::as_str).and_then(|m| u32::from_str_radix(m, 8).ok()).unwrap_or(0o1777);
-        mounts.push(Mount::Tmpfs { dst: dst.into(), size: bytes(t.field("size")), mode });
+        let Some(dst) = t.field("target").and_then(Value::as_str) else {
+            continue;
+        };
+        let mode = t
+            .field("mode")
+            .and_then(Value::as_str)
+            .and_then(|m| u32::from_str_radix(m, 8).ok())
+            .unwrap_or(0o1777);
+        mounts.push(Mount::Tmpfs {
+            dst: dst.into(),
+            size: bytes(t.field("size")),
+            mode,
+        });
     }
     let mut host_network = false;
     for a in n.get("network").map(Value::as_list).unwrap_or_default() {
@@ -205,10 +249,17 @@ fn unit(n: &Node, state_dir: &Path, index_of: &dyn Fn(&str) -> Option<usize>) ->
             Some(Value::Float(f)) => Some(*f),
             _ => None,
         },
-        cpu_weight: int(n.get("limits.cpu-weight")).filter(|w| *w != 100).map(|w| w as u64),
+        cpu_weight: int(n.get("limits.cpu-weight"))
+            .filter(|w| *w != 100)
+            .map(|w| w as u64),
         pids_max: int(n.get("limits.pids")).map(|p| p as u64),
-        io_weight: int(n.get("limits.io-weight")).filter(|w| *w != 100).map(|w| w as u64),
-        cpuset_cpus: n.get("limits.cpuset").and_then(Value::as_str).map(str::to_string),
+        io_weight: int(n.get("limits.io-weight"))
+            .filter(|w| *w != 100)
+            .map(|w| w as u64),
+        cpuset_cpus: n
+            .get("limits.cpuset")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     };
     let restart = match n.get("restart").and_then(Value::as_str) {
         Some("always") => Restart::Always,
@@ -216,19 +267,37 @@ fn unit(n: &Node, state_dir: &Path, index_of: &dyn Fn(&str) -> Option<usize>) ->
         _ => Restart::OnFailure,
     };
     let ready_v = n.get("ready");
-    let ready = match ready_v.and_then(|r| r.field("kind")).and_then(Value::as_str) {
+    let ready = match ready_v
+        .and_then(|r| r.field("kind"))
+        .and_then(Value::as_str)
+    {
         Some("notify") => Ready::Notify,
         Some("tcp") => Ready::Tcp(int(ready_v.and_then(|r| r.field("port"))).unwrap_or(0) as u16),
         Some("exec") => Ready::Exec(strings(ready_v.and_then(|r| r.field("command")))),
         _ => Ready::Started,
     };
     let check = Check {
-        interval: dur(ready_v.and_then(|r| r.field("interval")), Duration::from_secs(2)),
-        timeout: dur(ready_v.and_then(|r| r.field("timeout")), Duration::from_secs(1)),
-        retries: int(ready_v.and_then(|r| r.field("retries"))).unwrap_or(3).max(1) as u32,
+        interval: dur(
+            ready_v.and_then(|r| r.field("interval")),
+            Duration::from_secs(2),
+        ),
+        timeout: dur(
+            ready_v.and_then(|r| r.field("timeout")),
+            Duration::from_secs(1),
+        ),
+        retries: int(ready_v.and_then(|r| r.field("retries")))
+            .unwrap_or(3)
+            .max(1) as u32,
     };
-    let after: Vec<usize> = strings(n.get("after")).iter().chain(strings(n.get("requires")).iter()).filter_map(|d| index_of(d)).collect();
-    let requires: Vec<usize> = strings(n.get("requires")).iter().filter_map(|d| index_of(d)).collect();
+    let after: Vec<usize> = strings(n.get("after"))
+        .iter()
+        .chain(strings(n.get("requires")).iter())
+        .filter_map(|d| index_of(d))
+        .collect();
+    let requires: Vec<usize> = strings(n.get("requires"))
+        .iter()
+        .filter_map(|d| index_of(d))
+        .collect();
     UnitSpec {
         name: name.clone(),
         rootfs,
@@ -237,7 +306,11 @@ fn unit(n: &Node, state_dir: &Path, index_of: &dyn Fn(&str) -> Option<usize>) ->
         env,
         workdir: PathBuf::from(n.get("workdir").and_then(Value::as_str).unwrap_or("/")),
         user,
-        hostname: n.get("hostname").and_then(Value::as_str).unwrap_or(&name).to_string(),
+        hostname: n
+            .get("hostname")
+            .and_then(Value::as_str)
+            .unwrap_or(&name)
+            .to_string(),
         mounts,
         host_network,
         capabilities,
@@ -260,7 +333,9 @@ fn unit(n: &Node, state_dir: &Path, index_of: &dyn Fn(&str) -> Option<usize>) ->
         ready,
         check,
         start_timeout: dur(n.get("start-timeout"), Duration::from_secs(60)),
-        watchdog: n.get("watchdog").map(|w| dur(Some(w), Duration::from_secs(30))),
+        watchdog: n
+            .get("watchdog")
+            .map(|w| dur(Some(w), Duration::from_secs(30))),
         after,
         requires,
         log_max_size: bytes(n.get("log.max-size")).unwrap_or(10 << 20),
@@ -271,7 +346,13 @@ fn unit(n: &Node, state_dir: &Path, index_of: &dyn Fn(&str) -> Option<usize>) ->
 
 impl UnitSpec {
     /// The runtime's view, with this start's stdio and cgroup.
-    pub fn spawn_config(&self, stdio: [Stdio; 3], cgroup: Option<std::os::fd::OwnedFd>, extra_mounts: Vec<Mount>, extra_env: Vec<(String, String)>) -> SpawnConfig {
+    pub fn spawn_config(
+        &self,
+        stdio: [Stdio; 3],
+        cgroup: Option<std::os::fd::OwnedFd>,
+        extra_mounts: Vec<Mount>,
+        extra_env: Vec<(String, String)>,
+    ) -> SpawnConfig {
         let mut c = SpawnConfig::new(self.name.clone(), self.argv.clone());
         c.rootfs = self.rootfs.clone();
         c.readonly_rootfs = self.readonly_rootfs;
@@ -282,7 +363,14 @@ impl UnitSpec {
         c.hostname = Some(self.hostname.clone());
         c.mounts = self.mounts.clone();
         c.mounts.extend(extra_mounts);
-        c.namespaces = Namespaces { net: if self.host_network { NamespaceMode::Host } else { NamespaceMode::New }, ..Namespaces::default() };
+        c.namespaces = Namespaces {
+            net: if self.host_network {
+                NamespaceMode::Host
+            } else {
+                NamespaceMode::New
+            },
+            ..Namespaces::default()
+        };
         c.capabilities = self.capabilities;
         c.stdio = stdio;
         c.cgroup = cgroup;

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn berth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_berth")).args(args).env("NO_COLOR", "1").output().expect("run berth")
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run berth")
 }
 
 fn tmp(name: &str, text: &str) -> PathBuf {
@@ -25,11 +29,17 @@ fn check_ok_and_invalid_exit_codes() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok "));
 
-    let bad = tmp("bad", "container \"web\" { rootfs \"host\"; exec \"/bin/true\"; restart \"sometimes\"; limits { memory \"lots\" } }\n");
+    let bad = tmp(
+        "bad",
+        "container \"web\" { rootfs \"host\"; exec \"/bin/true\"; restart \"sometimes\"; limits { memory \"lots\" } }\n",
+    );
     let out = berth(&["check", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("host.kdl:1:") && err.contains("2 errors"), "{err}");
+    assert!(
+        err.contains("host.kdl:1:") && err.contains("2 errors"),
+        "{err}"
+    );
     assert!(out.stdout.is_empty());
 }
 
@@ -38,7 +48,10 @@ fn usage_errors_exit_2() {
     assert_eq!(berth(&[]).status.code(), Some(2));
     assert_eq!(berth(&["check"]).status.code(), Some(2));
     assert_eq!(berth(&["frobnicate"]).status.code(), Some(2));
-    assert_eq!(berth(&["eval", "x.kdl", "--no-such-flag"]).status.code(), Some(2));
+    assert_eq!(
+        berth(&["eval", "x.kdl", "--no-such-flag"]).status.code(),
+        Some(2)
+    );
 }
 
 #[test]
@@ -78,23 +91,44 @@ fn options_and_why() {
     assert!(text.contains("container.limits.memory") && text.contains("apply: live"));
     assert!(!text.contains("container.exec"));
     assert_eq!(berth(&["options", "container.nope"]).status.code(), Some(1));
-    let json: serde_json::Value = serde_json::from_slice(&berth(&["options", "--json"]).stdout).unwrap();
-    assert!(json.as_array().unwrap().iter().any(|o| o["path"] == "network.subnet" && o["apply"] == "recreate"));
+    let json: serde_json::Value =
+        serde_json::from_slice(&berth(&["options", "--json"]).stdout).unwrap();
+    assert!(
+        json.as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["path"] == "network.subnet" && o["apply"] == "recreate")
+    );
 
     let good = tmp("why", GOOD);
     let out = berth(&["why", good.to_str().unwrap(), "container.web.exec"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("host.kdl:4:5"));
-    assert_eq!(berth(&["why", good.to_str().unwrap(), "container.nope.exec"]).status.code(), Some(1));
+    assert_eq!(
+        berth(&["why", good.to_str().unwrap(), "container.nope.exec"])
+            .status
+            .code(),
+        Some(1)
+    );
 }
 
 #[test]
 fn graph_text_and_dot() {
     let good = tmp("graph", GOOD);
-    let text = String::from_utf8_lossy(&berth(&["graph", good.to_str().unwrap()]).stdout).to_string();
-    assert!(text.contains("layer 0:\n  network.lan\nlayer 1:\n  container.web  <- network.lan (network)"), "{text}");
-    let dot = String::from_utf8_lossy(&berth(&["graph", good.to_str().unwrap(), "--dot"]).stdout).to_string();
-    assert!(dot.starts_with("digraph berth {") && dot.contains("\"container.web\" -> \"network.lan\""), "{dot}");
+    let text =
+        String::from_utf8_lossy(&berth(&["graph", good.to_str().unwrap()]).stdout).to_string();
+    assert!(
+        text.contains(
+            "layer 0:\n  network.lan\nlayer 1:\n  container.web  <- network.lan (network)"
+        ),
+        "{text}"
+    );
+    let dot = String::from_utf8_lossy(&berth(&["graph", good.to_str().unwrap(), "--dot"]).stdout)
+        .to_string();
+    assert!(
+        dot.starts_with("digraph berth {") && dot.contains("\"container.web\" -> \"network.lan\""),
+        "{dot}"
+    );
 }
 
 #[test]
@@ -102,19 +136,41 @@ fn fmt_keeps_comments_and_the_hash() {
     let messy = "// the lan\nnetwork   \"lan\"{subnet \"10.88.0.0/24\" // inline\n}\ncontainer \"web\" { rootfs \"host\"; exec \"/bin/true\"\n  network \"lan\" }\n";
     let p = tmp("fmt", messy);
     let before = berth(&["eval", p.to_str().unwrap(), "--json"]);
-    assert_eq!(berth(&["fmt", "--check", p.to_str().unwrap()]).status.code(), Some(1));
-    assert_eq!(std::fs::read_to_string(&p).unwrap(), messy, "--check changes nothing");
+    assert_eq!(
+        berth(&["fmt", "--check", p.to_str().unwrap()])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&p).unwrap(),
+        messy,
+        "--check changes nothing"
+    );
     assert_eq!(berth(&["fmt", p.to_str().unwrap()]).status.code(), Some(0));
     let formatted = std::fs::read_to_string(&p).unwrap();
-    assert!(formatted.contains("// the lan") && formatted.contains("// inline"), "{formatted}");
-    assert_eq!(berth(&["fmt", "--check", p.to_str().unwrap()]).status.code(), Some(0));
+    assert!(
+        formatted.contains("// the lan") && formatted.contains("// inline"),
+        "{formatted}"
+    );
+    assert_eq!(
+        berth(&["fmt", "--check", p.to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
     let after = berth(&["eval", p.to_str().unwrap(), "--json"]);
-    let h = |o: &Output| serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["hash"].clone();
+    let h = |o: &Output| {
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["hash"].clone()
+    };
     assert_eq!(h(&before), h(&after));
     // A syntax error: reported with its place, the file untouched.
     let broken = tmp("fmt-broken", "container \"web\" { exec \"unterminated }\n");
     let out = berth(&["fmt", broken.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("host.kdl:1:"));
-    assert_eq!(std::fs::read_to_string(&broken).unwrap(), "container \"web\" { exec \"unterminated }\n");
+    assert_eq!(
+        std::fs::read_to_string(&broken).unwrap(),
+        "container \"web\" { exec \"unterminated }\n"
+    );
 }

@@ -39,25 +39,35 @@ fn web() -> ContainerStatus {
         memory: Some(3 * 1024 * 1024),
         last_exit: None,
         status_text: None,
-        warnings: vec!["memory limit not enforced: cgroup controller `memory` not available".into()],
+        warnings: vec![
+            "memory limit not enforced: cgroup controller `memory` not available".into(),
+        ],
     }
 }
 
 /// What the stand-in supervisor answers.
 fn answer(request: &Request) -> Response {
     match request {
-        Request::Status => Response::Status { containers: vec![web()] },
+        Request::Status => Response::Status {
+            containers: vec![web()],
+        },
         Request::Info => Response::Info {
             pid: std::process::id(),
             state_dir: "/tmp/state".into(),
             log_dir: "/tmp/state/logs".into(),
             version: "test".into(),
         },
-        Request::Start { name } if name == "web" => Response::Ok { message: Some(format!("starting {name}")) },
+        Request::Start { name } if name == "web" => Response::Ok {
+            message: Some(format!("starting {name}")),
+        },
         Request::Start { name } | Request::Stop { name } | Request::Restart { name } => {
-            Response::Error { message: format!("no container `{name}`") }
+            Response::Error {
+                message: format!("no container `{name}`"),
+            }
         }
-        Request::Down => Response::Ok { message: Some("stopping every container".into()) },
+        Request::Down => Response::Ok {
+            message: Some("stopping every container".into()),
+        },
     }
 }
 
@@ -73,9 +83,15 @@ impl Served {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
-            let tick = rustix::event::Timespec { tv_sec: 0, tv_nsec: 20_000_000 };
+            let tick = rustix::event::Timespec {
+                tv_sec: 0,
+                tv_nsec: 20_000_000,
+            };
             while !flag.load(Ordering::Relaxed) {
-                let mut fds = [rustix::event::PollFd::from_borrowed_fd(server.fd(), rustix::event::PollFlags::IN)];
+                let mut fds = [rustix::event::PollFd::from_borrowed_fd(
+                    server.fd(),
+                    rustix::event::PollFlags::IN,
+                )];
                 let _ = rustix::event::poll(&mut fds, Some(&tick));
                 let mut down = false;
                 for (client, request) in server.poll() {
@@ -89,7 +105,10 @@ impl Served {
                 }
             }
         });
-        Served { stop, thread: Some(thread) }
+        Served {
+            stop,
+            thread: Some(thread),
+        }
     }
 
     fn join(mut self) {
@@ -136,17 +155,33 @@ fn a_client_gets_answers() {
     let path = socket_in(&dir);
     let _served = serve(&path);
     let mut client = Client::connect(&path).unwrap();
-    assert_eq!(client.call(&Request::Status).unwrap(), Response::Status { containers: vec![web()] });
+    assert_eq!(
+        client.call(&Request::Status).unwrap(),
+        Response::Status {
+            containers: vec![web()]
+        }
+    );
     // Several calls on one connection.
     assert_eq!(
         client.call(&Request::Start { name: "web".into() }).unwrap(),
-        Response::Ok { message: Some("starting web".into()) }
+        Response::Ok {
+            message: Some("starting web".into())
+        }
     );
     assert_eq!(
-        client.call(&Request::Stop { name: "nope".into() }).unwrap(),
-        Response::Error { message: "no container `nope`".into() }
+        client
+            .call(&Request::Stop {
+                name: "nope".into()
+            })
+            .unwrap(),
+        Response::Error {
+            message: "no container `nope`".into()
+        }
     );
-    assert!(matches!(client.call(&Request::Info).unwrap(), Response::Info { .. }));
+    assert!(matches!(
+        client.call(&Request::Info).unwrap(),
+        Response::Info { .. }
+    ));
 }
 
 #[test]
@@ -156,15 +191,23 @@ fn garbage_and_wrong_versions_get_errors_and_the_server_keeps_serving() {
     let _served = serve(&path);
     let mut conn = raw(&path);
     let line = raw_line(&mut conn, b"hello there\n");
-    assert!(line.contains(r#""result":"error""#) && line.contains("not JSON"), "{line}");
+    assert!(
+        line.contains(r#""result":"error""#) && line.contains("not JSON"),
+        "{line}"
+    );
     let line = raw_line(&mut conn, b"{\"v\":2,\"verb\":\"status\"}\n");
-    assert!(line.contains("version 2") && line.contains("speaks version 1"), "{line}");
+    assert!(
+        line.contains("version 2") && line.contains("speaks version 1"),
+        "{line}"
+    );
     let line = raw_line(&mut conn, b"{\"v\":1,\"verb\":\"fly\"}\r\n");
     assert!(line.contains("error") && line.contains("fly"), "{line}");
     let line = raw_line(&mut conn, b"\xff\xfe\x00garbage\n");
     assert!(line.contains("error"), "{line}");
     // The same connection still works, and so do pipelined requests (answered in order).
-    conn.get_mut().write_all(b"{\"v\":1,\"verb\":\"info\"}\n\n{\"v\":1,\"verb\":\"status\"}\n").unwrap();
+    conn.get_mut()
+        .write_all(b"{\"v\":1,\"verb\":\"info\"}\n\n{\"v\":1,\"verb\":\"status\"}\n")
+        .unwrap();
     let mut first = String::new();
     conn.read_line(&mut first).unwrap();
     let mut second = String::new();
@@ -197,7 +240,10 @@ fn garbage_and_wrong_versions_get_errors_and_the_server_keeps_serving() {
     assert!(answer.contains(r#""name":"web""#), "{answer}");
 
     let mut client = Client::connect(&path).unwrap();
-    assert!(matches!(client.call(&Request::Status).unwrap(), Response::Status { .. }));
+    assert!(matches!(
+        client.call(&Request::Status).unwrap(),
+        Response::Status { .. }
+    ));
 }
 
 #[test]
@@ -206,13 +252,26 @@ fn a_second_bind_refuses_with_already_running() {
     let path = socket_in(&dir);
     let _served = serve(&path);
     let err = ControlServer::bind(&path).unwrap_err();
-    assert!(matches!(err, ControlError::AlreadyRunning { .. }), "{err:?}");
+    assert!(
+        matches!(err, ControlError::AlreadyRunning { .. }),
+        "{err:?}"
+    );
     assert_eq!(
         err.to_string(),
-        format!("berth is already running with control socket {} (pid {})", path.display(), std::process::id())
+        format!(
+            "berth is already running with control socket {} (pid {})",
+            path.display(),
+            std::process::id()
+        )
     );
     // The refused attempt did not disturb the running one.
-    assert!(matches!(Client::connect(&path).unwrap().call(&Request::Status).unwrap(), Response::Status { .. }));
+    assert!(matches!(
+        Client::connect(&path)
+            .unwrap()
+            .call(&Request::Status)
+            .unwrap(),
+        Response::Status { .. }
+    ));
 }
 
 #[test]
@@ -224,7 +283,13 @@ fn a_stale_socket_file_is_replaced() {
     let err = Client::connect(&path).unwrap_err();
     assert!(matches!(err, ControlError::NotRunning { .. }), "{err:?}");
     let _served = serve(&path);
-    assert!(matches!(Client::connect(&path).unwrap().call(&Request::Status).unwrap(), Response::Status { .. }));
+    assert!(matches!(
+        Client::connect(&path)
+            .unwrap()
+            .call(&Request::Status)
+            .unwrap(),
+        Response::Status { .. }
+    ));
 }
 
 #[test]
@@ -242,7 +307,13 @@ fn not_running_is_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("missing.sock");
     let err = Client::connect(&path).unwrap_err();
-    assert_eq!(err.to_string(), format!("berth is not running (no control socket at {})", path.display()));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "berth is not running (no control socket at {})",
+            path.display()
+        )
+    );
 }
 
 #[test]
@@ -262,7 +333,10 @@ fn the_socket_is_0600_in_a_0700_directory_and_removed_on_drop() {
 
 #[test]
 fn a_client_of_another_uid_is_refused() {
-    if !require(rustix::process::geteuid().is_root(), "the other-uid test must run as root (it switches to uid 65534)") {
+    if !require(
+        rustix::process::geteuid().is_root(),
+        "the other-uid test must run as root (it switches to uid 65534)",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -296,7 +370,13 @@ fn a_client_of_another_uid_is_refused() {
     };
     assert_eq!(code, 0, "{what}");
     // The server still serves root.
-    assert!(matches!(Client::connect(&path).unwrap().call(&Request::Status).unwrap(), Response::Status { .. }));
+    assert!(matches!(
+        Client::connect(&path)
+            .unwrap()
+            .call(&Request::Status)
+            .unwrap(),
+        Response::Status { .. }
+    ));
 }
 
 /// In a forked child: become uid 65534, show that the file mode keeps it out, then
@@ -315,17 +395,26 @@ fn other_uid_client(addr: &rustix::net::SocketAddrUnix) -> i32 {
     if !switched || rustix::process::geteuid().as_raw() != 65534 {
         return 10;
     }
-    let sock = |flags| rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, flags, None);
-    let Ok(s) = sock(SocketFlags::CLOEXEC) else { return 11 };
+    let sock =
+        |flags| rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, flags, None);
+    let Ok(s) = sock(SocketFlags::CLOEXEC) else {
+        return 11;
+    };
     if rustix::net::connect(&s, addr) != Err(rustix::io::Errno::ACCESS) {
         return 11;
     }
     let dac = CapabilitySet::DAC_OVERRIDE;
-    let sets = CapabilitySets { effective: dac, permitted: dac, inheritable: CapabilitySet::empty() };
+    let sets = CapabilitySets {
+        effective: dac,
+        permitted: dac,
+        inheritable: CapabilitySet::empty(),
+    };
     if rustix::thread::set_capabilities(None, sets).is_err() {
         return 12;
     }
-    let Ok(s) = sock(SocketFlags::CLOEXEC) else { return 13 };
+    let Ok(s) = sock(SocketFlags::CLOEXEC) else {
+        return 13;
+    };
     if rustix::net::connect(&s, addr).is_err() {
         return 13;
     }
@@ -347,14 +436,19 @@ fn other_uid_client(addr: &rustix::net::SocketAddrUnix) -> i32 {
     if got == 0 {
         return 14;
     }
-    if !text.windows(want.len()).any(|w| w == want) || text.iter().filter(|&&b| b == b'\n').count() != 1 {
+    if !text.windows(want.len()).any(|w| w == want)
+        || text.iter().filter(|&&b| b == b'\n').count() != 1
+    {
         return 15;
     }
     0
 }
 
 fn berth(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_berth")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -372,9 +466,18 @@ fn the_cli_verbs_talk_to_the_server() {
     let (code, out, err) = berth(&["status", "--socket", sock]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[0].starts_with("NAME") && lines[0].ends_with("WARNINGS"), "{out}");
-    assert!(lines[1].starts_with("web") && lines[1].contains("running") && lines[1].contains("1m15s"), "{out}");
-    assert!(lines[1].contains("3.0M") && lines[1].contains("yes") && lines[1].contains("not enforced"), "{out}");
+    assert!(
+        lines[0].starts_with("NAME") && lines[0].ends_with("WARNINGS"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("web") && lines[1].contains("running") && lines[1].contains("1m15s"),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains("3.0M") && lines[1].contains("yes") && lines[1].contains("not enforced"),
+        "{out}"
+    );
 
     let (code, out, _) = berth(&["status", "--json", "--socket", sock]);
     assert_eq!(code, 0);
@@ -388,7 +491,10 @@ fn the_cli_verbs_talk_to_the_server() {
     let (code, out, _) = berth(&["start", "web", "--socket", sock]);
     assert_eq!((code, out.as_str()), (0, "starting web\n"));
     let (code, out, err) = berth(&["restart", "db", "--socket", sock]);
-    assert_eq!((code, out.as_str(), err.as_str()), (1, "", "error: no container `db`\n"));
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (1, "", "error: no container `db`\n")
+    );
 
     let (code, out, err) = berth(&["down", "--socket", sock, "--timeout", "10"]);
     assert_eq!(code, 0, "{err}");
@@ -397,10 +503,16 @@ fn the_cli_verbs_talk_to_the_server() {
 
     let (code, out, err) = berth(&["status", "--socket", sock]);
     assert_eq!((code, out.as_str()), (1, ""));
-    assert_eq!(err, format!("error: berth is not running (no control socket at {sock})\n"));
+    assert_eq!(
+        err,
+        format!("error: berth is not running (no control socket at {sock})\n")
+    );
     let (code, _, err) = berth(&["logs", "web", "--socket", sock]);
     assert_eq!(code, 1);
-    assert!(err.contains("not running") && err.contains("--log-dir"), "{err}");
+    assert!(
+        err.contains("not running") && err.contains("--log-dir"),
+        "{err}"
+    );
     let (code, _, _) = berth(&["status", "--bogus"]);
     assert_eq!(code, 2, "usage errors exit 2");
 }
@@ -408,12 +520,23 @@ fn the_cli_verbs_talk_to_the_server() {
 #[test]
 fn logs_reads_a_log_dir() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("web.log.1"), "2026-01-01T00:00:00.000Z out one\n2026-01-01T00:00:01.000Z out two\n").unwrap();
-    std::fs::write(dir.path().join("web.log"), "2026-01-01T00:00:02.000Z err three\n").unwrap();
+    std::fs::write(
+        dir.path().join("web.log.1"),
+        "2026-01-01T00:00:00.000Z out one\n2026-01-01T00:00:01.000Z out two\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("web.log"),
+        "2026-01-01T00:00:02.000Z err three\n",
+    )
+    .unwrap();
     let logs = dir.path().to_str().unwrap();
     let (code, out, err) = berth(&["logs", "web", "-n", "2", "--log-dir", logs]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, "2026-01-01T00:00:01.000Z out two\n2026-01-01T00:00:02.000Z err three\n");
+    assert_eq!(
+        out,
+        "2026-01-01T00:00:01.000Z out two\n2026-01-01T00:00:02.000Z err three\n"
+    );
     let (code, _, err) = berth(&["logs", "db", "--log-dir", logs]);
     assert_eq!(code, 1);
     assert!(err.contains("no logs for db"), "{err}");

@@ -14,7 +14,10 @@ fn requirements_met() -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     if !root {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "these tests need root (CI=true: failing instead of skipping)");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "these tests need root (CI=true: failing instead of skipping)"
+        );
         eprintln!("skipped: not root");
     }
     root
@@ -39,7 +42,14 @@ impl Berth {
         std::fs::write(&file, host).unwrap();
         let socket = dir.join("control.sock");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
-        cmd.args(["up", file.to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap(), "--socket", socket.to_str().unwrap()]);
+        cmd.args([
+            "up",
+            file.to_str().unwrap(),
+            "--state-dir",
+            dir.join("state").to_str().unwrap(),
+            "--socket",
+            socket.to_str().unwrap(),
+        ]);
         cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
         match notify {
             Some(p) => cmd.env("NOTIFY_SOCKET", p),
@@ -63,17 +73,27 @@ impl Berth {
     }
 
     fn status(&self) -> Vec<Value> {
-        self.call(json!({"verb": "status"}))["containers"].as_array().unwrap().clone()
+        self.call(json!({"verb": "status"}))["containers"]
+            .as_array()
+            .unwrap()
+            .clone()
     }
 
     fn container(&self, name: &str) -> Value {
-        self.status().into_iter().find(|c| c["name"] == name).unwrap()
+        self.status()
+            .into_iter()
+            .find(|c| c["name"] == name)
+            .unwrap()
     }
 
     fn wait_for(&self, mut f: impl FnMut() -> bool, what: &str) {
         let start = Instant::now();
         while !f() {
-            assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}; logs:\n{}", self.logs());
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "timed out waiting for {what}; logs:\n{}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -83,14 +103,19 @@ impl Berth {
     }
 
     fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.join("state/logs").join(format!("{name}.log"))).unwrap_or_default()
+        std::fs::read_to_string(self.dir.join("state/logs").join(format!("{name}.log")))
+            .unwrap_or_default()
     }
 
     fn logs(&self) -> String {
         let mut out = String::new();
         if let Ok(rd) = std::fs::read_dir(self.dir.join("state/logs")) {
             for e in rd.flatten() {
-                out.push_str(&format!("--- {}\n{}", e.path().display(), std::fs::read_to_string(e.path()).unwrap_or_default()));
+                out.push_str(&format!(
+                    "--- {}\n{}",
+                    e.path().display(),
+                    std::fs::read_to_string(e.path()).unwrap_or_default()
+                ));
             }
         }
         out
@@ -104,7 +129,11 @@ impl Berth {
             if let Some(st) = self.child.try_wait().unwrap() {
                 return st;
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "berth did not exit after down; logs:\n{}", self.logs());
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "berth did not exit after down; logs:\n{}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -122,7 +151,10 @@ impl Drop for Berth {
 
 /// The timestamp of the first log line containing `needle`.
 fn stamp(log: &str, needle: &str) -> String {
-    log.lines().find(|l| l.contains(needle)).map(|l| l.split(' ').next().unwrap().to_string()).unwrap_or_else(|| panic!("no `{needle}` in log:\n{log}"))
+    log.lines()
+        .find(|l| l.contains(needle))
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no `{needle}` in log:\n{log}"))
 }
 
 #[test]
@@ -154,9 +186,15 @@ container "worker" {
     );
     b.wait_for(|| b.state("web") == "running", "web running");
     let (db, web, worker) = (b.log("db"), b.log("web"), b.log("worker"));
-    assert!(stamp(&web, "started") >= stamp(&db, "ready"), "web must start after db is ready\n{db}\n{web}");
+    assert!(
+        stamp(&web, "started") >= stamp(&db, "ready"),
+        "web must start after db is ready\n{db}\n{web}"
+    );
     // worker depends on nothing: it started with db, not after it.
-    assert!(stamp(&worker, "started") < stamp(&db, "ready"), "independent containers start at once\n{db}\n{worker}");
+    assert!(
+        stamp(&worker, "started") < stamp(&db, "ready"),
+        "independent containers start at once\n{db}\n{worker}"
+    );
     assert!(db.contains("out db up"), "{db}");
     let status = b.down();
     assert!(status.success());
@@ -197,17 +235,31 @@ container "crash" {
     let pid = b.container("svc")["pid"].as_i64().unwrap();
     // SAFETY: the pid is the container's init, started by the berth this test runs.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    b.wait_for(|| b.container("svc")["restarts"] == 1 && b.state("svc") == "running", "svc restarted");
+    b.wait_for(
+        || b.container("svc")["restarts"] == 1 && b.state("svc") == "running",
+        "svc restarted",
+    );
     assert_ne!(b.container("svc")["pid"].as_i64().unwrap(), pid);
-    assert!(b.log("svc").contains("killed by SIGKILL"), "{}", b.log("svc"));
+    assert!(
+        b.log("svc").contains("killed by SIGKILL"),
+        "{}",
+        b.log("svc")
+    );
 
     b.wait_for(|| b.state("once") == "stopped", "once stopped");
-    assert_eq!(b.container("once")["restarts"], 0, "on-failure does not restart after exit 0");
+    assert_eq!(
+        b.container("once")["restarts"],
+        0,
+        "on-failure does not restart after exit 0"
+    );
 
     b.wait_for(|| b.state("crash") == "failed", "crash failed");
     assert_eq!(b.container("crash")["restarts"], 2);
     // `restart` clears the failure.
-    assert_eq!(b.call(json!({"verb": "restart", "name": "crash"}))["result"], "ok");
+    assert_eq!(
+        b.call(json!({"verb": "restart", "name": "crash"}))["result"],
+        "ok"
+    );
     b.wait_for(|| b.state("crash") != "failed", "crash restarted");
     assert!(b.down().success());
 }
@@ -223,9 +275,13 @@ fn notify_readiness_and_readiness_reported_to_our_parent() {
     std::fs::create_dir_all(&dir).unwrap();
     let parent = dir.join("notify.sock");
     let sock = UnixDatagram::bind(&parent).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     // The container reports readiness with Debian's real systemd-notify.
-    assert!(Path::new("/usr/bin/systemd-notify").exists(), "systemd-notify is missing: install Debian's systemd package (scripts/test does)");
+    assert!(
+        Path::new("/usr/bin/systemd-notify").exists(),
+        "systemd-notify is missing: install Debian's systemd package (scripts/test does)"
+    );
     let notifier = "systemd-notify --ready --status=serving";
     let b = Berth::up_with(
         "notify",
@@ -252,7 +308,11 @@ container "web" {{
         got.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     assert_eq!(b.state("db"), "running");
-    assert_eq!(b.state("web"), "running", "READY=1 comes once every container is up");
+    assert_eq!(
+        b.state("web"),
+        "running",
+        "READY=1 comes once every container is up"
+    );
     assert_eq!(b.container("db")["ready"], true);
     assert!(b.down().success());
 }
@@ -262,14 +322,27 @@ fn second_up_on_the_same_state_dir_refuses() {
     if !requirements_met() {
         return;
     }
-    let b = Berth::up("lock", "container \"a\" { rootfs \"host\"; exec \"/bin/sleep\" \"1000\"; stop-timeout \"300ms\" }\n");
+    let b = Berth::up(
+        "lock",
+        "container \"a\" { rootfs \"host\"; exec \"/bin/sleep\" \"1000\"; stop-timeout \"300ms\" }\n",
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["up", b.dir.join("host.kdl").to_str().unwrap(), "--state-dir", b.dir.join("state").to_str().unwrap(), "--socket", b.dir.join("other.sock").to_str().unwrap()])
+        .args([
+            "up",
+            b.dir.join("host.kdl").to_str().unwrap(),
+            "--state-dir",
+            b.dir.join("state").to_str().unwrap(),
+            "--socket",
+            b.dir.join("other.sock").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("another berth") && err.contains("is running with state directory"), "{err}");
+    assert!(
+        err.contains("another berth") && err.contains("is running with state directory"),
+        "{err}"
+    );
     assert!(b.down().success());
 }
 
@@ -277,12 +350,26 @@ fn second_up_on_the_same_state_dir_refuses() {
 fn invalid_config_changes_nothing() {
     let dir = std::env::temp_dir().join(format!("berth-up-{}-invalid", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("host.kdl"), "container \"a\" { rootfs \"host\" }\n").unwrap();
+    std::fs::write(
+        dir.join("host.kdl"),
+        "container \"a\" { rootfs \"host\" }\n",
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["up", dir.join("host.kdl").to_str().unwrap(), "--state-dir", dir.join("state").to_str().unwrap(), "--socket", dir.join("s.sock").to_str().unwrap()])
+        .args([
+            "up",
+            dir.join("host.kdl").to_str().unwrap(),
+            "--state-dir",
+            dir.join("state").to_str().unwrap(),
+            "--socket",
+            dir.join("s.sock").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no `exec`"));
-    assert!(!dir.join("state").exists(), "nothing is created for an invalid host");
+    assert!(
+        !dir.join("state").exists(),
+        "nothing is created for an invalid host"
+    );
 }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::eval::{Evaluation, Node};
 use crate::schema::Kind;
+use crate::value::Value;
 
 /// A node's values as a JSON object nested by path (`limits.memory` → `{"limits":
 /// {"memory": …}}`).
@@ -16,9 +17,10 @@ pub fn node_values(node: &Node) -> Json {
     for (spec, value) in node.options() {
         let mut json = value.to_json();
         if spec.unordered
-            && let Json::Array(items) = &mut json {
-                items.sort_by_cached_key(|v| v.to_string());
-            }
+            && let Json::Array(items) = &mut json
+        {
+            items.sort_by_cached_key(|v| v.to_string());
+        }
         let mut obj = &mut root;
         let mut segments = spec.path.split('.').peekable();
         while let Some(seg) = segments.next() {
@@ -26,7 +28,9 @@ pub fn node_values(node: &Node) -> Json {
                 obj.insert(seg.to_string(), json);
                 break;
             }
-            let entry = obj.entry(seg.to_string()).or_insert_with(|| Json::Object(Map::new()));
+            let entry = obj
+                .entry(seg.to_string())
+                .or_insert_with(|| Json::Object(Map::new()));
             let Json::Object(inner) = entry else { break };
             obj = inner;
         }
@@ -34,14 +38,109 @@ pub fn node_values(node: &Node) -> Json {
     Json::Object(root)
 }
 
+/// A node's hash: blake3 over a type-tagged binary encoding of every option value in
+/// schema order (the same information as [`node_values`], without building JSON).
 pub fn node_hash(node: &Node) -> blake3::Hash {
     let mut h = blake3::Hasher::new();
     h.update(node.id.kind.name().as_bytes());
     h.update(&[0]);
     h.update(node.id.name.as_bytes());
     h.update(&[0]);
-    h.update(node_values(node).to_string().as_bytes());
+    let mut buf = Vec::with_capacity(256);
+    for (spec, value) in node.options() {
+        buf.clear();
+        buf.extend_from_slice(spec.path.as_bytes());
+        buf.push(0);
+        match value {
+            Value::List(items) if spec.unordered => {
+                let mut encoded: Vec<Vec<u8>> = items
+                    .iter()
+                    .map(|v| {
+                        let mut b = Vec::new();
+                        encode(v, &mut b);
+                        b
+                    })
+                    .collect();
+                encoded.sort_unstable();
+                buf.push(b'L');
+                buf.extend_from_slice(&(encoded.len() as u64).to_le_bytes());
+                for e in encoded {
+                    buf.extend_from_slice(&e);
+                }
+            }
+            v => encode(v, &mut buf),
+        }
+        h.update(&buf);
+    }
     h.finalize()
+}
+
+/// Type tag, then a self-delimiting payload, so distinct values never encode alike.
+fn encode(v: &Value, out: &mut Vec<u8>) {
+    let bytes = |out: &mut Vec<u8>, b: &[u8]| {
+        out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        out.extend_from_slice(b);
+    };
+    match v {
+        Value::Bool(b) => out.extend_from_slice(&[b'b', u8::from(*b)]),
+        Value::Int(i) => {
+            out.push(b'i');
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        Value::Float(f) => {
+            out.push(b'f');
+            out.extend_from_slice(&f.to_bits().to_le_bytes());
+        }
+        Value::Str(s) => {
+            out.push(b's');
+            bytes(out, s.as_bytes());
+        }
+        Value::Size(n) => {
+            out.push(b'z');
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        Value::Max => out.push(b'M'),
+        Value::Duration(n) => {
+            out.push(b'd');
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        Value::Signal(n) => {
+            out.push(b'g');
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        Value::Ip(ip) => {
+            out.push(b'a');
+            bytes(out, ip.to_string().as_bytes());
+        }
+        Value::Cidr(ip, len) => {
+            out.push(b'c');
+            bytes(out, ip.to_string().as_bytes());
+            out.push(*len);
+        }
+        Value::List(items) => {
+            out.push(b'l');
+            out.extend_from_slice(&(items.len() as u64).to_le_bytes());
+            for i in items {
+                encode(i, out);
+            }
+        }
+        Value::Map(m) => {
+            out.push(b'm');
+            out.extend_from_slice(&(m.len() as u64).to_le_bytes());
+            for (k, v) in m {
+                bytes(out, k.as_bytes());
+                encode(v, out);
+            }
+        }
+        Value::Record(m) => {
+            out.push(b'r');
+            out.extend_from_slice(&(m.len() as u64).to_le_bytes());
+            for (k, v) in m {
+                bytes(out, k.as_bytes());
+                encode(v, out);
+            }
+        }
+    }
 }
 
 /// The generation hash: over every node's identity and hash, in canonical order.
@@ -61,17 +160,35 @@ pub fn host_hash(nodes: &[Node]) -> blake3::Hash {
 /// `berth eval --json`: the hash, every node by kind and name with its own hash and
 /// values, and the graph (edges and start layers by node id).
 pub fn evaluation_json(eval: &Evaluation) -> Json {
-    let node_json = |n: &Node| json!({ "hash": n.hash.to_hex().as_str(), "options": node_values(n) });
+    let node_json =
+        |n: &Node| json!({ "hash": n.hash.to_hex().as_str(), "options": node_values(n) });
     let mut out = Map::new();
     out.insert("hash".into(), json!(eval.hash.to_hex().as_str()));
     out.insert("host".into(), node_json(eval.host()));
-    for (kind, key) in [(Kind::Network, "networks"), (Kind::Volume, "volumes"), (Kind::Container, "containers")] {
-        let nodes: Map<String, Json> = eval.of_kind(kind).map(|n| (n.id.name.clone(), node_json(n))).collect();
+    for (kind, key) in [
+        (Kind::Network, "networks"),
+        (Kind::Volume, "volumes"),
+        (Kind::Container, "containers"),
+    ] {
+        let nodes: Map<String, Json> = eval
+            .of_kind(kind)
+            .map(|n| (n.id.name.clone(), node_json(n)))
+            .collect();
         out.insert(key.into(), Json::Object(nodes));
     }
     let id = |i: usize| eval.nodes[i].id.to_string();
-    let edges: Vec<Json> = eval.graph.edges.iter().map(|e| json!({ "from": id(e.from), "to": id(e.to), "kind": e.kind.name() })).collect();
-    let layers: Vec<Json> = eval.graph.layers.iter().map(|l| Json::Array(l.iter().map(|&i| json!(id(i))).collect())).collect();
+    let edges: Vec<Json> = eval
+        .graph
+        .edges
+        .iter()
+        .map(|e| json!({ "from": id(e.from), "to": id(e.to), "kind": e.kind.name() }))
+        .collect();
+    let layers: Vec<Json> = eval
+        .graph
+        .layers
+        .iter()
+        .map(|l| Json::Array(l.iter().map(|&i| json!(id(i))).collect()))
+        .collect();
     out.insert("graph".into(), json!({ "edges": edges, "layers": layers }));
     Json::Object(out)
 }

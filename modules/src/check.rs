@@ -18,10 +18,16 @@ pub struct Problem<'d> {
 }
 
 fn at(arg: &Arg, inv: Invalid) -> Problem<'_> {
-    Problem { arg: Some(arg), invalid: inv }
+    Problem {
+        arg: Some(arg),
+        invalid: inv,
+    }
 }
 fn whole<'d>(label: impl Into<String>, help: impl Into<String>) -> Problem<'d> {
-    Problem { arg: None, invalid: invalid(label, help) }
+    Problem {
+        arg: None,
+        invalid: invalid(label, help),
+    }
 }
 
 /// One definition, typed. Maps keep each key's own priority for merging.
@@ -34,10 +40,20 @@ pub enum Typed {
 
 /// Checks one definition against its shape. `name` is the option's last path segment,
 /// for messages.
-pub fn check_def<'d>(shape: Shape, name: &str, def: &'d OptionDef) -> Result<Typed, Vec<Problem<'d>>> {
+pub fn check_def<'d>(
+    shape: Shape,
+    name: &str,
+    def: &'d OptionDef,
+) -> Result<Typed, Vec<Problem<'d>>> {
     let no_props = |def: &'d OptionDef| -> Result<(), Vec<Problem<'d>>> {
         match def.props.first() {
-            Some((k, _, a)) => Err(vec![at(a, invalid(format!("`{name}` takes no property `{k}`"), format!("write `{name} VALUE`")))]),
+            Some((k, _, a)) => Err(vec![at(
+                a,
+                invalid(
+                    format!("`{name}` takes no property `{k}`"),
+                    format!("write `{name} VALUE`"),
+                ),
+            )]),
             None => Ok(()),
         }
     };
@@ -46,34 +62,68 @@ pub fn check_def<'d>(shape: Shape, name: &str, def: &'d OptionDef) -> Result<Typ
             no_props(def)?;
             match def.args.as_slice() {
                 [a] => check(ty, a).map(Typed::One).map_err(|e| vec![at(a, e)]),
-                [] => Err(vec![whole(format!("`{name}` needs a value"), format!("write `{name} VALUE` ({})", ty.describe()))]),
-                [_, extra, ..] => Err(vec![at(extra, invalid("one value expected", format!("`{name}` takes one value ({})", ty.describe())))]),
+                [] => Err(vec![whole(
+                    format!("`{name}` needs a value"),
+                    format!("write `{name} VALUE` ({})", ty.describe()),
+                )]),
+                [_, extra, ..] => Err(vec![at(
+                    extra,
+                    invalid(
+                        "one value expected",
+                        format!("`{name}` takes one value ({})", ty.describe()),
+                    ),
+                )]),
             }
         }
         Shape::Argv => {
             no_props(def)?;
             if def.args.is_empty() {
-                return Err(vec![whole(format!("`{name}` needs a command"), format!("write `{name} \"/path/to/program\" \"arg\" …`"))]);
+                return Err(vec![whole(
+                    format!("`{name}` needs a command"),
+                    format!("write `{name} \"/path/to/program\" \"arg\" …`"),
+                )]);
             }
             let argv = all(&def.args, Ty::Str)?;
-            if argv.first().and_then(Value::as_str).is_some_and(str::is_empty) {
-                return Err(vec![at(&def.args[0], invalid("empty program name", "the first argument is the program to run"))]);
+            if argv
+                .first()
+                .and_then(Value::as_str)
+                .is_some_and(str::is_empty)
+            {
+                return Err(vec![at(
+                    &def.args[0],
+                    invalid(
+                        "empty program name",
+                        "the first argument is the program to run",
+                    ),
+                )]);
             }
             Ok(Typed::One(Value::List(argv)))
         }
         Shape::List(ty) => {
             no_props(def)?;
             if def.args.is_empty() {
-                return Err(vec![whole(format!("`{name}` needs at least one value"), format!("write `{name} VALUE …` ({})", ty.describe()))]);
+                return Err(vec![whole(
+                    format!("`{name}` needs at least one value"),
+                    format!("write `{name} VALUE …` ({})", ty.describe()),
+                )]);
             }
             all(&def.args, ty).map(Typed::Many)
         }
         Shape::Map(ty) => {
             if let Some(a) = def.args.first() {
-                return Err(vec![at(a, invalid("expected KEY=VALUE", format!("write `{name} KEY=\"value\"`")))]);
+                return Err(vec![at(
+                    a,
+                    invalid(
+                        "expected KEY=VALUE",
+                        format!("write `{name} KEY=\"value\"`"),
+                    ),
+                )]);
             }
             if def.props.is_empty() {
-                return Err(vec![whole(format!("`{name}` needs KEY=VALUE properties"), format!("write `{name} KEY=\"value\"`"))]);
+                return Err(vec![whole(
+                    format!("`{name}` needs KEY=VALUE properties"),
+                    format!("write `{name} KEY=\"value\"`"),
+                )]);
             }
             let mut out = Vec::new();
             let mut errs = Vec::new();
@@ -83,7 +133,11 @@ pub fn check_def<'d>(shape: Shape, name: &str, def: &'d OptionDef) -> Result<Typ
                     Err(e) => errs.push(at(a, e)),
                 }
             }
-            if errs.is_empty() { Ok(Typed::Keys(out)) } else { Err(errs) }
+            if errs.is_empty() {
+                Ok(Typed::Keys(out))
+            } else {
+                Err(errs)
+            }
         }
         Shape::Records(fields) => record(name, fields, &def.args, def).map(Typed::One),
         Shape::Ready => ready(def).map(Typed::One),
@@ -103,7 +157,12 @@ fn all<'d>(args: &'d [Arg], ty: Ty) -> Result<Vec<Value>, Vec<Problem<'d>>> {
 }
 
 /// Positional fields from `args`, the rest from properties, defaults filled in.
-fn record<'d>(name: &str, fields: &'static [Field], args: &'d [Arg], def: &'d OptionDef) -> Result<Value, Vec<Problem<'d>>> {
+fn record<'d>(
+    name: &str,
+    fields: &'static [Field],
+    args: &'d [Arg],
+    def: &'d OptionDef,
+) -> Result<Value, Vec<Problem<'d>>> {
     let usage = || {
         let mut u = name.to_string();
         for f in fields {
@@ -129,7 +188,9 @@ fn record<'d>(name: &str, fields: &'static [Field], args: &'d [Arg], def: &'d Op
                 }
                 Err(e) => errs.push(at(a, e)),
             },
-            None if f.required => errs.push(whole(format!("`{name}` needs its {}", f.name), usage())),
+            None if f.required => {
+                errs.push(whole(format!("`{name}` needs its {}", f.name), usage()))
+            }
             None => {}
         }
     }
@@ -142,10 +203,16 @@ fn record<'d>(name: &str, fields: &'static [Field], args: &'d [Arg], def: &'d Op
                 Err(e) => errs.push(at(a, e)),
             },
             None => {
-                let props: Vec<&str> = fields.iter().filter(|f| !f.positional).map(|f| f.name).collect();
+                let props: Vec<&str> = fields
+                    .iter()
+                    .filter(|f| !f.positional)
+                    .map(|f| f.name)
+                    .collect();
                 let help = match berth_config::diag::did_you_mean(k, props.iter().copied()) {
                     Some(s) => format!("did you mean `{s}`?"),
-                    None if props.is_empty() => format!("`{name}` takes no properties; {}", usage()),
+                    None if props.is_empty() => {
+                        format!("`{name}` takes no properties; {}", usage())
+                    }
                     None => format!("`{name}` takes {}", props.join(", ")),
                 };
                 errs.push(at(a, invalid(format!("unknown property `{k}`"), help)));
@@ -155,15 +222,21 @@ fn record<'d>(name: &str, fields: &'static [Field], args: &'d [Arg], def: &'d Op
     for f in fields {
         if !out.contains_key(f.name)
             && let Some(d) = f.default
-                && let Some(v) = default_value(f.ty, d) {
-                    out.insert(f.name, v);
-                }
+            && let Some(v) = default_value(f.ty, d)
+        {
+            out.insert(f.name, v);
+        }
     }
-    if errs.is_empty() { Ok(Value::Record(out)) } else { Err(errs) }
+    if errs.is_empty() {
+        Ok(Value::Record(out))
+    } else {
+        Err(errs)
+    }
 }
 
 fn ready(def: &OptionDef) -> Result<Value, Vec<Problem<'_>>> {
-    let help = "write `ready \"notify\"`, `ready \"tcp\" PORT` or `ready \"exec\" \"CMD\" \"ARG\" …`";
+    let help =
+        "write `ready \"notify\"`, `ready \"tcp\" PORT` or `ready \"exec\" \"CMD\" \"ARG\" …`";
     let Some(first) = def.args.first() else {
         return Err(vec![whole("`ready` needs a kind", help)]);
     };
@@ -173,19 +246,35 @@ fn ready(def: &OptionDef) -> Result<Value, Vec<Problem<'_>>> {
     match kind.as_str() {
         Some("notify") => {
             if let Some(a) = rest.first() {
-                return Err(vec![at(a, invalid("`ready \"notify\"` takes no more values", help))]);
+                return Err(vec![at(
+                    a,
+                    invalid("`ready \"notify\"` takes no more values", help),
+                )]);
             }
         }
         Some("tcp") => match rest {
             [p] => {
                 out.insert("port", check(Ty::Port, p).map_err(|e| vec![at(p, e)])?);
             }
-            [] => return Err(vec![at(first, invalid("which port?", "write `ready \"tcp\" PORT`"))]),
-            [_, extra, ..] => return Err(vec![at(extra, invalid("one port expected", "write `ready \"tcp\" PORT`"))]),
+            [] => {
+                return Err(vec![at(
+                    first,
+                    invalid("which port?", "write `ready \"tcp\" PORT`"),
+                )]);
+            }
+            [_, extra, ..] => {
+                return Err(vec![at(
+                    extra,
+                    invalid("one port expected", "write `ready \"tcp\" PORT`"),
+                )]);
+            }
         },
         _ => {
             if rest.is_empty() {
-                return Err(vec![at(first, invalid("which command?", "write `ready \"exec\" \"CMD\" \"ARG\" …`"))]);
+                return Err(vec![at(
+                    first,
+                    invalid("which command?", "write `ready \"exec\" \"CMD\" \"ARG\" …`"),
+                )]);
             }
             out.insert("command", Value::List(all(rest, Ty::Str)?));
         }
@@ -208,7 +297,12 @@ pub fn default_value(ty: Ty, d: Dflt) -> Option<Value> {
         Dflt::Bool(b) => Kv::Bool(b),
         Dflt::Derived(_) => return None,
     };
-    let arg = Arg { value, file: berth_config::FileId(0), span: Default::default(), priority: berth_config::Priority::Default };
+    let arg = Arg {
+        value,
+        file: berth_config::FileId(0),
+        span: Default::default(),
+        priority: berth_config::Priority::Default,
+    };
     check(ty, &arg).ok()
 }
 
@@ -235,9 +329,11 @@ fn type_name(v: &Kv) -> &'static str {
 fn expected(ty: Ty, got: &Kv) -> Invalid {
     let mut help = format!("expected {}", ty.describe());
     if let Kv::String(s) = got
-        && matches!(s.as_str(), "true" | "false") && ty == Ty::Bool {
-            help = format!("KDL v2 writes booleans as #{s}");
-        }
+        && matches!(s.as_str(), "true" | "false")
+        && ty == Ty::Bool
+    {
+        help = format!("KDL v2 writes booleans as #{s}");
+    }
     invalid(format!("{} is not {}", type_name(got), ty.describe()), help)
 }
 
@@ -261,11 +357,46 @@ fn float(v: &Kv) -> Option<f64> {
 
 /// Linux capabilities, as of 6.x.
 const CAPABILITIES: &[&str] = &[
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
-    "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
-    "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
-    "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
     "CHECKPOINT_RESTORE",
 ];
 
@@ -284,16 +415,23 @@ pub fn check(ty: Ty, arg: &Arg) -> Result<Value, Invalid> {
         Ty::Str => text(v).map(Value::Str).ok_or_else(|| expected(ty, v)),
         Ty::Int { min, max } => match int(v) {
             Some(i) if i >= i128::from(min) && i <= i128::from(max) => Ok(Value::Int(i as i64)),
-            Some(_) => Err(invalid("out of range", format!("expected an integer from {min} to {max}"))),
+            Some(_) => Err(invalid(
+                "out of range",
+                format!("expected an integer from {min} to {max}"),
+            )),
             None => Err(expected(ty, v)),
         },
         Ty::IntOrMax { min, max } => match v {
             Kv::String(s) if s == "max" => Ok(Value::Max),
-            _ => check(Ty::Int { min, max }, arg).map_err(|e| invalid(e.label, format!("{} or \"max\"", e.help))),
+            _ => check(Ty::Int { min, max }, arg)
+                .map_err(|e| invalid(e.label, format!("{} or \"max\"", e.help))),
         },
         Ty::Float { min, max } => match float(v) {
             Some(f) if f >= min && f <= max => Ok(Value::Float(f)),
-            Some(_) => Err(invalid("out of range", format!("expected a number from {min} to {max}"))),
+            Some(_) => Err(invalid(
+                "out of range",
+                format!("expected a number from {min} to {max}"),
+            )),
             None => Err(expected(ty, v)),
         },
         Ty::Size => match v {
@@ -307,14 +445,20 @@ pub fn check(ty: Ty, arg: &Arg) -> Result<Value, Invalid> {
         },
         Ty::Duration => match v {
             Kv::String(s) => units::duration(s).map(Value::Duration),
-            Kv::Integer(_) | Kv::Float(_) => Err(invalid("a duration needs a unit", "write e.g. \"30s\", \"100ms\", \"5m\"")),
+            Kv::Integer(_) | Kv::Float(_) => Err(invalid(
+                "a duration needs a unit",
+                "write e.g. \"30s\", \"100ms\", \"5m\"",
+            )),
             other => Err(expected(ty, other)),
         },
         Ty::Cpus => match v {
             Kv::String(s) if s == "max" => Ok(Value::Max),
             _ => match float(v) {
                 Some(f) if f > 0.0 && f <= 4096.0 => Ok(Value::Float(f)),
-                Some(_) => Err(invalid("out of range", "a number of CPUs above 0, such as 0.5 or 2")),
+                Some(_) => Err(invalid(
+                    "out of range",
+                    "a number of CPUs above 0, such as 0.5 or 2",
+                )),
                 None => Err(expected(ty, v)),
             },
         },
@@ -336,8 +480,14 @@ pub fn check(ty: Ty, arg: &Arg) -> Result<Value, Invalid> {
         Ty::Cidr4 | Ty::Cidr6 => {
             let (ip, len) = units::cidr(string()?)?;
             match (ty, ip.is_ipv4()) {
-                (Ty::Cidr4, false) => Err(invalid("an IPv6 network", "`subnet` is the IPv4 subnet; put IPv6 in `subnet6`")),
-                (Ty::Cidr6, true) => Err(invalid("an IPv4 network", "`subnet6` is the IPv6 subnet; put IPv4 in `subnet`")),
+                (Ty::Cidr4, false) => Err(invalid(
+                    "an IPv6 network",
+                    "`subnet` is the IPv4 subnet; put IPv6 in `subnet6`",
+                )),
+                (Ty::Cidr6, true) => Err(invalid(
+                    "an IPv4 network",
+                    "`subnet6` is the IPv6 subnet; put IPv4 in `subnet`",
+                )),
                 _ => Ok(Value::Cidr(ip, len)),
             }
         }
@@ -345,7 +495,10 @@ pub fn check(ty: Ty, arg: &Arg) -> Result<Value, Invalid> {
         Ty::AbsPath => {
             let s = string()?;
             if !s.starts_with('/') || s.contains('\0') {
-                Err(invalid("not an absolute path", "write a path starting with `/`"))
+                Err(invalid(
+                    "not an absolute path",
+                    "write a path starting with `/`",
+                ))
             } else {
                 Ok(Value::Str(s.to_string()))
             }
@@ -357,26 +510,51 @@ pub fn check(ty: Ty, arg: &Arg) -> Result<Value, Invalid> {
             s => Ok(Value::Str(s.to_string())),
         },
         Ty::Id => match v {
-            Kv::Integer(i) if (0..=i128::from(u32::MAX - 1)).contains(i) => Ok(Value::Int(*i as i64)),
-            Kv::String(s) if s.parse::<u32>().is_ok() => Ok(Value::Int(i64::from(s.parse::<u32>().unwrap_or(0)))),
+            Kv::Integer(i) if (0..=i128::from(u32::MAX - 1)).contains(i) => {
+                Ok(Value::Int(*i as i64))
+            }
+            Kv::String(s) if s.parse::<u32>().is_ok() => {
+                Ok(Value::Int(i64::from(s.parse::<u32>().unwrap_or(0))))
+            }
             Kv::String(s)
                 if !s.is_empty()
                     && s.len() <= 32
-                    && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
-                    && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-') =>
+                    && s.bytes()
+                        .next()
+                        .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+                    && s.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                    }) =>
             {
                 Ok(Value::Str(s.clone()))
             }
-            _ => Err(invalid("not a user or group", "write a number (1000) or a name (postgres)")),
+            _ => Err(invalid(
+                "not a user or group",
+                "write a number (1000) or a name (postgres)",
+            )),
         },
         Ty::Owner => {
             let text = text(v).ok_or_else(|| expected(ty, v))?;
-            let (user, group) = text.split_once(':').map_or((text.as_str(), None), |(u, g)| (u, Some(g)));
-            let part = |p: &str| check(Ty::Id, &Arg { value: Kv::String(p.to_string()), ..arg.clone() }).is_ok();
+            let (user, group) = text
+                .split_once(':')
+                .map_or((text.as_str(), None), |(u, g)| (u, Some(g)));
+            let part = |p: &str| {
+                check(
+                    Ty::Id,
+                    &Arg {
+                        value: Kv::String(p.to_string()),
+                        ..arg.clone()
+                    },
+                )
+                .is_ok()
+            };
             if part(user) && group.is_none_or(part) {
                 Ok(Value::Str(text.clone()))
             } else {
-                Err(invalid("not an owner", "write a uid or user name, optionally with `:gid` or `:group`, e.g. \"999:999\" or \"postgres\""))
+                Err(invalid(
+                    "not an owner",
+                    "write a uid or user name, optionally with `:gid` or `:group`, e.g. \"999:999\" or \"postgres\"",
+                ))
             }
         }
         Ty::Mode => {
@@ -387,7 +565,10 @@ pub fn check(ty: Ty, arg: &Arg) -> Result<Value, Invalid> {
             };
             match m {
                 Some(m) if (0..=0o7777).contains(&m) => Ok(Value::Str(format!("{m:04o}"))),
-                _ => Err(invalid("not a file mode", "write an octal mode such as \"0755\" or 0o755")),
+                _ => Err(invalid(
+                    "not a file mode",
+                    "write an octal mode such as \"0755\" or 0o755",
+                )),
             }
         }
         Ty::Capability => {
@@ -398,10 +579,13 @@ pub fn check(ty: Ty, arg: &Arg) -> Result<Value, Invalid> {
             } else if CAPABILITIES.contains(&bare) {
                 Ok(Value::Str(format!("CAP_{bare}")))
             } else {
-                let help = match berth_config::diag::did_you_mean(bare, CAPABILITIES.iter().copied()) {
-                    Some(c) => format!("did you mean CAP_{c}?"),
-                    None => "write a capability such as CAP_NET_ADMIN (see capabilities(7))".into(),
-                };
+                let help =
+                    match berth_config::diag::did_you_mean(bare, CAPABILITIES.iter().copied()) {
+                        Some(c) => format!("did you mean CAP_{c}?"),
+                        None => {
+                            "write a capability such as CAP_NET_ADMIN (see capabilities(7))".into()
+                        }
+                    };
                 Err(invalid("unknown capability", help))
             }
         }

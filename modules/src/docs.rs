@@ -22,7 +22,10 @@ pub fn shape_text(spec: &OptionSpec) -> String {
         Shape::List(ty) => format!("{}…", ty.describe()),
         Shape::Map(ty) => format!("KEY=({})…", ty.describe()),
         Shape::Records(fs) => fields(fs),
-        Shape::Ready => format!("\"notify\" | \"tcp\" PORT | \"exec\" CMD… {}", fields(READY_PROPS)),
+        Shape::Ready => format!(
+            "\"notify\" | \"tcp\" PORT | \"exec\" CMD… {}",
+            fields(READY_PROPS)
+        ),
     }
 }
 
@@ -41,7 +44,11 @@ fn matching(prefix: &str) -> Vec<(Kind, &'static OptionSpec)> {
     for kind in Kind::ALL {
         for o in kind.schema().options {
             let full = format!("{}.{}", kind.name(), o.path);
-            if prefix.is_empty() || full == prefix || full.starts_with(&format!("{prefix}.")) || (kind.name() == prefix) {
+            if prefix.is_empty()
+                || full == prefix
+                || full.starts_with(&format!("{prefix}."))
+                || (kind.name() == prefix)
+            {
                 out.push((kind, o));
             }
         }
@@ -63,7 +70,12 @@ pub fn options_text(prefix: &str) -> Option<String> {
                 out.push('\n');
             }
             let s = kind.schema();
-            out.push_str(&format!("{}  —  {}\n    {}\n\n", kind.name().to_uppercase(), s.doc, s.usage));
+            out.push_str(&format!(
+                "{}  —  {}\n    {}\n\n",
+                kind.name().to_uppercase(),
+                s.doc,
+                s.usage
+            ));
             last_kind = Some(kind);
         }
         out.push_str(&format!("  {}.{} {}\n", kind.name(), o.path, shape_text(o)));
@@ -78,8 +90,16 @@ pub fn options_text(prefix: &str) -> Option<String> {
         out.push_str(&format!("      [{}]\n", facts.join("; ")));
         if let Shape::Records(fields) = o.shape {
             for f in fields {
-                let d = f.default.map(|d| format!(" (default {d})")).unwrap_or_default();
-                out.push_str(&format!("        {:<10} {}: {}{d}\n", f.name, f.ty.describe(), f.doc));
+                let d = f
+                    .default
+                    .map(|d| format!(" (default {d})"))
+                    .unwrap_or_default();
+                out.push_str(&format!(
+                    "        {:<10} {}: {}{d}\n",
+                    f.name,
+                    f.ty.describe(),
+                    f.doc
+                ));
             }
         }
     }
@@ -112,7 +132,12 @@ pub fn reference_markdown() -> String {
     let mut out = String::new();
     for kind in Kind::ALL {
         let s = kind.schema();
-        out.push_str(&format!("#### `{}`\n\n{} `{}`\n\n", kind.name(), s.doc, s.usage));
+        out.push_str(&format!(
+            "#### `{}`\n\n{} `{}`\n\n",
+            kind.name(),
+            s.doc,
+            s.usage
+        ));
         out.push_str("| option | value | default | apply | |\n|---|---|---|---|---|\n");
         for o in s.options {
             let d = match (o.required, o.default) {
@@ -121,16 +146,41 @@ pub fn reference_markdown() -> String {
                 (false, None) => "—".to_string(),
             };
             let esc = |t: String| t.replace('|', "\\|");
-            out.push_str(&format!("| `{}` | {} | {} | {} | {} |\n", o.path, esc(shape_text(o)), esc(d), o.apply, esc(o.doc.to_string())));
+            out.push_str(&format!(
+                "| `{}` | {} | {} | {} | {} |\n",
+                o.path,
+                esc(shape_text(o)),
+                esc(d),
+                o.apply,
+                esc(o.doc.to_string())
+            ));
             let fields: &[Field] = match o.shape {
                 Shape::Records(fs) => fs,
                 Shape::Ready => READY_PROPS,
                 _ => &[],
             };
             for f in fields {
-                let name = if f.positional { f.name.to_uppercase() } else { format!("{}=", f.name) };
-                let d = f.default.map_or_else(|| if f.required { "required".to_string() } else { "—".to_string() }, |d| d.to_string());
-                out.push_str(&format!("| &nbsp;&nbsp;`{name}` | {} | {} | | {} |\n", esc(f.ty.describe()), esc(d), esc(f.doc.to_string())));
+                let name = if f.positional {
+                    f.name.to_uppercase()
+                } else {
+                    format!("{}=", f.name)
+                };
+                let d = f.default.map_or_else(
+                    || {
+                        if f.required {
+                            "required".to_string()
+                        } else {
+                            "—".to_string()
+                        }
+                    },
+                    |d| d.to_string(),
+                );
+                out.push_str(&format!(
+                    "| &nbsp;&nbsp;`{name}` | {} | {} | | {} |\n",
+                    esc(f.ty.describe()),
+                    esc(d),
+                    esc(f.doc.to_string())
+                ));
             }
         }
         out.push('\n');

@@ -9,7 +9,7 @@ use berth_config::{Diagnostic, Entity, OptionDef, Priority, Source, Tree, load};
 
 use crate::check::{Typed, check_def, default_value};
 use crate::graph::{self, HostGraph};
-use crate::schema::{Dflt, Kind, KINDS, KindSchema, OptionSpec, Shape};
+use crate::schema::{Dflt, KINDS, Kind, KindSchema, OptionSpec, Shape};
 use crate::value::Value;
 use crate::{canon, netcheck};
 
@@ -23,7 +23,11 @@ pub struct NodeId {
 
 impl std::fmt::Display for NodeId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.name.is_empty() { write!(f, "{}", self.kind) } else { write!(f, "{}.{}", self.kind, self.name) }
+        if self.name.is_empty() {
+            write!(f, "{}", self.kind)
+        } else {
+            write!(f, "{}.{}", self.kind, self.name)
+        }
     }
 }
 
@@ -49,7 +53,11 @@ impl Node {
         self.values[i].as_ref()
     }
     pub fn options(&self) -> impl Iterator<Item = (&'static OptionSpec, &Value)> {
-        self.schema().options.iter().zip(&self.values).filter_map(|(o, v)| v.as_ref().map(|v| (o, v)))
+        self.schema()
+            .options
+            .iter()
+            .zip(&self.values)
+            .filter_map(|(o, v)| v.as_ref().map(|v| (o, v)))
     }
 }
 
@@ -68,7 +76,12 @@ pub struct Evaluation {
 
 impl Evaluation {
     pub fn node(&self, kind: Kind, name: &str) -> Option<&Node> {
-        self.index.get(&NodeId { kind, name: name.to_string() }).map(|&i| &self.nodes[i])
+        self.index
+            .get(&NodeId {
+                kind,
+                name: name.to_string(),
+            })
+            .map(|&i| &self.nodes[i])
     }
     pub fn host(&self) -> &Node {
         &self.nodes[0]
@@ -95,17 +108,34 @@ pub fn evaluate(source: &dyn Source, root: &Path) -> Result<Evaluation, Failure>
 /// Evaluates a loaded tree; `diags` are the loader's.
 #[allow(clippy::result_large_err)]
 pub fn evaluate_tree(tree: Tree, mut diags: Vec<Diagnostic>) -> Result<Evaluation, Failure> {
-    let lookups: Vec<HashMap<&'static str, usize>> =
-        Kind::ALL.iter().map(|k| k.schema().options.iter().enumerate().map(|(i, o)| (o.path, i)).collect()).collect();
+    let lookups: Vec<HashMap<&'static str, usize>> = Kind::ALL
+        .iter()
+        .map(|k| {
+            k.schema()
+                .options
+                .iter()
+                .enumerate()
+                .map(|(i, o)| (o.path, i))
+                .collect()
+        })
+        .collect();
     let defaults: Vec<Vec<Option<Value>>> = Kind::ALL
         .iter()
-        .map(|k| k.schema().options.iter().map(|o| o.default.and_then(|d| scalar_default(o, d))).collect())
+        .map(|k| {
+            k.schema()
+                .options
+                .iter()
+                .map(|o| o.default.and_then(|d| scalar_default(o, d)))
+                .collect()
+        })
         .collect();
 
     let mut nodes: Vec<Node> = Vec::with_capacity(tree.entities.len() + 1);
     let mut host_seen = false;
     for (ei, entity) in tree.entities.iter().enumerate() {
-        let Some(kind) = Kind::from_name(&entity.kind) else { continue };
+        let Some(kind) = Kind::from_name(&entity.kind) else {
+            continue;
+        };
         if kind == Kind::Host {
             host_seen = true;
         } else {
@@ -113,27 +143,57 @@ pub fn evaluate_tree(tree: Tree, mut diags: Vec<Diagnostic>) -> Result<Evaluatio
         }
         let ki = kind as usize;
         let values = resolve_entity(&tree, kind, entity, &lookups[ki], &defaults[ki], &mut diags);
-        nodes.push(Node { id: NodeId { kind, name: entity.name.clone() }, entity: Some(ei), values, hash: blake3::Hash::from_bytes([0; 32]) });
+        nodes.push(Node {
+            id: NodeId {
+                kind,
+                name: entity.name.clone(),
+            },
+            entity: Some(ei),
+            values,
+            hash: blake3::Hash::from_bytes([0; 32]),
+        });
     }
     if !host_seen {
-        nodes.push(Node { id: NodeId { kind: Kind::Host, name: String::new() }, entity: None, values: defaults[Kind::Host as usize].clone(), hash: blake3::Hash::from_bytes([0; 32]) });
+        nodes.push(Node {
+            id: NodeId {
+                kind: Kind::Host,
+                name: String::new(),
+            },
+            entity: None,
+            values: defaults[Kind::Host as usize].clone(),
+            hash: blake3::Hash::from_bytes([0; 32]),
+        });
     }
     nodes.sort_by(|a, b| a.id.cmp(&b.id));
     derive_defaults(&mut nodes);
-    let index: HashMap<NodeId, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id.clone(), i)).collect();
+    let index: HashMap<NodeId, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id.clone(), i))
+        .collect();
 
     netcheck::check(&tree, &nodes, &mut diags);
     let graph = graph::build(&tree, &nodes, &index, &mut diags);
 
     if diags.iter().any(Diagnostic::is_error) {
         berth_config::diag::sort_dedup(&mut diags);
-        return Err(Failure { tree, diagnostics: diags });
+        return Err(Failure {
+            tree,
+            diagnostics: diags,
+        });
     }
     for n in &mut nodes {
         n.hash = canon::node_hash(n);
     }
     let hash = canon::host_hash(&nodes);
-    Ok(Evaluation { tree, nodes, graph, hash, warnings: diags, index })
+    Ok(Evaluation {
+        tree,
+        nodes,
+        graph,
+        hash,
+        warnings: diags,
+        index,
+    })
 }
 
 fn scalar_default(o: &OptionSpec, d: Dflt) -> Option<Value> {
@@ -147,8 +207,13 @@ fn scalar_default(o: &OptionSpec, d: Dflt) -> Option<Value> {
 /// they are restricted to what is safe in all of those.
 fn check_name(kind: Kind, e: &Entity, diags: &mut Vec<Diagnostic>) {
     let ok = e.name.len() <= 63
-        && e.name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && e.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && e.name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && e.name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     let reserved = kind == Kind::Network && (e.name == "host" || e.name == "none");
     if ok && !reserved {
         return;
@@ -176,7 +241,8 @@ fn resolve_entity(
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Option<Value>> {
     let schema = kind.schema();
-    let mut per_option: Vec<Vec<(&OptionDef, Typed)>> = (0..schema.options.len()).map(|_| Vec::new()).collect();
+    let mut per_option: Vec<Vec<(&OptionDef, Typed)>> =
+        (0..schema.options.len()).map(|_| Vec::new()).collect();
     // Defined at all, valid or not: an invalid value is not also reported as missing.
     let mut defined = vec![false; schema.options.len()];
     for def in &entity.options {
@@ -194,14 +260,28 @@ fn resolve_entity(
             Ok(t) => per_option[i].push((def, t)),
             Err(problems) => {
                 for p in problems {
-                    let (file, span) = p.arg.map_or((def.origin.file, def.name_span), |a| (a.file, a.span));
-                    let what = if entity.name.is_empty() { kind.to_string() } else { format!("{kind} `{}`", entity.name) };
-                    let mut d = Diagnostic::error(format!("invalid `{}` in {what}", def.path)).label(file, span, p.invalid.label).help(p.invalid.help);
+                    let (file, span) = p
+                        .arg
+                        .map_or((def.origin.file, def.name_span), |a| (a.file, a.span));
+                    let what = if entity.name.is_empty() {
+                        kind.to_string()
+                    } else {
+                        format!("{kind} `{}`", entity.name)
+                    };
+                    let mut d = Diagnostic::error(format!("invalid `{}` in {what}", def.path))
+                        .label(file, span, p.invalid.label)
+                        .help(p.invalid.help);
                     // Point at the module instance too, unless the bad value is written there.
                     if let Some(inst) = tree.via_chain(def.origin.via).first() {
-                        let inside = inst.file == file && inst.span.start <= span.start && span.end <= inst.span.end;
+                        let inside = inst.file == file
+                            && inst.span.start <= span.start
+                            && span.end <= inst.span.end;
                         if !inside {
-                            d = d.label(inst.file, inst.span, format!("through module `{}`", inst.module));
+                            d = d.label(
+                                inst.file,
+                                inst.span,
+                                format!("through module `{}`", inst.module),
+                            );
                         }
                     }
                     diags.push(d);
@@ -232,32 +312,83 @@ fn resolve_entity(
 
 fn unknown_option(kind: Kind, name: &str, def: &OptionDef) -> Diagnostic {
     let schema = kind.schema();
-    let what = if name.is_empty() { kind.to_string() } else { format!("{kind} `{name}`") };
-    let is_block = schema.options.iter().any(|o| o.path.strip_prefix(def.path.as_str()).is_some_and(|r| r.starts_with('.')));
-    let mut d = Diagnostic::error(format!("unknown option `{}` in {what}", def.path)).label(def.origin.file, def.name_span, "unknown option");
-    if let Some(top) = ["import", "module", "container", "network", "volume", "host"].iter().find(|t| def.path == **t) {
-        return d.help(format!("`{top}` goes at the top level of a file, not inside a node"));
+    let what = if name.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind} `{name}`")
+    };
+    let is_block = schema.options.iter().any(|o| {
+        o.path
+            .strip_prefix(def.path.as_str())
+            .is_some_and(|r| r.starts_with('.'))
+    });
+    let mut d = Diagnostic::error(format!("unknown option `{}` in {what}", def.path)).label(
+        def.origin.file,
+        def.name_span,
+        "unknown option",
+    );
+    if let Some(top) = ["import", "module", "container", "network", "volume", "host"]
+        .iter()
+        .find(|t| def.path == **t)
+    {
+        return d.help(format!(
+            "`{top}` goes at the top level of a file, not inside a node"
+        ));
     }
     if is_block {
-        let inner: Vec<&str> = schema.options.iter().filter_map(|o| o.path.strip_prefix(def.path.as_str()).and_then(|r| r.strip_prefix('.'))).collect();
-        return d.help(format!("`{}` is a block: write `{} {{ {} … }}` (it has {})", def.path, def.path, inner.first().unwrap_or(&""), inner.join(", ")));
+        let inner: Vec<&str> = schema
+            .options
+            .iter()
+            .filter_map(|o| {
+                o.path
+                    .strip_prefix(def.path.as_str())
+                    .and_then(|r| r.strip_prefix('.'))
+            })
+            .collect();
+        return d.help(format!(
+            "`{}` is a block: write `{} {{ {} … }}` (it has {})",
+            def.path,
+            def.path,
+            inner.first().unwrap_or(&""),
+            inner.join(", ")
+        ));
     }
     let candidates = schema.options.iter().map(|o| o.path);
     let leaf = def.path.rsplit('.').next().unwrap_or(&def.path);
-    let by_leaf = schema.options.iter().map(|o| o.path).find(|p| p.rsplit('.').next() == Some(leaf) && p.contains('.'));
+    let by_leaf = schema
+        .options
+        .iter()
+        .map(|o| o.path)
+        .find(|p| p.rsplit('.').next() == Some(leaf) && p.contains('.'));
     d = match (did_you_mean(&def.path, candidates), by_leaf) {
         (Some(s), _) => d.help(format!("did you mean `{s}`?")),
-        (None, Some(p)) => d.help(format!("did you mean `{p}`? (`{leaf}` goes inside `{}`)", p.rsplit_once('.').map_or("", |x| x.0))),
-        (None, None) => d.help(format!("see `berth options {kind}` for the options of a {kind}")),
+        (None, Some(p)) => d.help(format!(
+            "did you mean `{p}`? (`{leaf}` goes inside `{}`)",
+            p.rsplit_once('.').map_or("", |x| x.0)
+        )),
+        (None, None) => d.help(format!(
+            "see `berth options {kind}` for the options of a {kind}"
+        )),
     };
     d
 }
 
 /// Merges the typed definitions of one option: only the highest priority counts;
 /// scalars there must agree, lists and records concatenate, maps merge by key.
-fn merge(tree: &Tree, kind: Kind, entity: &Entity, spec: &OptionSpec, defs: Vec<(&OptionDef, Typed)>, diags: &mut Vec<Diagnostic>) -> Option<Value> {
+fn merge(
+    tree: &Tree,
+    kind: Kind,
+    entity: &Entity,
+    spec: &OptionSpec,
+    defs: Vec<(&OptionDef, Typed)>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Value> {
     let top = defs.iter().map(|(d, _)| d.priority).max()?;
-    let what = if entity.name.is_empty() { kind.to_string() } else { format!("{kind} `{}`", entity.name) };
+    let what = if entity.name.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind} `{}`", entity.name)
+    };
     match spec.shape {
         Shape::Map(_) => {
             let mut keys: BTreeMap<String, (Priority, Value, &OptionDef)> = BTreeMap::new();
@@ -267,7 +398,15 @@ fn merge(tree: &Tree, kind: Kind, entity: &Entity, spec: &OptionSpec, defs: Vec<
                     match keys.get(k) {
                         Some((q, _, _)) if q > p => {}
                         Some((q, w, first)) if q == p && w != v => {
-                            diags.push(conflict(tree, &format!("{}.{k}", spec.path), &what, first, def, w, v));
+                            diags.push(conflict(
+                                tree,
+                                &format!("{}.{k}", spec.path),
+                                &what,
+                                first,
+                                def,
+                                w,
+                                v,
+                            ));
                         }
                         Some((q, _, _)) if q == p => {}
                         _ => {
@@ -276,7 +415,9 @@ fn merge(tree: &Tree, kind: Kind, entity: &Entity, spec: &OptionSpec, defs: Vec<
                     }
                 }
             }
-            Some(Value::Map(keys.into_iter().map(|(k, (_, v, _))| (k, v)).collect()))
+            Some(Value::Map(
+                keys.into_iter().map(|(k, (_, v, _))| (k, v)).collect(),
+            ))
         }
         Shape::List(_) | Shape::Records(_) => {
             let mut items = Vec::new();
@@ -312,12 +453,33 @@ fn merge(tree: &Tree, kind: Kind, entity: &Entity, spec: &OptionSpec, defs: Vec<
     }
 }
 
-fn conflict(tree: &Tree, path: &str, what: &str, first: &OptionDef, second: &OptionDef, a: &Value, b: &Value) -> Diagnostic {
+fn conflict(
+    tree: &Tree,
+    path: &str,
+    what: &str,
+    first: &OptionDef,
+    second: &OptionDef,
+    a: &Value,
+    b: &Value,
+) -> Diagnostic {
     let p = second.priority;
-    let mut d = Diagnostic::error(format!("`{path}` of {what} is defined twice with different values at priority {p}"))
-        .label(second.origin.file, second.origin.span, format!("{b} here"))
-        .label(first.origin.file, first.origin.span, format!("{a} here"));
-    let via: Vec<String> = tree.via_chain(second.origin.via).iter().chain(tree.via_chain(first.origin.via).iter()).map(|i| format!("module `{}` at {}", i.module, tree.sources.location(i.file, i.span.start))).collect();
+    let mut d = Diagnostic::error(format!(
+        "`{path}` of {what} is defined twice with different values at priority {p}"
+    ))
+    .label(second.origin.file, second.origin.span, format!("{b} here"))
+    .label(first.origin.file, first.origin.span, format!("{a} here"));
+    let via: Vec<String> = tree
+        .via_chain(second.origin.via)
+        .iter()
+        .chain(tree.via_chain(first.origin.via).iter())
+        .map(|i| {
+            format!(
+                "module `{}` at {}",
+                i.module,
+                tree.sources.location(i.file, i.span.start)
+            )
+        })
+        .collect();
     let mut help = "mark the one that should win with (force), e.g. `memory (force)\"1G\"`, or the fallback with (default)".to_string();
     if !via.is_empty() {
         help.push_str(&format!("; through {}", via.join(", ")));
@@ -340,7 +502,9 @@ fn derive_defaults(nodes: &mut [Node]) {
                 set_if_unset(n, "bridge", || Some(Value::Str(bridge_name(&name))));
                 let subnet = n.get("subnet").cloned();
                 set_if_unset(n, "gateway", || match subnet {
-                    Some(Value::Cidr(IpAddr::V4(a), len)) if len < 31 => Some(Value::Ip(IpAddr::V4((u32::from(a) + 1).into()))),
+                    Some(Value::Cidr(IpAddr::V4(a), len)) if len < 31 => {
+                        Some(Value::Ip(IpAddr::V4((u32::from(a) + 1).into())))
+                    }
                     _ => None,
                 });
             }
@@ -351,14 +515,23 @@ fn derive_defaults(nodes: &mut [Node]) {
 
 fn set_if_unset(n: &mut Node, path: &str, f: impl FnOnce() -> Option<Value>) {
     if let Some((i, _)) = n.schema().option(path)
-        && n.values[i].is_none() {
-            n.values[i] = f();
-        }
+        && n.values[i].is_none()
+    {
+        n.values[i] = f();
+    }
 }
 
 /// A hostname from a container name: `_` and `.` are not allowed in a label.
 fn n_hostname(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect()
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 /// `br-` and the network name, cut to the 15 bytes Linux allows.

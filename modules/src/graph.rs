@@ -64,12 +64,35 @@ impl HostGraph {
     }
 }
 
-pub(crate) fn build(tree: &Tree, nodes: &[Node], index: &HashMap<NodeId, usize>, diags: &mut Vec<Diagnostic>) -> HostGraph {
+pub(crate) fn build(
+    tree: &Tree,
+    nodes: &[Node],
+    index: &HashMap<NodeId, usize>,
+    diags: &mut Vec<Diagnostic>,
+) -> HostGraph {
     let mut edges = Vec::new();
-    let names = |kind: Kind| nodes.iter().filter(move |n| n.id.kind == kind).map(|n| n.id.name.as_str());
-    let find = |kind: Kind, name: &str| index.get(&NodeId { kind, name: name.to_string() }).copied();
-    let missing = |diags: &mut Vec<Diagnostic>, from: &Node, kind: Kind, name: &str, place: (FileId, Span), help: Option<&str>| {
-        let mut d = Diagnostic::error(format!("{} refers to unknown {kind} `{name}`", from.id)).label(place.0, place.1, format!("no {kind} `{name}`"));
+    let names = |kind: Kind| {
+        nodes
+            .iter()
+            .filter(move |n| n.id.kind == kind)
+            .map(|n| n.id.name.as_str())
+    };
+    let find = |kind: Kind, name: &str| {
+        index
+            .get(&NodeId {
+                kind,
+                name: name.to_string(),
+            })
+            .copied()
+    };
+    let missing = |diags: &mut Vec<Diagnostic>,
+                   from: &Node,
+                   kind: Kind,
+                   name: &str,
+                   place: (FileId, Span),
+                   help: Option<&str>| {
+        let mut d = Diagnostic::error(format!("{} refers to unknown {kind} `{name}`", from.id))
+            .label(place.0, place.1, format!("no {kind} `{name}`"));
         d = match (did_you_mean(name, names(kind)), help) {
             (Some(s), _) => d.help(format!("did you mean `{s}`?")),
             (None, Some(h)) => d.help(h.to_string()),
@@ -89,16 +112,31 @@ pub(crate) fn build(tree: &Tree, nodes: &[Node], index: &HashMap<NodeId, usize>,
                         let place = places.get(k).copied().unwrap_or_default();
                         match find(Kind::Container, name) {
                             Some(j) if j == i => diags.push(
-                                Diagnostic::error(format!("{} cannot depend on itself", n.id)).label(place.0, place.1, "itself"),
+                                Diagnostic::error(format!("{} cannot depend on itself", n.id))
+                                    .label(place.0, place.1, "itself"),
                             ),
-                            Some(j) => edges.push(Edge { from: i, to: j, kind, file: place.0, span: place.1 }),
+                            Some(j) => edges.push(Edge {
+                                from: i,
+                                to: j,
+                                kind,
+                                file: place.0,
+                                span: place.1,
+                            }),
                             None => missing(diags, n, Kind::Container, name, place, None),
                         }
                     }
                 }
                 let nets = n.get("network").map(Value::as_list).unwrap_or_default();
                 let places = item_places(tree, n, "network", false);
-                let special = nets.iter().filter(|v| matches!(v.field("name").and_then(Value::as_str), Some("host" | "none"))).count();
+                let special = nets
+                    .iter()
+                    .filter(|v| {
+                        matches!(
+                            v.field("name").and_then(Value::as_str),
+                            Some("host" | "none")
+                        )
+                    })
+                    .count();
                 if special > 0 && nets.len() > 1 {
                     let place = places.first().copied().unwrap_or_default();
                     diags.push(
@@ -109,10 +147,18 @@ pub(crate) fn build(tree: &Tree, nodes: &[Node], index: &HashMap<NodeId, usize>,
                 }
                 let mut seen: Vec<&str> = Vec::new();
                 for (k, v) in nets.iter().enumerate() {
-                    let Some(name) = v.field("name").and_then(Value::as_str) else { continue };
+                    let Some(name) = v.field("name").and_then(Value::as_str) else {
+                        continue;
+                    };
                     let place = places.get(k).copied().unwrap_or_default();
                     if seen.contains(&name) {
-                        diags.push(Diagnostic::error(format!("{} is attached to network `{name}` twice", n.id)).label(place.0, place.1, "again here"));
+                        diags.push(
+                            Diagnostic::error(format!(
+                                "{} is attached to network `{name}` twice",
+                                n.id
+                            ))
+                            .label(place.0, place.1, "again here"),
+                        );
                         continue;
                     }
                     seen.push(name);
@@ -120,21 +166,44 @@ pub(crate) fn build(tree: &Tree, nodes: &[Node], index: &HashMap<NodeId, usize>,
                         continue;
                     }
                     match find(Kind::Network, name) {
-                        Some(j) => edges.push(Edge { from: i, to: j, kind: EdgeKind::Network, file: place.0, span: place.1 }),
+                        Some(j) => edges.push(Edge {
+                            from: i,
+                            to: j,
+                            kind: EdgeKind::Network,
+                            file: place.0,
+                            span: place.1,
+                        }),
                         None => missing(diags, n, Kind::Network, name, place, None),
                     }
                 }
                 let mounts = n.get("mount").map(Value::as_list).unwrap_or_default();
                 let places = item_places(tree, n, "mount", false);
                 for (k, v) in mounts.iter().enumerate() {
-                    let Some(source) = v.field("source").and_then(Value::as_str) else { continue };
+                    let Some(source) = v.field("source").and_then(Value::as_str) else {
+                        continue;
+                    };
                     if source.starts_with('/') {
                         continue;
                     }
                     let place = places.get(k).copied().unwrap_or_default();
                     match find(Kind::Volume, source) {
-                        Some(j) => edges.push(Edge { from: i, to: j, kind: EdgeKind::Volume, file: place.0, span: place.1 }),
-                        None => missing(diags, n, Kind::Volume, source, place, Some("declare it with `volume \"NAME\"`, or give an absolute path to bind a host directory")),
+                        Some(j) => edges.push(Edge {
+                            from: i,
+                            to: j,
+                            kind: EdgeKind::Volume,
+                            file: place.0,
+                            span: place.1,
+                        }),
+                        None => missing(
+                            diags,
+                            n,
+                            Kind::Volume,
+                            source,
+                            place,
+                            Some(
+                                "declare it with `volume \"NAME\"`, or give an absolute path to bind a host directory",
+                            ),
+                        ),
                     }
                 }
             }
@@ -144,7 +213,14 @@ pub(crate) fn build(tree: &Tree, nodes: &[Node], index: &HashMap<NodeId, usize>,
                 for (k, v) in allowed.iter().enumerate() {
                     let Some(name) = v.as_str() else { continue };
                     if find(Kind::Network, name).is_none() {
-                        missing(diags, n, Kind::Network, name, places.get(k).copied().unwrap_or_default(), None);
+                        missing(
+                            diags,
+                            n,
+                            Kind::Network,
+                            name,
+                            places.get(k).copied().unwrap_or_default(),
+                            None,
+                        );
                     }
                 }
             }
@@ -158,7 +234,12 @@ pub(crate) fn build(tree: &Tree, nodes: &[Node], index: &HashMap<NodeId, usize>,
 }
 
 /// Kahn's algorithm by rounds; what is left over sits on a cycle, which is reported.
-fn layers(tree: &Tree, nodes: &[Node], edges: &[Edge], diags: &mut Vec<Diagnostic>) -> Vec<Vec<usize>> {
+fn layers(
+    tree: &Tree,
+    nodes: &[Node],
+    edges: &[Edge],
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Vec<usize>> {
     let n = nodes.len();
     let mut pending = vec![0usize; n];
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -166,7 +247,9 @@ fn layers(tree: &Tree, nodes: &[Node], edges: &[Edge], diags: &mut Vec<Diagnosti
         pending[e.from] += 1;
         dependents[e.to].push(e.from);
     }
-    let mut current: Vec<usize> = (0..n).filter(|&i| nodes[i].id.kind != Kind::Host && pending[i] == 0).collect();
+    let mut current: Vec<usize> = (0..n)
+        .filter(|&i| nodes[i].id.kind != Kind::Host && pending[i] == 0)
+        .collect();
     let mut placed = current.len();
     let mut layers = Vec::new();
     while !current.is_empty() {
@@ -192,7 +275,13 @@ fn layers(tree: &Tree, nodes: &[Node], edges: &[Edge], diags: &mut Vec<Diagnosti
 
 /// Finds one cycle through the nodes left with pending dependencies, reports it with
 /// the place of every reference on it, and repeats for cycles not yet reported.
-fn report_cycles(tree: &Tree, nodes: &[Node], edges: &[Edge], pending: &[usize], diags: &mut Vec<Diagnostic>) {
+fn report_cycles(
+    tree: &Tree,
+    nodes: &[Node],
+    edges: &[Edge],
+    pending: &[usize],
+    diags: &mut Vec<Diagnostic>,
+) {
     let stuck: Vec<bool> = pending.iter().map(|&p| p > 0).collect();
     let mut reported = vec![false; nodes.len()];
     for start in 0..nodes.len() {
@@ -206,7 +295,9 @@ fn report_cycles(tree: &Tree, nodes: &[Node], edges: &[Edge], pending: &[usize],
         pos[start] = 0;
         let cycle_start = loop {
             let Some(&cur) = path.last() else { break None };
-            let Some(e) = edges.iter().find(|e| e.from == cur && stuck[e.to]) else { break None };
+            let Some(e) = edges.iter().find(|e| e.from == cur && stuck[e.to]) else {
+                break None;
+            };
             via.push(e);
             if pos[e.to] != usize::MAX {
                 break Some(pos[e.to]);
@@ -226,12 +317,19 @@ fn report_cycles(tree: &Tree, nodes: &[Node], edges: &[Edge], pending: &[usize],
         names.push(nodes[cycle[0]].id.to_string());
         let mut d = Diagnostic::error(format!("dependency cycle: {}", names.join(" → ")));
         for e in &via[cs..] {
-            d = d.label(e.file, e.span, format!("{} {} {}", nodes[e.from].id, e.kind.name(), nodes[e.to].id));
+            d = d.label(
+                e.file,
+                e.span,
+                format!("{} {} {}", nodes[e.from].id, e.kind.name(), nodes[e.to].id),
+            );
         }
         if d.labels.is_empty()
-            && let Some((f, s)) = value_place(tree, &nodes[cycle[0]], "after") {
-                d = d.label(f, s, "on the cycle");
-            }
-        diags.push(d.help("remove one of these dependencies; containers on a cycle could never start"));
+            && let Some((f, s)) = value_place(tree, &nodes[cycle[0]], "after")
+        {
+            d = d.label(f, s, "on the cycle");
+        }
+        diags.push(
+            d.help("remove one of these dependencies; containers on a cycle could never start"),
+        );
     }
 }

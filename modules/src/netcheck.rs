@@ -24,7 +24,9 @@ fn overlaps(a: (IpAddr, u8), b: (IpAddr, u8)) -> bool {
 
 fn last_v4(net: (IpAddr, u8)) -> Option<IpAddr> {
     match net.0 {
-        IpAddr::V4(a) if net.1 < 32 => Some(IpAddr::V4((u32::from(a) | (u32::MAX >> net.1)).into())),
+        IpAddr::V4(a) if net.1 < 32 => {
+            Some(IpAddr::V4((u32::from(a) | (u32::MAX >> net.1)).into()))
+        }
         _ => None,
     }
 }
@@ -34,7 +36,10 @@ fn place(tree: &Tree, n: &Node, path: &str) -> (FileId, Span) {
 }
 
 pub(crate) fn check(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) {
-    let networks: Vec<&Node> = nodes.iter().filter(|n| n.id.kind == Kind::Network).collect();
+    let networks: Vec<&Node> = nodes
+        .iter()
+        .filter(|n| n.id.kind == Kind::Network)
+        .collect();
     // Subnets of different networks must not overlap: routes would be ambiguous.
     let mut subnets: Vec<(&Node, &str, (IpAddr, u8))> = Vec::new();
     for n in &networks {
@@ -52,7 +57,9 @@ pub(crate) fn check(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) {
                     Diagnostic::error(format!("subnets of {} and {} overlap", a.0.id, b.0.id))
                         .label(pb.0, pb.1, format!("{}/{}", b.2.0, b.2.1))
                         .label(pa.0, pa.1, format!("overlaps {}/{}", a.2.0, a.2.1))
-                        .help("give each network its own subnet, e.g. 10.88.0.0/24 and 10.89.0.0/24"),
+                        .help(
+                            "give each network its own subnet, e.g. 10.88.0.0/24 and 10.89.0.0/24",
+                        ),
                 );
             }
         }
@@ -60,11 +67,17 @@ pub(crate) fn check(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) {
     let mut bridges: HashMap<&str, &Node> = HashMap::new();
     let mut reserved: HashMap<&str, ((IpAddr, u8), Vec<IpAddr>)> = HashMap::new();
     for n in &networks {
-        let Some(Value::Cidr(ip, len)) = n.get("subnet") else { continue };
+        let Some(Value::Cidr(ip, len)) = n.get("subnet") else {
+            continue;
+        };
         let net = (*ip, *len);
         let p = place(tree, n, "subnet");
         if *len > 30 {
-            diags.push(Diagnostic::error(format!("the subnet of {} has no room for containers", n.id)).label(p.0, p.1, "too small").help("use a prefix of /30 or shorter, e.g. /24"));
+            diags.push(
+                Diagnostic::error(format!("the subnet of {} has no room for containers", n.id))
+                    .label(p.0, p.1, "too small")
+                    .help("use a prefix of /30 or shorter, e.g. /24"),
+            );
             continue;
         }
         let mut taken = vec![net.0];
@@ -72,21 +85,32 @@ pub(crate) fn check(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) {
         if let Some(Value::Ip(gw)) = n.get("gateway") {
             let gp = place(tree, n, "gateway");
             if !contains(net, *gw) || taken.contains(gw) {
-                diags.push(Diagnostic::error(format!("the gateway of {} is not a usable address of its subnet {}/{}", n.id, net.0, net.1)).label(gp.0, gp.1, "outside the subnet or reserved").help("pick an address inside the subnet other than its first and last"));
+                diags.push(
+                    Diagnostic::error(format!(
+                        "the gateway of {} is not a usable address of its subnet {}/{}",
+                        n.id, net.0, net.1
+                    ))
+                    .label(gp.0, gp.1, "outside the subnet or reserved")
+                    .help("pick an address inside the subnet other than its first and last"),
+                );
             }
             taken.push(*gw);
         }
         reserved.insert(n.id.name.as_str(), (net, taken));
         if let Some(Value::Str(b)) = n.get("bridge")
-            && let Some(other) = bridges.insert(b.as_str(), n) {
-                let (pa, pb) = (place(tree, other, "bridge"), place(tree, n, "bridge"));
-                diags.push(
-                    Diagnostic::error(format!("{} and {} use the same bridge `{b}`", other.id, n.id))
-                        .label(pb.0, pb.1, "here")
-                        .label(pa.0, pa.1, "and here")
-                        .help("bridge names are cut to 15 characters; set `bridge \"…\"` on one of them"),
-                );
-            }
+            && let Some(other) = bridges.insert(b.as_str(), n)
+        {
+            let (pa, pb) = (place(tree, other, "bridge"), place(tree, n, "bridge"));
+            diags.push(
+                Diagnostic::error(format!(
+                    "{} and {} use the same bridge `{b}`",
+                    other.id, n.id
+                ))
+                .label(pb.0, pb.1, "here")
+                .label(pa.0, pa.1, "and here")
+                .help("bridge names are cut to 15 characters; set `bridge \"…\"` on one of them"),
+            );
+        }
     }
 
     let mut statics: HashMap<(String, IpAddr), (FileId, Span, String)> = HashMap::new();
@@ -97,21 +121,47 @@ pub(crate) fn check(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) {
         let attachments = n.get("network").map(Value::as_list).unwrap_or_default();
         let places = item_places(tree, n, "network", false);
         for (k, a) in attachments.iter().enumerate() {
-            let (Some(Value::Str(net)), Some(Value::Ip(addr))) = (a.field("name"), a.field("address")) else { continue };
+            let (Some(Value::Str(net)), Some(Value::Ip(addr))) =
+                (a.field("name"), a.field("address"))
+            else {
+                continue;
+            };
             let p = places.get(k).copied().unwrap_or_default();
-            let Some((subnet, taken)) = reserved.get(net.as_str()) else { continue };
+            let Some((subnet, taken)) = reserved.get(net.as_str()) else {
+                continue;
+            };
             if !contains(*subnet, *addr) {
                 diags.push(Diagnostic::error(format!("address {addr} of {} is outside network `{net}` ({}/{})", n.id, subnet.0, subnet.1)).label(p.0, p.1, "not in the subnet").help("pick an address inside the network's subnet, or leave it out to get one assigned"));
             } else if taken.contains(addr) {
-                diags.push(Diagnostic::error(format!("address {addr} of {} is reserved in network `{net}`", n.id)).label(p.0, p.1, "network, broadcast or gateway address").help("pick another address, or leave it out to get one assigned"));
-            } else if let Some((f, s, other)) = statics.insert((net.clone(), *addr), (p.0, p.1, n.id.to_string())) {
-                diags.push(Diagnostic::error(format!("address {addr} in network `{net}` is given to {other} and {}", n.id)).label(p.0, p.1, "here").label(f, s, "and here"));
+                diags.push(
+                    Diagnostic::error(format!(
+                        "address {addr} of {} is reserved in network `{net}`",
+                        n.id
+                    ))
+                    .label(p.0, p.1, "network, broadcast or gateway address")
+                    .help("pick another address, or leave it out to get one assigned"),
+                );
+            } else if let Some((f, s, other)) =
+                statics.insert((net.clone(), *addr), (p.0, p.1, n.id.to_string()))
+            {
+                diags.push(
+                    Diagnostic::error(format!(
+                        "address {addr} in network `{net}` is given to {other} and {}",
+                        n.id
+                    ))
+                    .label(p.0, p.1, "here")
+                    .label(f, s, "and here"),
+                );
             }
         }
         let forwards = n.get("port").map(Value::as_list).unwrap_or_default();
         let places = item_places(tree, n, "port", false);
         for (k, fwd) in forwards.iter().enumerate() {
-            let (Some(Value::Int(port)), Some(Value::Str(proto))) = (fwd.field("host"), fwd.field("protocol")) else { continue };
+            let (Some(Value::Int(port)), Some(Value::Str(proto))) =
+                (fwd.field("host"), fwd.field("protocol"))
+            else {
+                continue;
+            };
             let addr = match fwd.field("address") {
                 Some(Value::Ip(a)) => Some(*a),
                 _ => None,
@@ -119,12 +169,18 @@ pub(crate) fn check(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) {
             let p = places.get(k).copied().unwrap_or_default();
             let users = ports.entry((*port, proto.clone())).or_default();
             // No address means every address, so it clashes with any other use.
-            if let Some((_, f, s, other)) = users.iter().find(|(a, ..)| a.is_none() || addr.is_none() || *a == addr) {
+            if let Some((_, f, s, other)) = users
+                .iter()
+                .find(|(a, ..)| a.is_none() || addr.is_none() || *a == addr)
+            {
                 diags.push(
-                    Diagnostic::error(format!("host port {port}/{proto} is forwarded twice ({other} and {})", n.id))
-                        .label(p.0, p.1, "here")
-                        .label(*f, *s, "and here")
-                        .help("each host port can go to one container; pick another host port"),
+                    Diagnostic::error(format!(
+                        "host port {port}/{proto} is forwarded twice ({other} and {})",
+                        n.id
+                    ))
+                    .label(p.0, p.1, "here")
+                    .label(*f, *s, "and here")
+                    .help("each host port can go to one container; pick another host port"),
                 );
             }
             users.push((addr, p.0, p.1, n.id.to_string()));

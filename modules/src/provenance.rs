@@ -1,13 +1,15 @@
 //! Finding the definitions behind an evaluated value, for diagnostics and `berth why`.
 
-use berth_config::{Entity, FileId, OptionDef, Priority, Tree};
 use berth_config::kdl::Span;
+use berth_config::{Entity, FileId, OptionDef, Priority, Tree};
 
 use crate::eval::Node;
 
 /// The definitions of `path` in a node's entity, in load order.
 pub fn defs<'t>(tree: &'t Tree, node: &Node, path: &str) -> Vec<&'t OptionDef> {
-    entity(tree, node).map_or_else(Vec::new, |e| e.options.iter().filter(|d| d.path == path).collect())
+    entity(tree, node).map_or_else(Vec::new, |e| {
+        e.options.iter().filter(|d| d.path == path).collect()
+    })
 }
 
 pub fn entity<'t>(tree: &'t Tree, node: &Node) -> Option<&'t Entity> {
@@ -17,7 +19,11 @@ pub fn entity<'t>(tree: &'t Tree, node: &Node) -> Option<&'t Entity> {
 /// The definitions that count: those at the highest priority.
 pub fn winning<'t>(tree: &'t Tree, node: &Node, path: &str) -> Vec<&'t OptionDef> {
     let all = defs(tree, node, path);
-    let top = all.iter().map(|d| d.priority).max().unwrap_or(Priority::Default);
+    let top = all
+        .iter()
+        .map(|d| d.priority)
+        .max()
+        .unwrap_or(Priority::Default);
     all.into_iter().filter(|d| d.priority == top).collect()
 }
 
@@ -38,11 +44,17 @@ pub fn item_places(tree: &Tree, node: &Node, path: &str, per_arg: bool) -> Vec<(
 /// The place of the winning definition of a scalar, or the node's declaration.
 pub fn value_place(tree: &Tree, node: &Node, path: &str) -> Option<(FileId, Span)> {
     if let Some(d) = winning(tree, node, path).first() {
-        return Some(d.args.first().map_or((d.origin.file, d.origin.span), |a| (a.file, a.span)));
+        return Some(
+            d.args
+                .first()
+                .map_or((d.origin.file, d.origin.span), |a| (a.file, a.span)),
+        );
     }
     decl_place(tree, node)
 }
 
 pub fn decl_place(tree: &Tree, node: &Node) -> Option<(FileId, Span)> {
-    entity(tree, node).and_then(|e| e.decls.first()).map(|o| (o.file, o.span))
+    entity(tree, node)
+        .and_then(|e| e.decls.first())
+        .map(|o| (o.file, o.span))
 }

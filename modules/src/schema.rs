@@ -44,14 +44,23 @@ impl fmt::Display for ApplyClass {
 pub enum Ty {
     Bool,
     Str,
-    Int { min: i64, max: i64 },
-    Float { min: f64, max: f64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Float {
+        min: f64,
+        max: f64,
+    },
     /// Bytes, e.g. `512M`.
     Size,
     /// A size or `"max"`.
     SizeOrMax,
     /// An integer or `"max"`.
-    IntOrMax { min: i64, max: i64 },
+    IntOrMax {
+        min: i64,
+        max: i64,
+    },
     Duration,
     /// A number of CPUs (`1.5`) or `"max"`.
     Cpus,
@@ -103,7 +112,11 @@ impl Ty {
             Ty::Owner => "user[:group]".into(),
             Ty::Mode => "file mode".into(),
             Ty::Capability => "capability".into(),
-            Ty::Enum(vals) => vals.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(" | "),
+            Ty::Enum(vals) => vals
+                .iter()
+                .map(|v| format!("\"{v}\""))
+                .collect::<Vec<_>>()
+                .join(" | "),
         }
     }
 }
@@ -121,10 +134,24 @@ pub struct Field {
 }
 
 const fn pos(name: &'static str, ty: Ty, doc: &'static str) -> Field {
-    Field { name, ty, positional: true, required: true, default: None, doc }
+    Field {
+        name,
+        ty,
+        positional: true,
+        required: true,
+        default: None,
+        doc,
+    }
 }
 const fn prop(name: &'static str, ty: Ty, doc: &'static str) -> Field {
-    Field { name, ty, positional: false, required: false, default: None, doc }
+    Field {
+        name,
+        ty,
+        positional: false,
+        required: false,
+        default: None,
+        doc,
+    }
 }
 impl Field {
     const fn optional(mut self) -> Self {
@@ -193,7 +220,15 @@ pub struct OptionSpec {
 }
 
 const fn opt(path: &'static str, shape: Shape, apply: ApplyClass, doc: &'static str) -> OptionSpec {
-    OptionSpec { path, shape, default: None, required: false, unordered: false, apply, doc }
+    OptionSpec {
+        path,
+        shape,
+        default: None,
+        required: false,
+        unordered: false,
+        apply,
+        doc,
+    }
 }
 impl OptionSpec {
     const fn or(mut self, d: Dflt) -> Self {
@@ -259,16 +294,31 @@ pub struct KindSchema {
 
 impl KindSchema {
     pub fn option(&self, path: &str) -> Option<(usize, &'static OptionSpec)> {
-        self.options.iter().enumerate().find(|(_, o)| o.path == path)
+        self.options
+            .iter()
+            .enumerate()
+            .find(|(_, o)| o.path == path)
     }
 }
 
 /// The node kinds, for the loader.
 pub const KINDS: [KindSpec; 4] = [
-    KindSpec { name: "host", naming: Naming::Singleton },
-    KindSpec { name: "network", naming: Naming::Named },
-    KindSpec { name: "volume", naming: Naming::Named },
-    KindSpec { name: "container", naming: Naming::Named },
+    KindSpec {
+        name: "host",
+        naming: Naming::Singleton,
+    },
+    KindSpec {
+        name: "network",
+        naming: Naming::Named,
+    },
+    KindSpec {
+        name: "volume",
+        naming: Naming::Named,
+    },
+    KindSpec {
+        name: "container",
+        naming: Naming::Named,
+    },
 ];
 
 use ApplyClass::*;
@@ -276,34 +326,72 @@ use ApplyClass::*;
 const RESTART_POLICIES: &[&str] = &["always", "on-failure", "never"];
 const PORT_PROTOCOLS: &[&str] = &["tcp", "udp"];
 const PANIC_ACTIONS: &[&str] = &["reboot", "shell", "halt"];
-const WEIGHT: Ty = Ty::Int { min: 1, max: 10_000 };
+const WEIGHT: Ty = Ty::Int {
+    min: 1,
+    max: 10_000,
+};
 
 const MOUNT_FIELDS: &[Field] = &[
-    pos("source", Ty::Str, "a volume name, or an absolute host path to bind"),
-    pos("target", Ty::AbsPath, "where it appears inside the container"),
+    pos(
+        "source",
+        Ty::Str,
+        "a volume name, or an absolute host path to bind",
+    ),
+    pos(
+        "target",
+        Ty::AbsPath,
+        "where it appears inside the container",
+    ),
     prop("ro", Ty::Bool, "mount read-only").or(Dflt::Bool(false)),
 ];
 const TMPFS_FIELDS: &[Field] = &[
-    pos("target", Ty::AbsPath, "where the tmpfs appears inside the container"),
+    pos(
+        "target",
+        Ty::AbsPath,
+        "where the tmpfs appears inside the container",
+    ),
     prop("size", Ty::Size, "its maximum size").or(Dflt::Str("64M")),
     prop("mode", Ty::Mode, "permissions of its root").or(Dflt::Str("1777")),
 ];
 const NETWORK_FIELDS: &[Field] = &[
-    pos("name", Ty::Name, "a network of this host, or \"host\" (share the host's), or \"none\" (loopback only)"),
-    prop("address", Ty::Ip, "a static address inside the network's subnet").optional(),
+    pos(
+        "name",
+        Ty::Name,
+        "a network of this host, or \"host\" (share the host's), or \"none\" (loopback only)",
+    ),
+    prop(
+        "address",
+        Ty::Ip,
+        "a static address inside the network's subnet",
+    )
+    .optional(),
 ];
 const PORT_FIELDS: &[Field] = &[
     pos("host", Ty::Port, "the port on the host"),
     pos("container", Ty::Port, "the port in the container"),
     pos("protocol", Ty::Enum(PORT_PROTOCOLS), "tcp or udp").or(Dflt::Str("tcp")),
-    prop("address", Ty::Ip, "only forward connections to this host address").optional(),
+    prop(
+        "address",
+        Ty::Ip,
+        "only forward connections to this host address",
+    )
+    .optional(),
 ];
 const FILESYSTEM_FIELDS: &[Field] = &[
-    pos("device", Ty::Str, "a device path (/dev/vda1), LABEL=…, UUID=…, or a pseudo file system name"),
+    pos(
+        "device",
+        Ty::Str,
+        "a device path (/dev/vda1), LABEL=…, UUID=…, or a pseudo file system name",
+    ),
     pos("target", Ty::AbsPath, "the mount point"),
     prop("type", Ty::Str, "file system type, e.g. ext4").or(Dflt::Str("ext4")),
     prop("options", Ty::Str, "mount options, comma separated").or(Dflt::Str("defaults")),
-    prop("wait", Ty::Duration, "how long to wait for the device to appear").or(Dflt::Str("10s")),
+    prop(
+        "wait",
+        Ty::Duration,
+        "how long to wait for the device to appear",
+    )
+    .or(Dflt::Str("10s")),
 ];
 
 pub static CONTAINER: KindSchema = KindSchema {
@@ -361,14 +449,65 @@ pub static NETWORK: KindSchema = KindSchema {
     doc: "A bridge with a subnet; containers attached to it get stable addresses.",
     usage: "network \"NAME\" { subnet \"10.88.0.0/24\"; nat #true }",
     options: &[
-        opt("subnet", Shape::Scalar(Ty::Cidr4), Recreate, "IPv4 subnet; the gateway is on the bridge, containers get the other addresses.").required(),
-        opt("subnet6", Shape::Scalar(Ty::Cidr6), Recreate, "Optional IPv6 subnet."),
-        opt("gateway", Shape::Scalar(Ty::Ip), Recreate, "The bridge's address inside the subnet.").or(Dflt::Derived("the subnet's first address")),
-        opt("bridge", Shape::Scalar(Ty::IfName), Recreate, "Name of the bridge interface.").or(Dflt::Derived("\"br-\" and the network's name, cut to 15 characters")),
-        opt("mtu", Shape::Scalar(Ty::Int { min: 68, max: 65_535 }), Live, "MTU of the bridge and the veth pairs.").or(Dflt::Int(1500)),
-        opt("nat", Shape::Scalar(Ty::Bool), Live, "Masquerade traffic from the subnet leaving the host.").or(Dflt::Bool(false)),
-        opt("allow", Shape::List(Ty::Name), Live, "Networks whose containers may exchange traffic with this one (denied by default).").unordered(),
-        opt("dns", Shape::List(Ty::Ip), Restart, "Name servers for containers on this network (default: the host's resolv.conf)."),
+        opt(
+            "subnet",
+            Shape::Scalar(Ty::Cidr4),
+            Recreate,
+            "IPv4 subnet; the gateway is on the bridge, containers get the other addresses.",
+        )
+        .required(),
+        opt(
+            "subnet6",
+            Shape::Scalar(Ty::Cidr6),
+            Recreate,
+            "Optional IPv6 subnet.",
+        ),
+        opt(
+            "gateway",
+            Shape::Scalar(Ty::Ip),
+            Recreate,
+            "The bridge's address inside the subnet.",
+        )
+        .or(Dflt::Derived("the subnet's first address")),
+        opt(
+            "bridge",
+            Shape::Scalar(Ty::IfName),
+            Recreate,
+            "Name of the bridge interface.",
+        )
+        .or(Dflt::Derived(
+            "\"br-\" and the network's name, cut to 15 characters",
+        )),
+        opt(
+            "mtu",
+            Shape::Scalar(Ty::Int {
+                min: 68,
+                max: 65_535,
+            }),
+            Live,
+            "MTU of the bridge and the veth pairs.",
+        )
+        .or(Dflt::Int(1500)),
+        opt(
+            "nat",
+            Shape::Scalar(Ty::Bool),
+            Live,
+            "Masquerade traffic from the subnet leaving the host.",
+        )
+        .or(Dflt::Bool(false)),
+        opt(
+            "allow",
+            Shape::List(Ty::Name),
+            Live,
+            "Networks whose containers may exchange traffic with this one (denied by default).",
+        )
+        .unordered(),
+        opt(
+            "dns",
+            Shape::List(Ty::Ip),
+            Restart,
+            "Name servers for containers on this network (default: the host's resolv.conf).",
+        ),
     ],
 };
 
@@ -404,6 +543,11 @@ pub static HOST: KindSchema = KindSchema {
 pub const READY_PROPS: &[Field] = &[
     prop("interval", Ty::Duration, "time between checks (tcp, exec)").or(Dflt::Str("2s")),
     prop("timeout", Ty::Duration, "how long one check may take").or(Dflt::Str("1s")),
-    prop("retries", Ty::Int { min: 1, max: 1000 }, "consecutive failures before a ready container is restarted").or(Dflt::Int(3)),
+    prop(
+        "retries",
+        Ty::Int { min: 1, max: 1000 },
+        "consecutive failures before a ready container is restarted",
+    )
+    .or(Dflt::Int(3)),
 ];
 pub const READY_KINDS: &[&str] = &["notify", "tcp", "exec"];

@@ -11,12 +11,17 @@ pub struct Invalid {
 }
 
 pub fn invalid(label: impl Into<String>, help: impl Into<String>) -> Invalid {
-    Invalid { label: label.into(), help: help.into() }
+    Invalid {
+        label: label.into(),
+        help: help.into(),
+    }
 }
 
 /// Splits "1.5Gi" into ("1.5", "Gi").
 fn number_and_unit(s: &str) -> (&str, &str) {
-    let end = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_')).unwrap_or(s.len());
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+        .unwrap_or(s.len());
     (&s[..end], s[end..].trim_start())
 }
 
@@ -39,13 +44,19 @@ pub fn size(s: &str) -> Result<u64, Invalid> {
         "PB" => 1e15,
         _ => return Err(invalid(format!("unknown size unit `{unit}`"), help)),
     };
-    let n: f64 = num.replace('_', "").parse().map_err(|_| invalid("not a size", help))?;
+    let n: f64 = num
+        .replace('_', "")
+        .parse()
+        .map_err(|_| invalid("not a size", help))?;
     let bytes = (n * mult).round();
     if !bytes.is_finite() || bytes > u64::MAX as f64 / 2.0 {
         return Err(invalid("size too large", help));
     }
     if unit.is_empty() && num.contains('.') {
-        return Err(invalid("a size without unit is a number of bytes and cannot have a fraction", help));
+        return Err(invalid(
+            "a size without unit is a number of bytes and cannot have a fraction",
+            help,
+        ));
     }
     Ok(bytes as u64)
 }
@@ -65,19 +76,24 @@ const NANOS: [(&str, u64); 10] = [
 
 /// Durations in nanoseconds: `100ms`, `30s`, `5m`, `1h30m`, `1.5s`.
 pub fn duration(s: &str) -> Result<u64, Invalid> {
-    let help = "write a duration with its unit, such as 100ms, 30s, 5m, 1h30m (units: ns us ms s m h d)";
+    let help =
+        "write a duration with its unit, such as 100ms, 30s, 5m, 1h30m (units: ns us ms s m h d)";
     let mut rest = s.trim();
     if rest.is_empty() {
         return Err(invalid("empty duration", help));
     }
     let mut total: f64 = 0.0;
     while !rest.is_empty() {
-        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let (num, after) = rest.split_at(end);
         if num.is_empty() {
             return Err(invalid("not a duration", help));
         }
-        let uend = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+        let uend = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
         let (unit, next) = after.split_at(uend);
         let unit = unit.trim();
         if unit.is_empty() {
@@ -102,7 +118,15 @@ pub fn format_duration(mut ns: u64) -> String {
         return "0s".into();
     }
     let mut out = String::new();
-    for (unit, mult) in [("d", 86_400_000_000_000u64), ("h", 3_600_000_000_000), ("m", 60_000_000_000), ("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000), ("ns", 1)] {
+    for (unit, mult) in [
+        ("d", 86_400_000_000_000u64),
+        ("h", 3_600_000_000_000),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+        ("us", 1_000),
+        ("ns", 1),
+    ] {
         if ns >= mult {
             out.push_str(&format!("{}{unit}", ns / mult));
             ns %= mult;
@@ -113,7 +137,12 @@ pub fn format_duration(mut ns: u64) -> String {
 
 /// A size in the largest binary unit that divides it: `512M`, `1536K`, `100`.
 pub fn format_size(bytes: u64) -> String {
-    for (unit, mult) in [("T", 1u64 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)] {
+    for (unit, mult) in [
+        ("T", 1u64 << 40),
+        ("G", 1 << 30),
+        ("M", 1 << 20),
+        ("K", 1 << 10),
+    ] {
         if bytes >= mult && bytes.is_multiple_of(mult) {
             return format!("{}{unit}", bytes / mult);
         }
@@ -123,15 +152,16 @@ pub fn format_size(bytes: u64) -> String {
 
 /// The Linux signals by number, without the `SIG` prefix.
 const SIGNALS: [&str; 31] = [
-    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE",
-    "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ",
-    "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
+    "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
+    "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
 ];
 
 /// A signal by name (`SIGTERM`, `TERM`, `sigterm`, `SIGRTMIN+3`) or number; returns its
 /// number on Linux.
 pub fn signal(s: &str) -> Result<i32, Invalid> {
-    let help = "write a signal name such as SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGRTMIN+3, or its number";
+    let help =
+        "write a signal name such as SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGRTMIN+3, or its number";
     let upper = s.trim().to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
     if let Ok(n) = name.parse::<i32>() {
@@ -149,14 +179,16 @@ pub fn signal(s: &str) -> Result<i32, Invalid> {
     }
     if let Some(off) = name.strip_prefix("RTMIN+")
         && let Ok(n) = off.parse::<i32>()
-            && (0..=30).contains(&n) {
-                return Ok(34 + n);
-            }
+        && (0..=30).contains(&n)
+    {
+        return Ok(34 + n);
+    }
     if let Some(off) = name.strip_prefix("RTMAX-")
         && let Ok(n) = off.parse::<i32>()
-            && (0..=30).contains(&n) {
-                return Ok(64 - n);
-            }
+        && (0..=30).contains(&n)
+    {
+        return Ok(64 - n);
+    }
     Err(invalid(format!("unknown signal `{s}`"), help))
 }
 
@@ -178,13 +210,24 @@ pub fn signal_name(n: i32) -> String {
 /// An IPv4 or IPv6 network in CIDR form, with no host bits set.
 pub fn cidr(s: &str) -> Result<(IpAddr, u8), Invalid> {
     let help = "write a network such as 10.88.0.0/24 or fd00:88::/64";
-    let (addr, len) = s.split_once('/').ok_or_else(|| invalid("missing `/prefix`", help))?;
-    let ip: IpAddr = addr.parse().map_err(|_| invalid(format!("`{addr}` is not an IP address"), help))?;
+    let (addr, len) = s
+        .split_once('/')
+        .ok_or_else(|| invalid("missing `/prefix`", help))?;
+    let ip: IpAddr = addr
+        .parse()
+        .map_err(|_| invalid(format!("`{addr}` is not an IP address"), help))?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
-    let len: u8 = len.parse().ok().filter(|l| *l <= max).ok_or_else(|| invalid(format!("prefix length must be 0 to {max}"), help))?;
+    let len: u8 = len
+        .parse()
+        .ok()
+        .filter(|l| *l <= max)
+        .ok_or_else(|| invalid(format!("prefix length must be 0 to {max}"), help))?;
     let net = network_of(ip, len);
     if net != ip {
-        return Err(invalid("host bits are set", format!("the network is {net}/{len}")));
+        return Err(invalid(
+            "host bits are set",
+            format!("the network is {net}/{len}"),
+        ));
     }
     Ok((ip, len))
 }
@@ -193,18 +236,31 @@ pub fn cidr(s: &str) -> Result<(IpAddr, u8), Invalid> {
 pub fn network_of(ip: IpAddr, len: u8) -> IpAddr {
     match ip {
         IpAddr::V4(a) => {
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len))
+            };
             IpAddr::V4((u32::from(a) & mask).into())
         }
         IpAddr::V6(a) => {
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len))
+            };
             IpAddr::V6((u128::from(a) & mask).into())
         }
     }
 }
 
 pub fn ip(s: &str) -> Result<IpAddr, Invalid> {
-    s.trim().parse().map_err(|_| invalid("not an IP address", "write an address such as 10.88.0.5 or fd00::5"))
+    s.trim().parse().map_err(|_| {
+        invalid(
+            "not an IP address",
+            "write an address such as 10.88.0.5 or fd00::5",
+        )
+    })
 }
 
 /// A cpuset list such as `0-3,6,8-9`.
@@ -219,7 +275,12 @@ pub fn cpuset(s: &str) -> Result<String, Invalid> {
         let (a, b) = (a.trim().parse::<u32>(), b.trim().parse::<u32>());
         match (a, b) {
             (Ok(a), Ok(b)) if a <= b => {}
-            _ => return Err(invalid(format!("`{part}` is not a CPU number or range"), help)),
+            _ => {
+                return Err(invalid(
+                    format!("`{part}` is not a CPU number or range"),
+                    help,
+                ));
+            }
         }
     }
     Ok(s.replace(' ', ""))
@@ -231,18 +292,34 @@ pub fn hostname(s: &str) -> Result<String, Invalid> {
     let ok = !s.is_empty()
         && s.len() <= 64
         && s.split('.').all(|l| {
-            !l.is_empty() && !l.starts_with('-') && !l.ends_with('-') && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
-    if ok { Ok(s.to_string()) } else { Err(invalid("not a valid hostname", help)) }
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(invalid("not a valid hostname", help))
+    }
 }
 
 /// A network interface name: 1 to 15 bytes, no `/`, `:` or whitespace.
 pub fn ifname(s: &str) -> Result<String, Invalid> {
-    let ok = !s.is_empty() && s.len() <= 15 && s != "." && s != ".." && !s.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace());
+    let ok = !s.is_empty()
+        && s.len() <= 15
+        && s != "."
+        && s != ".."
+        && !s
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace());
     if ok {
         Ok(s.to_string())
     } else {
-        Err(invalid("not a valid interface name", "interface names are 1 to 15 characters without `/`, `:` or spaces"))
+        Err(invalid(
+            "not a valid interface name",
+            "interface names are 1 to 15 characters without `/`, `:` or spaces",
+        ))
     }
 }
 
@@ -293,7 +370,10 @@ mod tests {
     #[test]
     fn networks() {
         assert_eq!(cidr("10.88.0.0/24").unwrap().1, 24);
-        assert_eq!(cidr("10.88.0.1/24").unwrap_err().help, "the network is 10.88.0.0/24");
+        assert_eq!(
+            cidr("10.88.0.1/24").unwrap_err().help,
+            "the network is 10.88.0.0/24"
+        );
         assert!(cidr("10.88.0.0/33").is_err());
         assert!(cidr("fd00:88::/64").is_ok());
         assert!(cpuset("0-3,6").is_ok());

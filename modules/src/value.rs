@@ -44,9 +44,17 @@ impl Value {
             Value::Signal(n) => json!(signal_name(*n)),
             Value::Ip(ip) => json!(ip.to_string()),
             Value::Cidr(ip, len) => json!(format!("{ip}/{len}")),
-            Value::List(items) => serde_json::Value::Array(items.iter().map(Value::to_json).collect()),
-            Value::Map(m) => serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
-            Value::Record(m) => serde_json::Value::Object(m.iter().map(|(k, v)| (k.to_string(), v.to_json())).collect()),
+            Value::List(items) => {
+                serde_json::Value::Array(items.iter().map(Value::to_json).collect())
+            }
+            Value::Map(m) => {
+                serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+            }
+            Value::Record(m) => serde_json::Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_json()))
+                    .collect(),
+            ),
         }
     }
 

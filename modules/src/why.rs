@@ -16,16 +16,28 @@ pub fn why(eval: &Evaluation, path: &str) -> Result<String, String> {
     let mut segs = path.splitn(2, '.');
     let kind_name = segs.next().unwrap_or_default();
     let Some(kind) = Kind::from_name(kind_name) else {
-        let hint = did_you_mean(kind_name, Kind::ALL.iter().map(|k| k.name())).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
-        return Err(format!("`{kind_name}` is not a node kind{hint}; paths look like container.NAME.OPTION or host.OPTION"));
+        let hint = did_you_mean(kind_name, Kind::ALL.iter().map(|k| k.name()))
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        return Err(format!(
+            "`{kind_name}` is not a node kind{hint}; paths look like container.NAME.OPTION or host.OPTION"
+        ));
     };
     let rest = segs.next().unwrap_or_default();
-    let (name, option) = if kind == Kind::Host { ("", rest) } else { rest.split_once('.').unwrap_or((rest, "")) };
+    let (name, option) = if kind == Kind::Host {
+        ("", rest)
+    } else {
+        rest.split_once('.').unwrap_or((rest, ""))
+    };
     if kind != Kind::Host && name.is_empty() {
-        return Err(format!("which {kind}? write {kind}.NAME or {kind}.NAME.OPTION"));
+        return Err(format!(
+            "which {kind}? write {kind}.NAME or {kind}.NAME.OPTION"
+        ));
     }
     let Some(node) = eval.node(kind, name) else {
-        let hint = did_you_mean(name, eval.of_kind(kind).map(|n| n.id.name.as_str())).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+        let hint = did_you_mean(name, eval.of_kind(kind).map(|n| n.id.name.as_str()))
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
         return Err(format!("this host has no {kind} `{name}`{hint}"));
     };
     let schema = kind.schema();
@@ -34,26 +46,48 @@ pub fn why(eval: &Evaluation, path: &str) -> Result<String, String> {
     }
     if let Some((opt, key)) = option.rsplit_once('.')
         && let Some((_, spec)) = schema.option(opt)
-            && matches!(spec.shape, Shape::Map(_)) {
-                return Ok(explain(eval, node, spec, Some(key)));
-            }
-    let under: Vec<&OptionSpec> = schema.options.iter().filter(|o| option.is_empty() || o.path.strip_prefix(option).is_some_and(|r| r.starts_with('.'))).collect();
+        && matches!(spec.shape, Shape::Map(_))
+    {
+        return Ok(explain(eval, node, spec, Some(key)));
+    }
+    let under: Vec<&OptionSpec> = schema
+        .options
+        .iter()
+        .filter(|o| {
+            option.is_empty()
+                || o.path
+                    .strip_prefix(option)
+                    .is_some_and(|r| r.starts_with('.'))
+        })
+        .collect();
     if under.is_empty() {
-        let hint = did_you_mean(option, schema.options.iter().map(|o| o.path)).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
-        return Err(format!("{kind} has no option `{option}`{hint}; see `berth options {kind}`"));
+        let hint = did_you_mean(option, schema.options.iter().map(|o| o.path))
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        return Err(format!(
+            "{kind} has no option `{option}`{hint}; see `berth options {kind}`"
+        ));
     }
     let mut out = String::new();
     for spec in under {
-        let value = node.get(spec.path).map_or_else(|| "(not set)".to_string(), ToString::to_string);
+        let value = node
+            .get(spec.path)
+            .map_or_else(|| "(not set)".to_string(), ToString::to_string);
         let ds = defs(&eval.tree, node, spec.path);
         let top = ds.iter().map(|d| d.priority).max();
-        let places: Vec<String> = ds.iter().filter(|d| Some(d.priority) == top).map(|d| eval.tree.describe(&d.origin)).collect();
+        let places: Vec<String> = ds
+            .iter()
+            .filter(|d| Some(d.priority) == top)
+            .map(|d| eval.tree.describe(&d.origin))
+            .collect();
         let place = match (places.is_empty(), top) {
             (false, Some(p)) => format!("{} ({p})", places.join(", ")),
             _ if spec.default.is_some() => "default".to_string(),
             _ => String::new(),
         };
-        out.push_str(&format!("{}.{} = {value}    {place}\n", node.id, spec.path).replace("    \n", "\n"));
+        out.push_str(
+            &format!("{}.{} = {value}    {place}\n", node.id, spec.path).replace("    \n", "\n"),
+        );
     }
     Ok(out)
 }
@@ -65,12 +99,17 @@ fn explain(eval: &Evaluation, node: &Node, spec: &OptionSpec, key: Option<&str>)
         None => format!("{}.{}", node.id, spec.path),
     };
     let value = node.get(spec.path).map(|v| match key {
-        Some(k) => v.field(k).map_or_else(|| "(not set)".to_string(), ToString::to_string),
+        Some(k) => v
+            .field(k)
+            .map_or_else(|| "(not set)".to_string(), ToString::to_string),
         None => v.to_string(),
     });
     let mut out = format!("{full} = {}\n", value.unwrap_or_else(|| "(not set)".into()));
     out.push_str(&format!("  {}\n", spec.doc));
-    let mut facts = vec![format!("type: {}", shape_text(spec)), format!("apply: {}", spec.apply)];
+    let mut facts = vec![
+        format!("type: {}", shape_text(spec)),
+        format!("apply: {}", spec.apply),
+    ];
     if let Some(d) = spec.default {
         facts.push(format!("default: {d}"));
     }
@@ -89,8 +128,22 @@ fn explain(eval: &Evaluation, node: &Node, spec: &OptionSpec, key: Option<&str>)
                 }
             }
             (Ok(Typed::One(v)), None) => rows.push((d, d.priority, v.to_string())),
-            (Ok(Typed::Many(vs)), None) => rows.push((d, d.priority, vs.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "))),
-            (Ok(Typed::Keys(kv)), None) => rows.push((d, d.priority, kv.iter().map(|(k, v, _)| format!("{k}={v}")).collect::<Vec<_>>().join(" "))),
+            (Ok(Typed::Many(vs)), None) => rows.push((
+                d,
+                d.priority,
+                vs.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )),
+            (Ok(Typed::Keys(kv)), None) => rows.push((
+                d,
+                d.priority,
+                kv.iter()
+                    .map(|(k, v, _)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )),
             _ => {}
         }
     }
@@ -102,11 +155,23 @@ fn explain(eval: &Evaluation, node: &Node, spec: &OptionSpec, key: Option<&str>)
         return out;
     }
     let top = rows.iter().map(|r| r.1).max().unwrap_or(Priority::Default);
-    let combines = key.is_none() && matches!(spec.shape, Shape::List(_) | Shape::Records(_) | Shape::Map(_));
-    let how = if matches!(spec.shape, Shape::Map(_)) { "merged by key" } else { "merged: lists at the highest priority concatenate" };
+    let combines = key.is_none()
+        && matches!(
+            spec.shape,
+            Shape::List(_) | Shape::Records(_) | Shape::Map(_)
+        );
+    let how = if matches!(spec.shape, Shape::Map(_)) {
+        "merged by key"
+    } else {
+        "merged: lists at the highest priority concatenate"
+    };
     let winners = rows.iter().filter(|r| r.1 == top).count();
     out.push_str("  definitions, in load order:\n");
-    let width = rows.iter().map(|r| tree.describe(&r.0.origin).len()).max().unwrap_or(0);
+    let width = rows
+        .iter()
+        .map(|r| tree.describe(&r.0.origin).len())
+        .max()
+        .unwrap_or(0);
     let mut first_winner = true;
     for (d, p, v) in &rows {
         let verdict = if *p < top {
@@ -115,12 +180,20 @@ fn explain(eval: &Evaluation, node: &Node, spec: &OptionSpec, key: Option<&str>)
             how.to_string()
         } else if first_winner {
             first_winner = false;
-            if rows.len() == 1 { "the only definition".to_string() } else { format!("wins: highest priority ({top})") }
+            if rows.len() == 1 {
+                "the only definition".to_string()
+            } else {
+                format!("wins: highest priority ({top})")
+            }
         } else {
             "agrees with the winner".to_string()
         };
         let mark = if *p == top { "*" } else { " " };
-        out.push_str(&format!("  {mark} {:<width$}  {:<8} {v}\n      {verdict}\n", tree.describe(&d.origin), p.name()));
+        out.push_str(&format!(
+            "  {mark} {:<width$}  {:<8} {v}\n      {verdict}\n",
+            tree.describe(&d.origin),
+            p.name()
+        ));
     }
     out
 }

@@ -16,10 +16,12 @@ fn diagnose(files: &[(&str, &str)]) -> (usize, String) {
     }
     match evaluate(&src, Path::new(files[0].0)) {
         Ok(_) => panic!("expected errors"),
-        Err(f) => (f.diagnostics.len(), render_all(&f.diagnostics, &f.tree.sources, false)),
+        Err(f) => (
+            f.diagnostics.len(),
+            render_all(&f.diagnostics, &f.tree.sources, false),
+        ),
     }
 }
-
 
 const OK_CONTAINER: &str = "rootfs \"host\"; exec \"/bin/true\"";
 
@@ -37,7 +39,9 @@ fn kdl_syntax_errors_all_reported() {
 fn unknown_node_and_option_with_suggestions() {
     let (n, out) = diagnose(&[(
         "host.kdl",
-        &format!("contianer \"a\" {{ {OK_CONTAINER} }}\ncontainer \"b\" {{ {OK_CONTAINER}; restrat \"always\"; limits {{ memroy \"1G\" }}; memory \"1G\" }}\n"),
+        &format!(
+            "contianer \"a\" {{ {OK_CONTAINER} }}\ncontainer \"b\" {{ {OK_CONTAINER}; restrat \"always\"; limits {{ memroy \"1G\" }}; memory \"1G\" }}\n"
+        ),
     )]);
     assert_eq!(n, 4, "{out}");
     insta::assert_snapshot!(out);
@@ -58,11 +62,22 @@ fn wrong_types_and_units() {
 #[test]
 fn conflicting_definitions_name_both_places() {
     let (n, out) = diagnose(&[
-        ("host.kdl", &format!("import \"base.kdl\"\ncontainer \"a\" {{ {OK_CONTAINER}; limits {{ memory \"1G\" }}; env A=\"1\" }}\n")),
-        ("base.kdl", "container \"a\" {\n    limits { memory \"2G\" }\n    env A=\"2\"\n}\n"),
+        (
+            "host.kdl",
+            &format!(
+                "import \"base.kdl\"\ncontainer \"a\" {{ {OK_CONTAINER}; limits {{ memory \"1G\" }}; env A=\"1\" }}\n"
+            ),
+        ),
+        (
+            "base.kdl",
+            "container \"a\" {\n    limits { memory \"2G\" }\n    env A=\"2\"\n}\n",
+        ),
     ]);
     assert_eq!(n, 2, "{out}");
-    assert!(out.contains("base.kdl:2") && out.contains("host.kdl:2"), "{out}");
+    assert!(
+        out.contains("base.kdl:2") && out.contains("host.kdl:2"),
+        "{out}"
+    );
     insta::assert_snapshot!(out);
 }
 
@@ -87,7 +102,10 @@ fn dependency_cycle_is_printed() {
         ),
     )]);
     assert_eq!(n, 1, "{out}");
-    assert!(out.contains("container.a → container.c → container.b → container.a"), "{out}");
+    assert!(
+        out.contains("container.a → container.c → container.b → container.a"),
+        "{out}"
+    );
     insta::assert_snapshot!(out);
 }
 
@@ -99,7 +117,10 @@ fn import_errors_with_chain() {
         ("sub/b.kdl", "import \"../a.kdl\"\nimport \"gone.kdl\"\n"),
     ]);
     assert_eq!(n, 3, "{out}");
-    assert!(out.contains("import cycle: a.kdl → sub/b.kdl → a.kdl"), "{out}");
+    assert!(
+        out.contains("import cycle: a.kdl → sub/b.kdl → a.kdl"),
+        "{out}"
+    );
     insta::assert_snapshot!(out);
 }
 
@@ -127,7 +148,10 @@ fn network_conflicts() {
 
 #[test]
 fn missing_required_and_bad_names() {
-    let (n, out) = diagnose(&[("host.kdl", "container \"web\" { }\ncontainer \"bad/name\" { rootfs \"host\"; exec \"x\" }\nnetwork \"host\" { subnet \"10.0.0.0/24\" }\ncontainer { }\n")]);
+    let (n, out) = diagnose(&[(
+        "host.kdl",
+        "container \"web\" { }\ncontainer \"bad/name\" { rootfs \"host\"; exec \"x\" }\nnetwork \"host\" { subnet \"10.0.0.0/24\" }\ncontainer { }\n",
+    )]);
     assert_eq!(n, 5, "{out}");
     insta::assert_snapshot!(out);
 }
@@ -141,6 +165,10 @@ fn missing_root_file_is_an_error() {
 
 #[test]
 fn empty_file_is_an_empty_host() {
-    let ev = evaluate(&MemSource::new().with("host.kdl", ""), Path::new("host.kdl")).unwrap();
+    let ev = evaluate(
+        &MemSource::new().with("host.kdl", ""),
+        Path::new("host.kdl"),
+    )
+    .unwrap();
     assert_eq!(ev.nodes.len(), 1);
 }

@@ -7,7 +7,9 @@ use std::path::Path;
 use berth_config::MemSource;
 
 fn run(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let (a, b) = text.split_once('\u{1}').unwrap_or((text, ""));
     let src = MemSource::new().with("a.kdl", a).with("b.kdl", b);
     match berth_modules::evaluate(&src, Path::new("a.kdl")) {

@@ -74,14 +74,29 @@ container "db" { checkpoint #true; ready "notify"; restart "always"
 "#;
     assert_eq!(base, hash(reformatted));
     // Equivalent spellings of the same values.
-    let spelled = HOST.replace("\"512M\"", "\"0.5G\"").replace("cpu 1.5", "cpu \"1.5\"").replace("pids 256", "pids 0x100");
+    let spelled = HOST
+        .replace("\"512M\"", "\"0.5G\"")
+        .replace("cpu 1.5", "cpu \"1.5\"")
+        .replace("pids 256", "pids 0x100");
     assert_eq!(base, hash(&spelled));
     // Split over imports, with the `env` map spread over two files.
     let split = eval_files(&[
-        ("main.kdl", "import \"net.kdl\"\nimport \"apps/db.kdl\"\nhost \"edge-1\" { timezone \"UTC\" }\ncontainer \"web\" { rootfs \"host\"; exec \"/bin/busybox\" \"httpd\" \"-f\"; after \"db\"; network \"lan\"; port 8080 80; port 8443 443 }\n"),
-        ("net.kdl", "network \"lan\" { subnet \"10.88.0.0/24\"; nat #true }\nvolume \"pgdata\"\n"),
-        ("apps/db.kdl", "container \"db\" { rootfs \"host\"; exec \"/usr/bin/postgres\" \"-D\" \"/data\"; env PGDATA=\"/data\"; network \"lan\" address=\"10.88.0.10\"; mount \"pgdata\" \"/data\"; restart \"always\"; ready \"notify\"; checkpoint #true }\nimport \"db-limits.kdl\"\n"),
-        ("apps/db-limits.kdl", "container \"db\" { env LANG=\"C\"; limits { memory \"512M\"; cpu 1.5; pids 256 } }\n"),
+        (
+            "main.kdl",
+            "import \"net.kdl\"\nimport \"apps/db.kdl\"\nhost \"edge-1\" { timezone \"UTC\" }\ncontainer \"web\" { rootfs \"host\"; exec \"/bin/busybox\" \"httpd\" \"-f\"; after \"db\"; network \"lan\"; port 8080 80; port 8443 443 }\n",
+        ),
+        (
+            "net.kdl",
+            "network \"lan\" { subnet \"10.88.0.0/24\"; nat #true }\nvolume \"pgdata\"\n",
+        ),
+        (
+            "apps/db.kdl",
+            "container \"db\" { rootfs \"host\"; exec \"/usr/bin/postgres\" \"-D\" \"/data\"; env PGDATA=\"/data\"; network \"lan\" address=\"10.88.0.10\"; mount \"pgdata\" \"/data\"; restart \"always\"; ready \"notify\"; checkpoint #true }\nimport \"db-limits.kdl\"\n",
+        ),
+        (
+            "apps/db-limits.kdl",
+            "container \"db\" { env LANG=\"C\"; limits { memory \"512M\"; cpu 1.5; pids 256 } }\n",
+        ),
     ]);
     assert_eq!(base, split.hash.to_hex().to_string());
 }
@@ -107,12 +122,19 @@ fn hash_changes_with_every_value() {
         ("after \"db\"", "requires \"db\""),
         ("port 8080 80", "port 8081 80"),
         ("port 8443 443", "port 8443 443 \"udp\""),
-        ("exec \"/bin/busybox\" \"httpd\" \"-f\"", "exec \"/bin/busybox\" \"httpd\""),
+        (
+            "exec \"/bin/busybox\" \"httpd\" \"-f\"",
+            "exec \"/bin/busybox\" \"httpd\"",
+        ),
     ];
     for (from, to) in edits {
         assert!(HOST.contains(from), "edit {from:?} does not apply");
         let edited = HOST.replacen(from, to, 1);
-        assert_ne!(base, hash(&edited), "changing {from} to {to} did not change the hash");
+        assert_ne!(
+            base,
+            hash(&edited),
+            "changing {from} to {to} did not change the hash"
+        );
     }
 }
 
@@ -129,20 +151,44 @@ fn node_hashes_change_only_for_the_edited_node() {
 #[test]
 fn priorities_decide() {
     let ev = eval_files(&[
-        ("host.kdl", "import \"base.kdl\"\ncontainer \"a\" { limits { memory \"1G\" }; restart \"always\" }\n"),
-        ("base.kdl", "container \"a\" { rootfs \"host\"; exec \"x\"; limits { memory (default)\"256M\"; pids (default)100 }; (force)restart \"never\" }\n"),
+        (
+            "host.kdl",
+            "import \"base.kdl\"\ncontainer \"a\" { limits { memory \"1G\" }; restart \"always\" }\n",
+        ),
+        (
+            "base.kdl",
+            "container \"a\" { rootfs \"host\"; exec \"x\"; limits { memory (default)\"256M\"; pids (default)100 }; (force)restart \"never\" }\n",
+        ),
     ]);
     let a = ev.node(Kind::Container, "a").unwrap();
-    assert_eq!(a.get("limits.memory"), Some(&Value::Size(1 << 30)), "host beats default");
-    assert_eq!(a.get("limits.pids"), Some(&Value::Int(100)), "default applies alone");
-    assert_eq!(a.get("restart"), Some(&Value::Str("never".into())), "force beats host");
+    assert_eq!(
+        a.get("limits.memory"),
+        Some(&Value::Size(1 << 30)),
+        "host beats default"
+    );
+    assert_eq!(
+        a.get("limits.pids"),
+        Some(&Value::Int(100)),
+        "default applies alone"
+    );
+    assert_eq!(
+        a.get("restart"),
+        Some(&Value::Str("never".into())),
+        "force beats host"
+    );
 }
 
 #[test]
 fn lists_concatenate_maps_merge_force_replaces() {
     let ev = eval_files(&[
-        ("host.kdl", "import \"base.kdl\"\ncontainer \"a\" { env B=\"2\" C=\"3\"; after \"x\"; mount \"/srv\" \"/srv\" }\ncontainer \"x\" { rootfs \"host\"; exec \"x\" }\ncontainer \"y\" { rootfs \"host\"; exec \"x\" }\ncontainer \"b\" { rootfs \"host\"; exec \"x\"; after \"x\"; (force)after \"y\" }\n"),
-        ("base.kdl", "container \"a\" { rootfs \"host\"; exec \"x\"; env A=\"1\" C=(default)\"0\"; after \"y\"; mount \"/opt\" \"/opt\" ro=#true }\n"),
+        (
+            "host.kdl",
+            "import \"base.kdl\"\ncontainer \"a\" { env B=\"2\" C=\"3\"; after \"x\"; mount \"/srv\" \"/srv\" }\ncontainer \"x\" { rootfs \"host\"; exec \"x\" }\ncontainer \"y\" { rootfs \"host\"; exec \"x\" }\ncontainer \"b\" { rootfs \"host\"; exec \"x\"; after \"x\"; (force)after \"y\" }\n",
+        ),
+        (
+            "base.kdl",
+            "container \"a\" { rootfs \"host\"; exec \"x\"; env A=\"1\" C=(default)\"0\"; after \"y\"; mount \"/opt\" \"/opt\" ro=#true }\n",
+        ),
     ]);
     let a = ev.node(Kind::Container, "a").unwrap();
     let env = a.get("env").unwrap();
@@ -155,8 +201,13 @@ fn lists_concatenate_maps_merge_force_replaces() {
 
 #[test]
 fn same_value_twice_at_same_priority_is_fine() {
-    let ev = eval("container \"a\" { rootfs \"host\"; exec \"x\"; restart \"always\" }\ncontainer \"a\" { restart \"always\" }\n");
-    assert_eq!(ev.node(Kind::Container, "a").unwrap().get("restart"), Some(&Value::Str("always".into())));
+    let ev = eval(
+        "container \"a\" { rootfs \"host\"; exec \"x\"; restart \"always\" }\ncontainer \"a\" { restart \"always\" }\n",
+    );
+    assert_eq!(
+        ev.node(Kind::Container, "a").unwrap().get("restart"),
+        Some(&Value::Str("always".into()))
+    );
 }
 
 #[test]
@@ -182,13 +233,29 @@ container "c" { limits { memory "1G" } }
 "#,
     );
     let a = ev.node(Kind::Container, "a").unwrap();
-    assert_eq!(a.get("exec").unwrap().to_string(), "\"/bin/httpd\" \"-p\" \"8081\" \"-c\" \"{literal}\"");
-    assert_eq!(a.get("env").unwrap().to_string(), "NAME=\"svc-a\" TIER=\"prod\"");
-    assert_eq!(a.get("port").unwrap().as_list()[0].field("host"), Some(&Value::Int(8081)));
+    assert_eq!(
+        a.get("exec").unwrap().to_string(),
+        "\"/bin/httpd\" \"-p\" \"8081\" \"-c\" \"{literal}\""
+    );
+    assert_eq!(
+        a.get("env").unwrap().to_string(),
+        "NAME=\"svc-a\" TIER=\"prod\""
+    );
+    assert_eq!(
+        a.get("port").unwrap().as_list()[0].field("host"),
+        Some(&Value::Int(8081))
+    );
     let b = ev.node(Kind::Container, "b").unwrap();
-    assert_eq!(b.get("env").unwrap().field("TIER"), Some(&Value::Str("dev".into())));
+    assert_eq!(
+        b.get("env").unwrap().field("TIER"),
+        Some(&Value::Str("dev".into()))
+    );
     let c = ev.node(Kind::Container, "c").unwrap();
-    assert_eq!(c.get("limits.memory"), Some(&Value::Size(1 << 30)), "a host value overrides the module's");
+    assert_eq!(
+        c.get("limits.memory"),
+        Some(&Value::Size(1 << 30)),
+        "a host value overrides the module's"
+    );
     assert_eq!(ev.tree.instances.len(), 3);
 }
 
@@ -210,15 +277,30 @@ app "shop"
 "#,
     );
     let log = ev.node(Kind::Container, "shop-log").unwrap();
-    assert_eq!(log.get("after").unwrap().as_list(), &[Value::Str("shop".into())]);
+    assert_eq!(
+        log.get("after").unwrap().as_list(),
+        &[Value::Str("shop".into())]
+    );
     assert_eq!(ev.graph.layers.len(), 2);
 }
 
 #[test]
 fn graph_layers_and_implicit_edges() {
     let ev = eval(HOST);
-    let ids: Vec<Vec<String>> = ev.graph.layers.iter().map(|l| l.iter().map(|&i| ev.nodes[i].id.to_string()).collect()).collect();
-    assert_eq!(ids, vec![vec!["network.lan", "volume.pgdata"], vec!["container.db"], vec!["container.web"]]);
+    let ids: Vec<Vec<String>> = ev
+        .graph
+        .layers
+        .iter()
+        .map(|l| l.iter().map(|&i| ev.nodes[i].id.to_string()).collect())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            vec!["network.lan", "volume.pgdata"],
+            vec!["container.db"],
+            vec!["container.web"]
+        ]
+    );
 }
 
 #[test]
@@ -227,44 +309,99 @@ fn derived_defaults() {
     let lan = ev.node(Kind::Network, "lan").unwrap();
     assert_eq!(lan.get("bridge"), Some(&Value::Str("br-lan".into())));
     assert_eq!(lan.get("gateway").unwrap().to_string(), "\"10.88.0.1\"");
-    assert_eq!(ev.node(Kind::Container, "web").unwrap().get("hostname"), Some(&Value::Str("web".into())));
+    assert_eq!(
+        ev.node(Kind::Container, "web").unwrap().get("hostname"),
+        Some(&Value::Str("web".into()))
+    );
 }
 
 #[test]
 fn why_shows_every_definition_across_imports_and_modules() {
     let files = [
-        ("host.kdl", "import \"base.kdl\"\nimport \"mods.kdl\"\nsvc \"web\"\ncontainer \"web\" {\n    limits { memory \"1G\" }\n}\n"),
-        ("base.kdl", "container \"web\" {\n    limits { memory (default)\"128M\" }\n}\n"),
-        ("mods.kdl", "module \"svc\" {\n    param \"name\"\n    container \"{name}\" {\n        rootfs \"host\"\n        exec \"x\"\n        limits { memory \"256M\" }\n    }\n}\n"),
+        (
+            "host.kdl",
+            "import \"base.kdl\"\nimport \"mods.kdl\"\nsvc \"web\"\ncontainer \"web\" {\n    limits { memory \"1G\" }\n}\n",
+        ),
+        (
+            "base.kdl",
+            "container \"web\" {\n    limits { memory (default)\"128M\" }\n}\n",
+        ),
+        (
+            "mods.kdl",
+            "module \"svc\" {\n    param \"name\"\n    container \"{name}\" {\n        rootfs \"host\"\n        exec \"x\"\n        limits { memory \"256M\" }\n    }\n}\n",
+        ),
     ];
     let ev = eval_files(&files);
     let out = berth_modules::why::why(&ev, "container.web.limits.memory").unwrap();
     insta::assert_snapshot!(out);
-    assert!(out.contains("base.kdl:2:14") && out.contains("default"), "{out}");
-    assert!(out.contains("mods.kdl:6:18 (via module `svc` at host.kdl:3:1)"), "{out}");
-    assert!(out.contains("host.kdl:5:14") && out.contains("wins"), "{out}");
+    assert!(
+        out.contains("base.kdl:2:14") && out.contains("default"),
+        "{out}"
+    );
+    assert!(
+        out.contains("mods.kdl:6:18 (via module `svc` at host.kdl:3:1)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("host.kdl:5:14") && out.contains("wins"),
+        "{out}"
+    );
     let all = berth_modules::why::why(&ev, "container.web").unwrap();
-    assert!(all.contains("container.web.limits.memory = \"1G\""), "{all}");
-    assert!(berth_modules::why::why(&ev, "container.wbe.limits").unwrap_err().contains("did you mean `web`"));
-    assert!(berth_modules::why::why(&ev, "container.web.limits.memroy").unwrap_err().contains("did you mean"));
+    assert!(
+        all.contains("container.web.limits.memory = \"1G\""),
+        "{all}"
+    );
+    assert!(
+        berth_modules::why::why(&ev, "container.wbe.limits")
+            .unwrap_err()
+            .contains("did you mean `web`")
+    );
+    assert!(
+        berth_modules::why::why(&ev, "container.web.limits.memroy")
+            .unwrap_err()
+            .contains("did you mean")
+    );
 }
 
 #[test]
 fn annotation_on_a_block_applies_to_its_options() {
-    let ev = eval("container \"a\" { rootfs \"host\"; exec \"x\"; limits { memory \"1G\"; pids 10 } }\ncontainer \"a\" { (force)limits { memory \"2G\" } }\ncontainer \"a\" { (default)limits { pids 20 } }\n");
+    let ev = eval(
+        "container \"a\" { rootfs \"host\"; exec \"x\"; limits { memory \"1G\"; pids 10 } }\ncontainer \"a\" { (force)limits { memory \"2G\" } }\ncontainer \"a\" { (default)limits { pids 20 } }\n",
+    );
     let a = ev.node(Kind::Container, "a").unwrap();
     assert_eq!(a.get("limits.memory"), Some(&Value::Size(2 << 30)));
     assert_eq!(a.get("limits.pids"), Some(&Value::Int(10)));
-    let bad = evaluate(&MemSource::new().with("h.kdl", "container \"a\" { rootfs \"host\"; exec \"x\"; (bogus)limits { memory \"1G\" } }\n"), Path::new("h.kdl"));
+    let bad = evaluate(
+        &MemSource::new().with(
+            "h.kdl",
+            "container \"a\" { rootfs \"host\"; exec \"x\"; (bogus)limits { memory \"1G\" } }\n",
+        ),
+        Path::new("h.kdl"),
+    );
     let f = bad.unwrap_err();
-    assert!(f.diagnostics[0].message.contains("unknown annotation `(bogus)`"), "{:?}", f.diagnostics);
+    assert!(
+        f.diagnostics[0]
+            .message
+            .contains("unknown annotation `(bogus)`"),
+        "{:?}",
+        f.diagnostics
+    );
 }
 
 #[test]
 fn volume_owner_forms() {
     for owner in ["999:999", "postgres", "postgres:postgres", "0"] {
         let ev = eval(&format!("volume \"v\" {{ owner \"{owner}\" }}\n"));
-        assert_eq!(ev.node(Kind::Volume, "v").unwrap().get("owner"), Some(&Value::Str(owner.into())));
+        assert_eq!(
+            ev.node(Kind::Volume, "v").unwrap().get("owner"),
+            Some(&Value::Str(owner.into()))
+        );
     }
-    assert!(evaluate(&MemSource::new().with("h.kdl", "volume \"v\" { owner \"a:b:c\" }\n"), Path::new("h.kdl")).is_err());
+    assert!(
+        evaluate(
+            &MemSource::new().with("h.kdl", "volume \"v\" { owner \"a:b:c\" }\n"),
+            Path::new("h.kdl")
+        )
+        .is_err()
+    );
 }

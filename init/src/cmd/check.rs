@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use berth_modules::canon::evaluation_json;
 
-use super::{INVALID, load, render};
+use super::{INVALID, leak, load, render};
 
 /// `berth check FILE...`: validates each file; `ok` lines on `out`, diagnostics on `err`.
 pub fn check(files: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write, color: bool) -> u8 {
@@ -12,7 +12,13 @@ pub fn check(files: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write, color:
         match load(file, err, color) {
             Some(ev) => {
                 let containers = ev.of_kind(berth_modules::Kind::Container).count();
-                let _ = writeln!(out, "ok {}: {containers} containers, generation {}", file.display(), &ev.hash.to_hex()[..16]);
+                let _ = writeln!(
+                    out,
+                    "ok {}: {containers} containers, generation {}",
+                    file.display(),
+                    &ev.hash.to_hex()[..16]
+                );
+                leak(ev);
             }
             None => code = INVALID,
         }
@@ -21,12 +27,24 @@ pub fn check(files: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write, color:
 }
 
 /// `berth eval FILE [--json]`: the evaluated host, every option with its effective value.
-pub fn eval(file: &std::path::Path, json: bool, out: &mut dyn Write, err: &mut dyn Write, color: bool) -> u8 {
-    let Some(ev) = load(file, err, color) else { return INVALID };
+pub fn eval(
+    file: &std::path::Path,
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    color: bool,
+) -> u8 {
+    let Some(ev) = load(file, err, color) else {
+        return INVALID;
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
     if json {
-        let _ = writeln!(out, "{}", evaluation_json(&ev));
+        let _ = serde_json::to_writer(&mut out, &evaluation_json(&ev));
+        let _ = writeln!(out);
     } else {
         let _ = write!(out, "{}", render::host_kdl(&ev));
     }
+    let _ = out.flush();
+    leak(ev);
     0
 }

@@ -15,7 +15,12 @@ pub const FAILED: u8 = 1;
 
 /// Connects, sends `request`, and returns the answer; berth's own errors
 /// (`Response::Error`) and connection failures are written to `err` as one line.
-pub(crate) fn call(socket: &Path, request: &Request, timeout: Option<Duration>, err: &mut dyn Write) -> Result<Response, u8> {
+pub(crate) fn call(
+    socket: &Path,
+    request: &Request,
+    timeout: Option<Duration>,
+    err: &mut dyn Write,
+) -> Result<Response, u8> {
     let answer = Client::connect(socket).and_then(|mut c| c.call_timeout(request, timeout));
     match answer {
         Ok(Response::Error { message }) => Err(fail(err, &message)),
@@ -37,7 +42,12 @@ pub(crate) fn unexpected(err: &mut dyn Write, response: &Response) -> u8 {
 
 /// The containers as berth reports them.
 pub(crate) fn containers(socket: &Path, err: &mut dyn Write) -> Result<Vec<ContainerStatus>, u8> {
-    match call(socket, &Request::Status, Some(crate::control::client::DEFAULT_TIMEOUT), err)? {
+    match call(
+        socket,
+        &Request::Status,
+        Some(crate::control::client::DEFAULT_TIMEOUT),
+        err,
+    )? {
         Response::Status { containers } => Ok(containers),
         other => Err(unexpected(err, &other)),
     }
@@ -60,7 +70,11 @@ pub fn status(socket: &Path, json: bool, out: &mut dyn Write, err: &mut dyn Writ
     } else {
         status_table(&containers)
     };
-    if out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_err() {
+    if out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .is_err()
+    {
         return FAILED;
     }
     0
@@ -68,21 +82,47 @@ pub fn status(socket: &Path, json: bool, out: &mut dyn Write, err: &mut dyn Writ
 
 /// `berth start NAME`.
 pub fn start(socket: &Path, name: &str, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    simple(socket, Request::Start { name: name.to_owned() }, out, err)
+    simple(
+        socket,
+        Request::Start {
+            name: name.to_owned(),
+        },
+        out,
+        err,
+    )
 }
 
 /// `berth stop NAME`.
 pub fn stop(socket: &Path, name: &str, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    simple(socket, Request::Stop { name: name.to_owned() }, out, err)
+    simple(
+        socket,
+        Request::Stop {
+            name: name.to_owned(),
+        },
+        out,
+        err,
+    )
 }
 
 /// `berth restart NAME`.
 pub fn restart(socket: &Path, name: &str, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    simple(socket, Request::Restart { name: name.to_owned() }, out, err)
+    simple(
+        socket,
+        Request::Restart {
+            name: name.to_owned(),
+        },
+        out,
+        err,
+    )
 }
 
 fn simple(socket: &Path, request: Request, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    match call(socket, &request, Some(crate::control::client::DEFAULT_TIMEOUT), err) {
+    match call(
+        socket,
+        &request,
+        Some(crate::control::client::DEFAULT_TIMEOUT),
+        err,
+    ) {
         Ok(Response::Ok { message }) => {
             if let Some(message) = message {
                 let _ = writeln!(out, "{message}");
@@ -96,7 +136,12 @@ fn simple(socket: &Path, request: Request, out: &mut dyn Write, err: &mut dyn Wr
 
 /// `berth down`: asks berth to stop everything and exit, and waits until it has (its
 /// end of the connection closes when it exits), at most `timeout` (`None`: no limit).
-pub fn down(socket: &Path, timeout: Option<Duration>, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+pub fn down(
+    socket: &Path,
+    timeout: Option<Duration>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
     let mut client = match Client::connect(socket) {
         Ok(c) => c,
         Err(e) => return fail(err, &e.to_string()),
@@ -121,7 +166,10 @@ pub fn down(socket: &Path, timeout: Option<Duration>, out: &mut dyn Write, err: 
         }
         Ok(false) => fail(
             err,
-            &format!("berth did not exit within {}s; `berth status` shows what is still running", timeout.unwrap_or_default().as_secs_f64()),
+            &format!(
+                "berth did not exit within {}s; `berth status` shows what is still running",
+                timeout.unwrap_or_default().as_secs_f64()
+            ),
         ),
         Err(e) => fail(err, &e.to_string()),
     }
@@ -129,7 +177,9 @@ pub fn down(socket: &Path, timeout: Option<Duration>, out: &mut dyn Write, err: 
 
 /// The table of `berth status`: one row per container, columns aligned.
 pub fn status_table(containers: &[ContainerStatus]) -> String {
-    const HEADER: [&str; 8] = ["NAME", "STATE", "PID", "UPTIME", "RESTARTS", "READY", "MEMORY", "WARNINGS"];
+    const HEADER: [&str; 8] = [
+        "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "READY", "MEMORY", "WARNINGS",
+    ];
     let rows: Vec<[String; 8]> = containers
         .iter()
         .map(|c| {
@@ -147,7 +197,11 @@ pub fn status_table(containers: &[ContainerStatus]) -> String {
                 c.restarts.to_string(),
                 if c.ready { "yes" } else { "no" }.to_owned(),
                 c.memory.map_or_else(|| "-".to_owned(), human_bytes),
-                if c.warnings.is_empty() { "-".to_owned() } else { c.warnings.join("; ") },
+                if c.warnings.is_empty() {
+                    "-".to_owned()
+                } else {
+                    c.warnings.join("; ")
+                },
             ]
         })
         .collect();
@@ -190,7 +244,11 @@ fn state_name(state: State) -> &'static str {
 
 /// "42s", "3m12s", "2h05m", "3d04h".
 pub fn human_duration(secs: f64) -> String {
-    let s = if secs.is_finite() && secs > 0.0 { secs as u64 } else { 0 };
+    let s = if secs.is_finite() && secs > 0.0 {
+        secs as u64
+    } else {
+        0
+    };
     match s {
         0..60 => format!("{s}s"),
         60..3600 => format!("{}m{:02}s", s / 60, s % 60),
@@ -246,7 +304,10 @@ mod tests {
         let mut web = container("web-frontend", State::Failed);
         web.restarts = 5;
         web.last_exit = Some("exited 3".into());
-        web.warnings = vec!["memory limit not enforced".into(), "pids limit not enforced".into()];
+        web.warnings = vec![
+            "memory limit not enforced".into(),
+            "pids limit not enforced".into(),
+        ];
         let table = status_table(&[db, web]);
         let expected = "\
 NAME          STATE              PID   UPTIME  RESTARTS  READY  MEMORY  WARNINGS
@@ -258,7 +319,10 @@ web-frontend  failed (exited 3)  -     -       5         no     -       memory l
 
     #[test]
     fn empty_table_is_the_header() {
-        assert_eq!(status_table(&[]), "NAME  STATE  PID  UPTIME  RESTARTS  READY  MEMORY  WARNINGS\n");
+        assert_eq!(
+            status_table(&[]),
+            "NAME  STATE  PID  UPTIME  RESTARTS  READY  MEMORY  WARNINGS\n"
+        );
     }
 
     #[test]
@@ -278,7 +342,9 @@ web-frontend  failed (exited 3)  -     -       5         no     -       memory l
     fn json_has_the_contract_fields() {
         let mut c = container("db", State::Backoff);
         c.pid = Some(7);
-        let v: serde_json::Value = serde_json::from_str(&serde_json::to_string(&[c]).unwrap_or_default()).unwrap_or_default();
+        let v: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&[c]).unwrap_or_default())
+                .unwrap_or_default();
         assert_eq!(v[0]["name"], "db");
         assert_eq!(v[0]["state"], "backoff");
         assert_eq!(v[0]["pid"], 7);

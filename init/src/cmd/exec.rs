@@ -57,10 +57,18 @@ pub struct ExecOptions<'a> {
 pub enum ExecError {
     #[error("no command given")]
     NoCommand,
-    #[error("process {pid} is not running any more (the container stopped or restarted; try again)")]
+    #[error(
+        "process {pid} is not running any more (the container stopped or restarted; try again)"
+    )]
     Gone { pid: i32 },
-    #[error("process {pid} is in cgroup {actual}, not in {expected}: the container was restarted or replaced; try again")]
-    Moved { pid: i32, expected: PathBuf, actual: String },
+    #[error(
+        "process {pid} is in cgroup {actual}, not in {expected}: the container was restarted or replaced; try again"
+    )]
+    Moved {
+        pid: i32,
+        expected: PathBuf,
+        actual: String,
+    },
     #[error("cannot {what} of process {pid}: {source}")]
     Inspect {
         pid: i32,
@@ -105,7 +113,15 @@ pub fn exec(socket: &Path, name: &str, argv: &[String], no_tty: bool, err: &mut 
         return fail(err, &format!("no container `{name}`"));
     };
     let Some(pid) = container.pid else {
-        return fail(err, &format!("container {name} is not running (state: {})", serde_json::to_string(&container.state).unwrap_or_default().trim_matches('"')));
+        return fail(
+            err,
+            &format!(
+                "container {name} is not running (state: {})",
+                serde_json::to_string(&container.state)
+                    .unwrap_or_default()
+                    .trim_matches('"')
+            ),
+        );
     };
     let cgroup = match container_cgroup(pid, name) {
         Ok(dir) => dir,
@@ -117,7 +133,15 @@ pub fn exec(socket: &Path, name: &str, argv: &[String], no_tty: bool, err: &mut 
         // report how it ended.
         ignore_interrupts();
     }
-    match exec_in(pid, &cgroup, argv, &ExecOptions { tty, ..ExecOptions::default() }) {
+    match exec_in(
+        pid,
+        &cgroup,
+        argv,
+        &ExecOptions {
+            tty,
+            ..ExecOptions::default()
+        },
+    ) {
         Ok(code) => code.clamp(0, 255) as u8,
         Err(e) => {
             let code = e.exit_code();
@@ -141,7 +165,11 @@ fn ignore_interrupts() {
 pub fn container_cgroup(pid: i32, name: &str) -> Result<PathBuf, ExecError> {
     let dir = process_cgroup_dir(pid)?;
     if dir.file_name() != Some(OsStr::new(name)) {
-        return Err(ExecError::Moved { pid, expected: PathBuf::from(format!(".../{name}")), actual: dir.display().to_string() });
+        return Err(ExecError::Moved {
+            pid,
+            expected: PathBuf::from(format!(".../{name}")),
+            actual: dir.display().to_string(),
+        });
     }
     Ok(dir)
 }
@@ -152,11 +180,15 @@ pub fn process_cgroup_dir(pid: i32) -> Result<PathBuf, ExecError> {
         let what = what.to_owned();
         move |source| ExecError::Inspect { pid, what, source }
     };
-    let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOENT | libc::ESRCH) => ExecError::Gone { pid },
-        _ => inspect("read the cgroup")(e),
+    let cgroups =
+        fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT | libc::ESRCH) => ExecError::Gone { pid },
+            _ => inspect("read the cgroup")(e),
+        })?;
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").map_err(|e| ExecError::Prepare {
+        what: "read /proc/self/mountinfo".into(),
+        source: e,
     })?;
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").map_err(|e| ExecError::Prepare { what: "read /proc/self/mountinfo".into(), source: e })?;
     cgroup_dir(&mountinfo, &cgroups).ok_or_else(|| {
         inspect("find the cgroup v2 directory")(io::Error::other(format!(
             "no cgroup2 mount holds it (its cgroups: {})",
@@ -168,7 +200,10 @@ pub fn process_cgroup_dir(pid: i32) -> Result<PathBuf, ExecError> {
 /// The directory of the v2 cgroup named in `proc_cgroup` (`/proc/PID/cgroup`), under a
 /// cgroup2 mount listed in `mountinfo` (`/proc/self/mountinfo`).
 pub fn cgroup_dir(mountinfo: &str, proc_cgroup: &str) -> Option<PathBuf> {
-    let path = proc_cgroup.lines().find_map(|l| l.strip_prefix("0::"))?.trim_end();
+    let path = proc_cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))?
+        .trim_end();
     if !path.starts_with('/') {
         return None;
     }
@@ -179,9 +214,18 @@ pub fn cgroup_dir(mountinfo: &str, proc_cgroup: &str) -> Option<PathBuf> {
         }
         let fields: Vec<&str> = left.split(' ').collect();
         let (root, mount_point) = (unescape(fields.get(3)?), unescape(fields.get(4)?));
-        let rel = if root == "/" { path } else { path.strip_prefix(root.as_str()).filter(|r| r.is_empty() || r.starts_with('/'))? };
+        let rel = if root == "/" {
+            path
+        } else {
+            path.strip_prefix(root.as_str())
+                .filter(|r| r.is_empty() || r.starts_with('/'))?
+        };
         let rel = rel.trim_start_matches('/');
-        Some(if rel.is_empty() { PathBuf::from(mount_point) } else { Path::new(&mount_point).join(rel) })
+        Some(if rel.is_empty() {
+            PathBuf::from(mount_point)
+        } else {
+            Path::new(&mount_point).join(rel)
+        })
     })
 }
 
@@ -191,7 +235,9 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
         match octal {
             Some(d) => {
                 out.push(((d[0] - b'0') << 6) | ((d[1] - b'0') << 3) | (d[2] - b'0'));
@@ -217,6 +263,8 @@ pub struct Creds {
     pub cap_prm: u64,
     pub cap_eff: u64,
     pub cap_bnd: u64,
+    /// The file mode creation mask (`Umask`, Linux 4.7+).
+    pub umask: Option<u32>,
 }
 
 /// Parses the `Uid`, `Gid`, `Groups` and `Cap*` lines of `/proc/PID/status`.
@@ -228,16 +276,25 @@ pub fn parse_status(text: &str) -> Option<Creds> {
         Some([it.next()?.ok()?, it.next()?.ok()?, it.next()?.ok()?])
     };
     for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else { continue };
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
         let hex = || u64::from_str_radix(value.trim(), 16).ok();
         match key {
             "Uid" => (creds.uid, uid) = (ids(value)?, true),
             "Gid" => (creds.gid, gid) = (ids(value)?, true),
-            "Groups" => creds.groups = value.split_whitespace().map(str::parse).collect::<Result<_, _>>().ok()?,
+            "Groups" => {
+                creds.groups = value
+                    .split_whitespace()
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()
+                    .ok()?
+            }
             "CapInh" => creds.cap_inh = hex()?,
             "CapPrm" => creds.cap_prm = hex()?,
             "CapEff" => creds.cap_eff = hex()?,
             "CapBnd" => (creds.cap_bnd, bnd) = (hex()?, true),
+            "Umask" => creds.umask = Some(u32::from_str_radix(value.trim(), 8).ok()?),
             _ => {}
         }
     }
@@ -260,11 +317,25 @@ fn differing_namespaces(pid: i32) -> Result<ThreadNameSpaceType, ExecError> {
         let theirs = match fs::metadata(format!("/proc/{pid}/ns/{name}")) {
             Ok(m) => m,
             // A kernel without this kind of namespace.
-            Err(e) if e.kind() == io::ErrorKind::NotFound && Path::new(&format!("/proc/{pid}")).exists() => continue,
-            Err(e) => return Err(ExecError::Inspect { pid, what: format!("read the {name} namespace"), source: e }),
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    && Path::new(&format!("/proc/{pid}")).exists() =>
+            {
+                continue;
+            }
+            Err(e) => {
+                return Err(ExecError::Inspect {
+                    pid,
+                    what: format!("read the {name} namespace"),
+                    source: e,
+                });
+            }
         };
-        let ours = fs::metadata(format!("/proc/self/ns/{name}"))
-            .map_err(|e| ExecError::Prepare { what: format!("read this process's {name} namespace"), source: e })?;
+        let ours =
+            fs::metadata(format!("/proc/self/ns/{name}")).map_err(|e| ExecError::Prepare {
+                what: format!("read this process's {name} namespace"),
+                source: e,
+            })?;
         if (ours.dev(), ours.ino()) != (theirs.dev(), theirs.ino()) {
             flags |= flag;
         }
@@ -277,7 +348,12 @@ fn differing_namespaces(pid: i32) -> Result<ThreadNameSpaceType, ExecError> {
 ///
 /// `pid` is pinned with a pidfd and then checked to be in `cgroup_dir`, so a pid reused
 /// after the container restarted is refused ([`ExecError::Moved`] / [`ExecError::Gone`]).
-pub fn exec_in(pid: i32, cgroup_dir: &Path, argv: &[String], opts: &ExecOptions<'_>) -> Result<i32, ExecError> {
+pub fn exec_in(
+    pid: i32,
+    cgroup_dir: &Path,
+    argv: &[String],
+    opts: &ExecOptions<'_>,
+) -> Result<i32, ExecError> {
     if argv.is_empty() {
         return Err(ExecError::NoCommand);
     }
@@ -297,17 +373,29 @@ pub fn exec_in(pid: i32, cgroup_dir: &Path, argv: &[String], opts: &ExecOptions<
     // /proc/PID below belongs to the pinned process as long as it has not exited, which
     // is checked last.
     let raw_pid = rustix::process::Pid::from_raw(pid).ok_or(ExecError::Gone { pid })?;
-    let pidfd = rustix::process::pidfd_open(raw_pid, rustix::process::PidfdFlags::empty()).map_err(|e| inspect("open a pidfd")(e.into()))?;
+    let pidfd = rustix::process::pidfd_open(raw_pid, rustix::process::PidfdFlags::empty())
+        .map_err(|e| inspect("open a pidfd")(e.into()))?;
     let actual = process_cgroup_dir(pid)?;
     if actual != cgroup_dir {
-        return Err(ExecError::Moved { pid, expected: cgroup_dir.to_path_buf(), actual: actual.display().to_string() });
+        return Err(ExecError::Moved {
+            pid,
+            expected: cgroup_dir.to_path_buf(),
+            actual: actual.display().to_string(),
+        });
     }
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).map_err(inspect("read the status"))?;
-    let creds = parse_status(&status).ok_or_else(|| inspect("parse the status")(io::Error::other("no Uid/Gid/CapBnd lines")))?;
-    let environ = fs::read(format!("/proc/{pid}/environ")).map_err(inspect("read the environment"))?;
+    let status =
+        fs::read_to_string(format!("/proc/{pid}/status")).map_err(inspect("read the status"))?;
+    let creds = parse_status(&status)
+        .ok_or_else(|| inspect("parse the status")(io::Error::other("no Uid/Gid/CapBnd lines")))?;
+    let environ =
+        fs::read(format!("/proc/{pid}/environ")).map_err(inspect("read the environment"))?;
     let proc_dir = |what: &str| {
-        rustix::fs::open(format!("/proc/{pid}/{what}"), OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| inspect(&format!("open the {what} directory"))(e.into()))
+        rustix::fs::open(
+            format!("/proc/{pid}/{what}"),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| inspect(&format!("open the {what} directory"))(e.into()))
     };
     let root = proc_dir("root")?;
     let cwd = proc_dir("cwd")?;
@@ -317,7 +405,11 @@ pub fn exec_in(pid: i32, cgroup_dir: &Path, argv: &[String], opts: &ExecOptions<
     }
 
     // Everything the children need, prepared here: they may not allocate.
-    let mut env: Vec<CString> = environ.split(|&b| b == 0).filter(|v| !v.is_empty()).filter_map(|v| CString::new(v).ok()).collect();
+    let mut env: Vec<CString> = environ
+        .split(|&b| b == 0)
+        .filter(|v| !v.is_empty())
+        .filter_map(|v| CString::new(v).ok())
+        .collect();
     if opts.tty && !env.iter().any(|v| v.as_bytes().starts_with(b"TERM=")) {
         let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".into());
         env.extend(CString::new(format!("TERM={term}")).ok());
@@ -325,12 +417,17 @@ pub fn exec_in(pid: i32, cgroup_dir: &Path, argv: &[String], opts: &ExecOptions<
     let path_var = env
         .iter()
         .find_map(|v| v.as_bytes().strip_prefix(b"PATH="))
-        .map_or_else(|| DEFAULT_PATH.to_owned(), |p| String::from_utf8_lossy(p).into_owned());
+        .map_or_else(
+            || DEFAULT_PATH.to_owned(),
+            |p| String::from_utf8_lossy(p).into_owned(),
+        );
     let args: Vec<CString> = argv
         .iter()
         .map(|a| CString::new(a.as_bytes()))
         .collect::<Result<_, _>>()
-        .map_err(|_| prepare("pass the command")(io::Error::other("an argument contains a NUL byte")))?;
+        .map_err(|_| {
+            prepare("pass the command")(io::Error::other("an argument contains a NUL byte"))
+        })?;
     let programs: Vec<CString> = if argv[0].contains('/') {
         vec![args[0].clone()]
     } else {
@@ -342,16 +439,29 @@ pub fn exec_in(pid: i32, cgroup_dir: &Path, argv: &[String], opts: &ExecOptions<
     };
     let arg_ptrs = null_terminated(&args);
     let env_ptrs = null_terminated(&env);
-    let groups: Vec<rustix::process::Gid> = creds.groups.iter().map(|&g| rustix::process::Gid::from_raw(g)).collect();
+    let groups: Vec<rustix::process::Gid> = creds
+        .groups
+        .iter()
+        .map(|&g| rustix::process::Gid::from_raw(g))
+        .collect();
     let last_cap: u32 = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(40);
-    let procs = rustix::fs::open(cgroup_dir.join("cgroup.procs"), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| prepare(&format!("open {}/cgroup.procs", cgroup_dir.display()))(e.into()))?;
-    let (err_read, err_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| prepare("create a pipe")(e.into()))?;
+    let procs = rustix::fs::open(
+        cgroup_dir.join("cgroup.procs"),
+        OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| prepare(&format!("open {}/cgroup.procs", cgroup_dir.display()))(e.into()))?;
+    let (err_read, err_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| prepare("create a pipe")(e.into()))?;
 
-    let pty = if opts.tty { Some(Pty::open_in(&root)?) } else { None };
+    let pty = if opts.tty {
+        Some(Pty::open_in(&root)?)
+    } else {
+        None
+    };
     let stdio: [RawFd; 3] = match &pty {
         Some(p) => [p.slave.as_raw_fd(); 3],
         None => opts.stdio.map(|fd| fd.map_or(-1, |f| f.as_raw_fd())),
@@ -362,7 +472,9 @@ pub fn exec_in(pid: i32, cgroup_dir: &Path, argv: &[String], opts: &ExecOptions<
         pidfd: pidfd.as_raw_fd(),
         namespaces: namespaces.bits() as c_int,
         err_fd: err_write.as_raw_fd(),
-        pty_fds: pty.as_ref().map_or([-1, -1], |p| [p.master.as_raw_fd(), p.slave.as_raw_fd()]),
+        pty_fds: pty
+            .as_ref()
+            .map_or([-1, -1], |p| [p.master.as_raw_fd(), p.slave.as_raw_fd()]),
         tty: pty.as_ref().map_or(-1, |p| p.slave.as_raw_fd()),
         stdio,
         root: root.as_raw_fd(),
@@ -388,7 +500,11 @@ pub fn exec_in(pid: i32, cgroup_dir: &Path, argv: &[String], opts: &ExecOptions<
     drop(err_write);
     let c1_pidfd = match forked {
         Ok(Forked::Parent(_, Some(fd))) => fd,
-        Ok(_) => return Err(prepare("fork")(io::Error::other("clone3 returned no pidfd"))),
+        Ok(_) => {
+            return Err(prepare("fork")(io::Error::other(
+                "clone3 returned no pidfd",
+            )));
+        }
         Err(e) => return Err(prepare("fork")(e)),
     };
     let pty = pty.map(Pty::into_master);
@@ -397,9 +513,18 @@ pub fn exec_in(pid: i32, cgroup_dir: &Path, argv: &[String], opts: &ExecOptions<
     if let Some((step, errno)) = read_report(&err_read) {
         let _ = wait::wait(&c1_pidfd);
         return Err(match step {
-            Step::Exec if errno == libc::ENOENT || errno == libc::ENOTDIR => ExecError::NotFound { program: argv[0].clone(), path: path_var },
-            Step::Exec => ExecError::CannotRun { program: argv[0].clone(), errno },
-            step => ExecError::Step { step: step.describe(), errno },
+            Step::Exec if errno == libc::ENOENT || errno == libc::ENOTDIR => ExecError::NotFound {
+                program: argv[0].clone(),
+                path: path_var,
+            },
+            Step::Exec => ExecError::CannotRun {
+                program: argv[0].clone(),
+                errno,
+            },
+            step => ExecError::Step {
+                step: step.describe(),
+                errno,
+            },
         });
     }
     drop(err_read);
@@ -415,13 +540,20 @@ pub fn exec_in(pid: i32, cgroup_dir: &Path, argv: &[String], opts: &ExecOptions<
 }
 
 fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
-    strings.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
 }
 
 /// The process behind `pidfd` has exited (its pidfd is readable).
 fn exited(pidfd: &OwnedFd) -> bool {
     let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
-    let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
 }
 
@@ -434,7 +566,12 @@ struct Pty {
 
 impl Pty {
     fn open_in(root: &OwnedFd) -> Result<Pty, ExecError> {
-        let prepare = |what: &'static str| move |e: Errno| ExecError::Prepare { what: what.to_owned(), source: e.into() };
+        let prepare = |what: &'static str| {
+            move |e: Errno| ExecError::Prepare {
+                what: what.to_owned(),
+                source: e.into(),
+            }
+        };
         // Resolved as if `root` were "/": /dev/ptmx is usually a symlink to pts/ptmx,
         // and an absolute symlink must not lead out of the container.
         let master = rustix::fs::openat2(
@@ -449,7 +586,9 @@ impl Pty {
         // The peer by fd, not by a /dev/pts path looked up in this mount namespace.
         let slave = rustix::pty::ioctl_tiocgptpeer(
             &master,
-            rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY | rustix::pty::OpenptFlags::CLOEXEC,
+            rustix::pty::OpenptFlags::RDWR
+                | rustix::pty::OpenptFlags::NOCTTY
+                | rustix::pty::OpenptFlags::CLOEXEC,
         )
         .map_err(prepare("open the pty's terminal side"))?;
         if let Ok(size) = rustix::termios::tcgetwinsize(io::stdin()) {
@@ -574,7 +713,10 @@ struct CloneArgs {
 /// The child must run only async-signal-safe code until it execs or `_exit`s.
 unsafe fn fork(with_pidfd: bool) -> io::Result<Forked> {
     let mut pidfd: c_int = -1;
-    let mut args = CloneArgs { exit_signal: libc::SIGCHLD as u64, ..CloneArgs::default() };
+    let mut args = CloneArgs {
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
     if with_pidfd {
         args.flags = libc::CLONE_PIDFD as u64;
         args.pidfd = &mut pidfd as *mut c_int as u64;
@@ -582,7 +724,13 @@ unsafe fn fork(with_pidfd: bool) -> io::Result<Forked> {
     // SAFETY: `args` is a live clone_args of the size passed; without CLONE_VM and a
     // stack the child continues on a copy of this stack (fork semantics), which the
     // caller makes sound by running only async-signal-safe code there.
-    let ret = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
     match ret {
         -1 => Err(io::Error::last_os_error()),
         0 => Ok(Forked::Child),
@@ -634,7 +782,10 @@ fn read_report(pipe: &OwnedFd) -> Option<(Step, i32)> {
     }
     let step = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
     let errno = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
-    let step = Step::ALL.into_iter().find(|s| *s as u32 == step).unwrap_or(Step::Exec);
+    let step = Step::ALL
+        .into_iter()
+        .find(|s| *s as u32 == step)
+        .unwrap_or(Step::Exec);
     Some((step, errno))
 }
 
@@ -665,12 +816,23 @@ fn stage1(plan: &ChildPlan<'_>) -> ! {
     // "0": the writing process. Before joining the cgroup namespace, where the
     // container's cgroup is the root and this process's current cgroup is out of sight.
     // SAFETY: a write of a static buffer to an fd this process owns.
-    check_libc(e, Step::JoinCgroup, unsafe { libc::write(plan.procs, b"0".as_ptr().cast(), 1) } as libc::c_long);
+    check_libc(
+        e,
+        Step::JoinCgroup,
+        unsafe { libc::write(plan.procs, b"0".as_ptr().cast(), 1) } as libc::c_long,
+    );
     if plan.namespaces != 0 {
         // SAFETY: the pidfd is valid for the lifetime of this process (inherited).
         let pidfd = unsafe { BorrowedFd::borrow_raw(plan.pidfd) };
         // One call for all: the kernel orders them (user first) and applies all or none.
-        check(e, Step::Setns, rustix::thread::move_into_thread_name_spaces(pidfd, ThreadNameSpaceType::from_bits_retain(plan.namespaces as u32)));
+        check(
+            e,
+            Step::Setns,
+            rustix::thread::move_into_thread_name_spaces(
+                pidfd,
+                ThreadNameSpaceType::from_bits_retain(plan.namespaces as u32),
+            ),
+        );
     }
     // SAFETY: C2 runs only `stage2`, which is async-signal-safe and never returns.
     let c2 = match unsafe { fork(false) } {
@@ -713,7 +875,11 @@ fn stage2(plan: &ChildPlan<'_>) -> ! {
         let tty = unsafe { BorrowedFd::borrow_raw(plan.tty) };
         check(e, Step::Ctty, rustix::process::ioctl_tiocsctty(tty));
         // Owned by the user it runs as, like a login terminal (best effort).
-        let _ = rustix::fs::fchown(tty, Some(rustix::process::Uid::from_raw(creds.uid[1])), Some(rustix::process::Gid::from_raw(creds.gid[1])));
+        let _ = rustix::fs::fchown(
+            tty,
+            Some(rustix::process::Uid::from_raw(creds.uid[1])),
+            Some(rustix::process::Gid::from_raw(creds.gid[1])),
+        );
     }
     // Sources below 3 could be overwritten by an earlier dup2: move them up first.
     let mut stdio = plan.stdio;
@@ -726,14 +892,20 @@ fn stage2(plan: &ChildPlan<'_>) -> ! {
     for (target, &fd) in stdio.iter().enumerate() {
         if fd >= 0 {
             // SAFETY: dup2 on fd numbers; the result is not CLOEXEC, as stdio must be.
-            check_libc(e, Step::Stdio, unsafe { libc::dup2(fd, target as c_int) } as libc::c_long);
+            check_libc(e, Step::Stdio, unsafe { libc::dup2(fd, target as c_int) }
+                as libc::c_long);
         }
     }
 
     // After setns(CLONE_NEWNS) root and cwd are the namespace's root; the container's
     // process may have a different root (a chroot) and has its own cwd: take both from it.
     // SAFETY: fds inherited from `exec_in`, borrowed for these calls.
-    let (root, cwd) = unsafe { (BorrowedFd::borrow_raw(plan.root), BorrowedFd::borrow_raw(plan.cwd)) };
+    let (root, cwd) = unsafe {
+        (
+            BorrowedFd::borrow_raw(plan.root),
+            BorrowedFd::borrow_raw(plan.cwd),
+        )
+    };
     check(e, Step::Root, rustix::process::fchdir(root));
     check(e, Step::Root, rustix::process::chroot(c"."));
     if rustix::process::fchdir(cwd).is_err() {
@@ -743,7 +915,13 @@ fn stage2(plan: &ChildPlan<'_>) -> ! {
     // Capabilities and identity, while this process still has CAP_SETPCAP, CAP_SETUID…
     // SAFETY: prctl with integer arguments (EINVAL on kernels without ambient caps).
     unsafe {
-        libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0);
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
     }
     for cap in 0..=plan.last_cap.min(63) {
         if creds.cap_bnd & (1 << cap) == 0 {
@@ -754,11 +932,23 @@ fn stage2(plan: &ChildPlan<'_>) -> ! {
             }
         }
     }
-    check(e, Step::Groups, rustix::thread::set_thread_groups(plan.groups));
+    check(
+        e,
+        Step::Groups,
+        rustix::thread::set_thread_groups(plan.groups),
+    );
     let gid = creds.gid.map(rustix::process::Gid::from_raw);
-    check(e, Step::Gid, rustix::thread::set_thread_res_gid(gid[0], gid[1], gid[2]).map(drop));
+    check(
+        e,
+        Step::Gid,
+        rustix::thread::set_thread_res_gid(gid[0], gid[1], gid[2]).map(drop),
+    );
     let uid = creds.uid.map(rustix::process::Uid::from_raw);
-    check(e, Step::Uid, rustix::thread::set_thread_res_uid(uid[0], uid[1], uid[2]).map(drop));
+    check(
+        e,
+        Step::Uid,
+        rustix::thread::set_thread_res_uid(uid[0], uid[1], uid[2]).map(drop),
+    );
     // The container's sets, limited to what is still held (a uid change cleared them).
     let held = match rustix::thread::capabilities(None) {
         Ok(sets) => sets,
@@ -768,10 +958,19 @@ fn stage2(plan: &ChildPlan<'_>) -> ! {
     let sets = CapabilitySets {
         effective: CapabilitySet::from_bits_retain(creds.cap_eff & permitted),
         permitted: CapabilitySet::from_bits_retain(permitted),
-        inheritable: CapabilitySet::from_bits_retain(creds.cap_inh & creds.cap_bnd & (held.permitted.bits() | held.inheritable.bits())),
+        inheritable: CapabilitySet::from_bits_retain(
+            creds.cap_inh & creds.cap_bnd & (held.permitted.bits() | held.inheritable.bits()),
+        ),
     };
-    check(e, Step::Capabilities, rustix::thread::set_capabilities(None, sets));
+    check(
+        e,
+        Step::Capabilities,
+        rustix::thread::set_capabilities(None, sets),
+    );
     check(e, Step::NoNewPrivs, rustix::thread::set_no_new_privs(true));
+    if let Some(mask) = creds.umask {
+        rustix::process::umask(Mode::from_bits_truncate(mask));
+    }
     // The command ends if `berth exec` is killed (after the uid change, which clears it).
     // SAFETY: prctl with integer arguments.
     unsafe {
@@ -782,7 +981,12 @@ fn stage2(plan: &ChildPlan<'_>) -> ! {
     // Every other fd is closed by exec, whatever the caller left without CLOEXEC.
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags.
     unsafe {
-        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
     }
 
     // PATH search in the container's PATH; the most telling error wins (EACCES over
@@ -818,13 +1022,25 @@ fn reset_signals() {
         // SAFETY: rt_sigaction with a pointer to a zeroed kernel_sigaction and the
         // kernel's sigset size; no old action requested.
         unsafe {
-            libc::syscall(libc::SYS_rt_sigaction, sig, default.as_ptr(), std::ptr::null_mut::<u64>(), 8usize);
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                default.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            );
         }
     }
     let empty = 0u64;
     // SAFETY: rt_sigprocmask with a pointer to a zero mask of the kernel's size.
     unsafe {
-        libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &empty as *const u64, std::ptr::null_mut::<u64>(), 8usize);
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        );
     }
 }
 
@@ -879,10 +1095,14 @@ mod relay {
     impl RawMode {
         fn enter() -> RawMode {
             let stdin = io::stdin();
-            let Ok(saved) = rustix::termios::tcgetattr(&stdin) else { return RawMode { saved: None } };
+            let Ok(saved) = rustix::termios::tcgetattr(&stdin) else {
+                return RawMode { saved: None };
+            };
             let mut raw = saved.clone();
             raw.make_raw();
-            if rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &raw).is_err() {
+            if rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &raw)
+                .is_err()
+            {
                 return RawMode { saved: None };
             }
             RawMode { saved: Some(saved) }
@@ -892,7 +1112,11 @@ mod relay {
     impl Drop for RawMode {
         fn drop(&mut self) {
             if let Some(saved) = &self.saved {
-                let _ = rustix::termios::tcsetattr(io::stdin(), rustix::termios::OptionalActions::Now, saved);
+                let _ = rustix::termios::tcsetattr(
+                    io::stdin(),
+                    rustix::termios::OptionalActions::Now,
+                    saved,
+                );
             }
         }
     }
@@ -921,7 +1145,10 @@ mod relay {
                 return Err(io::Error::last_os_error());
             }
             // SAFETY: a new fd nothing else owns.
-            Ok(Signals { fd: unsafe { OwnedFd::from_raw_fd(fd) }, _mask: mask })
+            Ok(Signals {
+                fd: unsafe { OwnedFd::from_raw_fd(fd) },
+                _mask: mask,
+            })
         }
 
         /// The next pending signal number.
@@ -930,7 +1157,13 @@ mod relay {
             let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
             let size = std::mem::size_of::<libc::signalfd_siginfo>();
             // SAFETY: reads at most `size` bytes into `info`.
-            let n = unsafe { libc::read(self.fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
+            let n = unsafe {
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    (&mut info as *mut libc::signalfd_siginfo).cast(),
+                    size,
+                )
+            };
             (n == size as isize).then_some(info.ssi_signo)
         }
     }
@@ -964,13 +1197,15 @@ mod relay {
             let i_c1 = want(c1.as_fd(), PollFlags::IN);
             let i_sig = want(signals.fd.as_fd(), PollFlags::IN);
             let mut master_flags = PollFlags::empty();
-            if master_open && to_out.len() < BUF {
+            if to_out.len() < BUF {
                 master_flags |= PollFlags::IN;
             }
-            if master_open && !to_master.is_empty() {
+            if !to_master.is_empty() {
                 master_flags |= PollFlags::OUT;
             }
-            let i_master = want(master.as_fd(), master_flags);
+            // Once the terminal side is closed the master reports HUP forever: stop
+            // watching it (the command may still run, e.g. with its output redirected).
+            let i_master = master_open.then(|| want(master.as_fd(), master_flags));
             let i_in = (stdin_open && to_master.len() < BUF).then(|| want(stdin, PollFlags::IN));
             let i_out = (!to_out.is_empty()).then(|| want(stdout, PollFlags::OUT));
             match rustix::event::poll(&mut fds, None) {
@@ -999,7 +1234,7 @@ mod relay {
                     Err(_) => stdin_open = false,
                 }
             }
-            let master_ready = ready(i_master);
+            let master_ready = i_master.map_or(PollFlags::empty(), ready);
             if master_ready.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
                 master_open = read_master(&master, &mut to_out, &mut buf);
             }
@@ -1030,11 +1265,26 @@ mod relay {
                 return hang_up(master, c1, sig);
             }
         }
-        // The command ended: what it wrote last is still in the pty.
-        while master_open && read_master(&master, &mut to_out, &mut buf) && !to_out.is_empty() {
+        // The command ended: what it wrote last may still be on its way through the pty
+        // (the kernel flushes pty buffers asynchronously). Read until the terminal side
+        // is closed (EIO), or until nothing came for a moment (a background process of
+        // the command may keep it open).
+        write_all_blocking(stdout, &mut to_out);
+        let linger = Timespec {
+            tv_sec: 0,
+            tv_nsec: 100_000_000,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while master_open && std::time::Instant::now() < deadline {
+            let mut fds = [PollFd::new(&master, PollFlags::IN)];
+            match rustix::event::poll(&mut fds, Some(&linger)) {
+                Ok(0) => break,
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(_) => break,
+            }
+            master_open = read_master(&master, &mut to_out, &mut buf);
             write_all_blocking(stdout, &mut to_out);
         }
-        write_all_blocking(stdout, &mut to_out);
         drop(raw);
         wait::wait(c1)
     }
@@ -1051,10 +1301,8 @@ mod relay {
                 to_out.extend_from_slice(&buf[..n]);
                 true
             }
-            Err(Errno::INTR | Errno::AGAIN) => {
-                // Nothing now; a caller draining stops on an empty buffer.
-                true
-            }
+            // Nothing right now.
+            Err(Errno::INTR | Errno::AGAIN) => true,
             Err(_) => false,
         }
     }
@@ -1076,7 +1324,10 @@ mod relay {
         drop(master);
         match wait::wait_timeout(c1, Duration::from_secs(2))? {
             Some(status) => Ok(status),
-            None => Ok(ExitStatus::Signaled { signal: sig as i32, core_dumped: false }),
+            None => Ok(ExitStatus::Signaled {
+                signal: sig as i32,
+                core_dumped: false,
+            }),
         }
     }
 }
@@ -1095,23 +1346,35 @@ mod tests {
 
     #[test]
     fn cgroup_dir_in_a_hybrid_hierarchy() {
-        assert_eq!(cgroup_dir(MOUNTINFO_HYBRID, CGROUP_HYBRID), Some(PathBuf::from("/sys/fs/cgroup/unified/berth/web")));
+        assert_eq!(
+            cgroup_dir(MOUNTINFO_HYBRID, CGROUP_HYBRID),
+            Some(PathBuf::from("/sys/fs/cgroup/unified/berth/web"))
+        );
     }
 
     #[test]
     fn cgroup_dir_with_a_mount_root_and_escapes() {
         let mountinfo = "40 1 0:40 /berth /run/my\\040cgroups rw - cgroup2 none rw\n";
-        assert_eq!(cgroup_dir(mountinfo, "0::/berth/db\n"), Some(PathBuf::from("/run/my cgroups/db")));
-        assert_eq!(cgroup_dir(mountinfo, "0::/berth\n"), Some(PathBuf::from("/run/my cgroups")));
+        assert_eq!(
+            cgroup_dir(mountinfo, "0::/berth/db\n"),
+            Some(PathBuf::from("/run/my cgroups/db"))
+        );
+        assert_eq!(
+            cgroup_dir(mountinfo, "0::/berth\n"),
+            Some(PathBuf::from("/run/my cgroups"))
+        );
         assert_eq!(cgroup_dir(mountinfo, "0::/berthold/x\n"), None);
         assert_eq!(cgroup_dir(MOUNTINFO_HYBRID, "1:name=systemd:/x\n"), None);
-        assert_eq!(cgroup_dir("1 2 0:1 / / rw - ext4 /dev/sda rw\n", "0::/x\n"), None);
+        assert_eq!(
+            cgroup_dir("1 2 0:1 / / rw - ext4 /dev/sda rw\n", "0::/x\n"),
+            None
+        );
     }
 
     #[test]
     fn status_lines_give_the_identity() {
         let status = "Name:\tsleep\nUid:\t1000\t1001\t1002\t1001\nGid:\t50\t50\t50\t50\nGroups:\t5 27 \n\
-CapInh:\t0000000000000000\nCapPrm:\t00000000a80425fb\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nCapAmb:\t0000000000000000\n";
+Umask:\t0027\nCapInh:\t0000000000000000\nCapPrm:\t00000000a80425fb\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nCapAmb:\t0000000000000000\n";
         let creds = parse_status(status);
         assert_eq!(
             creds,
@@ -1123,10 +1386,14 @@ CapInh:\t0000000000000000\nCapPrm:\t00000000a80425fb\nCapEff:\t00000000a80425fb\
                 cap_prm: 0xa804_25fb,
                 cap_eff: 0xa804_25fb,
                 cap_bnd: 0xa804_25fb,
+                umask: Some(0o027),
             })
         );
         assert_eq!(parse_status("Name:\tx\n"), None);
-        assert_eq!(parse_status("Uid:\tx\t0\t0\t0\nGid:\t0\t0\t0\t0\nCapBnd:\t0\n"), None);
+        assert_eq!(
+            parse_status("Uid:\tx\t0\t0\t0\nGid:\t0\t0\t0\t0\nCapBnd:\t0\n"),
+            None
+        );
     }
 
     #[test]

@@ -1,11 +1,13 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::{INVALID, load};
+use super::{INVALID, leak, load};
 
 /// `berth graph FILE [--dot]`: start layers and edges, or Graphviz.
 pub fn graph(file: &Path, dot: bool, out: &mut dyn Write, err: &mut dyn Write, color: bool) -> u8 {
-    let Some(ev) = load(file, err, color) else { return INVALID };
+    let Some(ev) = load(file, err, color) else {
+        return INVALID;
+    };
     let g = &ev.graph;
     let id = |i: usize| ev.nodes[i].id.to_string();
     let mut s = String::new();
@@ -20,10 +22,16 @@ pub fn graph(file: &Path, dot: bool, out: &mut dyn Write, err: &mut dyn Write, c
         }
         for e in &g.edges {
             let style = match e.kind {
-                berth_modules::graph::EdgeKind::After | berth_modules::graph::EdgeKind::Requires => "solid",
+                berth_modules::graph::EdgeKind::After
+                | berth_modules::graph::EdgeKind::Requires => "solid",
                 _ => "dashed",
             };
-            s.push_str(&format!("  \"{}\" -> \"{}\" [label=\"{}\", style={style}];\n", id(e.from), id(e.to), e.kind.name()));
+            s.push_str(&format!(
+                "  \"{}\" -> \"{}\" [label=\"{}\", style={style}];\n",
+                id(e.from),
+                id(e.to),
+                e.kind.name()
+            ));
         }
         s.push_str("}\n");
     } else {
@@ -31,7 +39,10 @@ pub fn graph(file: &Path, dot: bool, out: &mut dyn Write, err: &mut dyn Write, c
         for (l, layer) in g.layers.iter().enumerate() {
             s.push_str(&format!("layer {l}:\n"));
             for &i in layer {
-                let deps: Vec<String> = g.dependencies(i).map(|e| format!("{} ({})", id(e.to), e.kind.name())).collect();
+                let deps: Vec<String> = g
+                    .dependencies(i)
+                    .map(|e| format!("{} ({})", id(e.to), e.kind.name()))
+                    .collect();
                 if deps.is_empty() {
                     s.push_str(&format!("  {}\n", id(i)));
                 } else {
@@ -41,5 +52,6 @@ pub fn graph(file: &Path, dot: bool, out: &mut dyn Write, err: &mut dyn Write, c
         }
     }
     let _ = out.write_all(s.as_bytes());
+    leak(ev);
     0
 }

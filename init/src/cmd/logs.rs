@@ -16,8 +16,8 @@ use rustix::fs::inotify;
 use rustix::io::Errno;
 
 use super::ctl::{self, fail};
-use crate::control::{Client, ControlError};
 use crate::control::proto::{Request, Response};
+use crate::control::{Client, ControlError};
 
 /// Lines printed unless `-n` says otherwise.
 pub const DEFAULT_LINES: usize = 100;
@@ -44,38 +44,54 @@ pub fn logs(
     let mut known = None;
     let dir = match log_dir {
         Some(dir) => dir.to_path_buf(),
-        None => match Client::connect(socket).and_then(|mut c| c.call(&Request::Info).map(|r| (c, r))) {
-            Ok((mut client, Response::Info { log_dir, .. })) => {
-                // Only to say "no such container" rather than print nothing; logs of a
-                // container that is gone from the config are still shown.
-                if let Ok(Response::Status { containers }) = client.call(&Request::Status) {
-                    known = Some(containers.iter().any(|c| c.name == name));
+        None => {
+            match Client::connect(socket).and_then(|mut c| c.call(&Request::Info).map(|r| (c, r))) {
+                Ok((mut client, Response::Info { log_dir, .. })) => {
+                    // Only to say "no such container" rather than print nothing; logs of a
+                    // container that is gone from the config are still shown.
+                    if let Ok(Response::Status { containers }) = client.call(&Request::Status) {
+                        known = Some(containers.iter().any(|c| c.name == name));
+                    }
+                    PathBuf::from(log_dir)
                 }
-                PathBuf::from(log_dir)
+                Ok((_, Response::Error { message })) => return fail(err, &message),
+                Ok((_, other)) => return ctl::unexpected(err, &other),
+                Err(e @ ControlError::NotRunning { .. }) => {
+                    return fail(
+                        err,
+                        &format!("{e}; pass --log-dir DIR to read the logs without it"),
+                    );
+                }
+                Err(e) => return fail(err, &e.to_string()),
             }
-            Ok((_, Response::Error { message })) => return fail(err, &message),
-            Ok((_, other)) => return ctl::unexpected(err, &other),
-            Err(e @ ControlError::NotRunning { .. }) => {
-                return fail(err, &format!("{e}; pass --log-dir DIR to read the logs without it"));
-            }
-            Err(e) => return fail(err, &e.to_string()),
-        },
+        }
     };
 
     let tail = match tail(&dir, name, lines) {
         Ok(t) => t,
-        Err(e) => return fail(err, &format!("cannot read the logs of {name} in {}: {e}", dir.display())),
+        Err(e) => {
+            return fail(
+                err,
+                &format!("cannot read the logs of {name} in {}: {e}", dir.display()),
+            );
+        }
     };
     if !tail.found {
         if known == Some(false) {
-            return fail(err, &format!("no container `{name}` (and no logs for it in {})", dir.display()));
+            return fail(
+                err,
+                &format!(
+                    "no container `{name}` (and no logs for it in {})",
+                    dir.display()
+                ),
+            );
         }
         if known.is_none() && !follow {
             return fail(err, &format!("no logs for {name} in {}", dir.display()));
         }
     }
     for line in &tail.lines {
-        if write_out(out, line).is_err() {
+        if out.write_all(line).is_err() {
             return 0;
         }
     }
@@ -89,21 +105,19 @@ pub fn logs(
     }
 }
 
-fn write_out(out: &mut dyn Write, bytes: &[u8]) -> io::Result<()> {
-    out.write_all(bytes)
-}
-
 /// Prints what is appended until the output goes away (EPIPE: `| head`) or an error.
 fn follow_loop(dir: &Path, follower: &mut Follower, out: &mut dyn Write) -> io::Result<()> {
-    let watch = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).ok().filter(|fd| {
-        let flags = inotify::WatchFlags::MODIFY
-            | inotify::WatchFlags::CREATE
-            | inotify::WatchFlags::MOVED_TO
-            | inotify::WatchFlags::MOVED_FROM
-            | inotify::WatchFlags::DELETE
-            | inotify::WatchFlags::CLOSE_WRITE;
-        inotify::add_watch(fd, dir, flags).is_ok()
-    });
+    let watch = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+        .ok()
+        .filter(|fd| {
+            let flags = inotify::WatchFlags::MODIFY
+                | inotify::WatchFlags::CREATE
+                | inotify::WatchFlags::MOVED_TO
+                | inotify::WatchFlags::MOVED_FROM
+                | inotify::WatchFlags::DELETE
+                | inotify::WatchFlags::CLOSE_WRITE;
+            inotify::add_watch(fd, dir, flags).is_ok()
+        });
     loop {
         let data = follower.poll()?;
         if !data.is_empty() {
@@ -115,7 +129,10 @@ fn follow_loop(dir: &Path, follower: &mut Follower, out: &mut dyn Write) -> io::
         }
         match &watch {
             Some(fd) => {
-                let spec = Timespec { tv_sec: FOLLOW_INTERVAL.as_secs() as i64, tv_nsec: i64::from(FOLLOW_INTERVAL.subsec_nanos()) };
+                let spec = Timespec {
+                    tv_sec: FOLLOW_INTERVAL.as_secs() as i64,
+                    tv_nsec: i64::from(FOLLOW_INTERVAL.subsec_nanos()),
+                };
                 let mut fds = [PollFd::new(fd, PollFlags::IN)];
                 match rustix::event::poll(&mut fds, Some(&spec)) {
                     Ok(_) | Err(Errno::INTR) => {}
@@ -184,7 +201,16 @@ pub fn tail(dir: &Path, name: &str, want: usize) -> io::Result<Tail> {
         more.append(&mut lines);
         lines = more;
     }
-    Ok(Tail { lines, found, follower: Follower { path, file, offset, partial: Vec::new() } })
+    Ok(Tail {
+        lines,
+        found,
+        follower: Follower {
+            path,
+            file,
+            offset,
+            partial: Vec::new(),
+        },
+    })
 }
 
 fn identity(meta: &fs::Metadata) -> (u64, u64) {
@@ -210,7 +236,10 @@ fn tail_file(file: &File, size: u64, want: usize) -> io::Result<(Vec<Vec<u8>>, u
     }
     let complete = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let end = start + complete as u64;
-    let mut lines: Vec<Vec<u8>> = data[..complete].split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+    let mut lines: Vec<Vec<u8>> = data[..complete]
+        .split_inclusive(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect();
     if start > 0 && !lines.is_empty() {
         // Starts mid-line: the rest of a line before the part read.
         lines.remove(0);
@@ -259,7 +288,12 @@ impl Follower {
             Err(e) if e.kind() == io::ErrorKind::NotFound => (None, 0),
             Err(e) => return Err(e),
         };
-        Ok(Follower { path, file, offset, partial: Vec::new() })
+        Ok(Follower {
+            path,
+            file,
+            offset,
+            partial: Vec::new(),
+        })
     }
 
     /// The complete lines appended since the last call, in order, across rotations.
@@ -302,7 +336,9 @@ impl Follower {
 
     /// Reads the current file from `offset` to its end; moves complete lines to `out`.
     fn drain(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
-        let Some(file) = &self.file else { return Ok(()) };
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
         if file.metadata()?.len() < self.offset {
             // Truncated in place: start over.
             self.offset = 0;
@@ -335,7 +371,17 @@ mod tests {
     use crate::logs::{LogWriter, Stream};
 
     fn text(lines: &[Vec<u8>]) -> Vec<String> {
-        lines.iter().map(|l| String::from_utf8_lossy(l).trim_end().rsplit(' ').next().unwrap_or_default().to_owned()).collect()
+        lines
+            .iter()
+            .map(|l| {
+                String::from_utf8_lossy(l)
+                    .trim_end()
+                    .rsplit(' ')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
     }
 
     fn numbers(from: usize, to: usize) -> Vec<String> {
@@ -346,7 +392,8 @@ mod tests {
     fn rotated_log(dir: &Path, count: usize, keep: u32) -> LogWriter {
         let mut w = LogWriter::open(dir, "web", 150, keep).unwrap();
         for i in 0..count {
-            w.write(Stream::Stdout, format!("line{i}\n").as_bytes()).unwrap();
+            w.write(Stream::Stdout, format!("line{i}\n").as_bytes())
+                .unwrap();
         }
         w
     }
@@ -366,7 +413,11 @@ mod tests {
         let all = text(&t.lines);
         assert!(all.len() > 10 && all.len() < 40, "{}", all.len());
         assert_eq!(all, numbers(40 - all.len(), 40));
-        assert!(t.lines.iter().all(|l| l.ends_with(b"\n") && l.windows(4).any(|w| w == b"out ")));
+        assert!(
+            t.lines
+                .iter()
+                .all(|l| l.ends_with(b"\n") && l.windows(4).any(|w| w == b"out "))
+        );
         assert!(tail(dir.path(), "web", 0).unwrap().lines.is_empty());
     }
 
@@ -376,12 +427,21 @@ mod tests {
         let long = "x".repeat(100_000);
         fs::write(dir.path().join("db.log"), format!("a\n{long}\nb\nc\nhalf")).unwrap();
         let t = tail(dir.path(), "db", 3).unwrap();
-        let got: Vec<String> = t.lines.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect();
+        let got: Vec<String> = t
+            .lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect();
         assert_eq!(got, [format!("{long}\n"), "b\n".into(), "c\n".into()]);
         assert_eq!(tail(dir.path(), "db", 10).unwrap().lines.len(), 4);
         // Following starts at the partial line, so it is printed once complete.
         let mut f = t.follower;
-        fs::OpenOptions::new().append(true).open(dir.path().join("db.log")).unwrap().write_all(b" done\n").unwrap();
+        fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("db.log"))
+            .unwrap()
+            .write_all(b" done\n")
+            .unwrap();
         assert_eq!(f.poll().unwrap(), b"half done\n");
     }
 
@@ -401,7 +461,8 @@ mod tests {
         let mut follower = t.follower;
         let mut seen = Vec::new();
         for i in 3..60 {
-            w.write(Stream::Stdout, format!("line{i}\n").as_bytes()).unwrap();
+            w.write(Stream::Stdout, format!("line{i}\n").as_bytes())
+                .unwrap();
             // Poll now and then, so several rotations happen between some polls (but
             // fewer than `keep`, or lines are gone before anyone could read them).
             if i % 3 == 0 {
@@ -409,7 +470,10 @@ mod tests {
             }
         }
         seen.extend_from_slice(&follower.poll().unwrap());
-        let lines: Vec<Vec<u8>> = seen.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+        let lines: Vec<Vec<u8>> = seen
+            .split_inclusive(|&b| b == b'\n')
+            .map(<[u8]>::to_vec)
+            .collect();
         assert_eq!(text(&lines), numbers(3, 60));
     }
 
@@ -423,7 +487,12 @@ mod tests {
         assert_eq!(f.poll().unwrap(), b"one\n");
         fs::write(&path, "").unwrap();
         assert!(f.poll().unwrap().is_empty());
-        fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"two\n").unwrap();
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"two\n")
+            .unwrap();
         assert_eq!(f.poll().unwrap(), b"two\n");
     }
 }

@@ -10,10 +10,17 @@ pub fn options(prefix: Option<&str>, json: bool, out: &mut dyn Write, err: &mut 
     if json {
         let v = options_json(prefix);
         if v.as_array().is_some_and(Vec::is_empty) {
-            let _ = writeln!(err, "berth: no option matches `{prefix}`; try `berth options container`");
+            let _ = writeln!(
+                err,
+                "berth: no option matches `{prefix}`; try `berth options container`"
+            );
             return INVALID;
         }
-        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        );
         return 0;
     }
     match options_text(prefix) {
@@ -22,7 +29,10 @@ pub fn options(prefix: Option<&str>, json: bool, out: &mut dyn Write, err: &mut 
             0
         }
         None => {
-            let _ = writeln!(err, "berth: no option matches `{prefix}`; try `berth options container` or `berth options container.limits`");
+            let _ = writeln!(
+                err,
+                "berth: no option matches `{prefix}`; try `berth options container` or `berth options container.limits`"
+            );
             INVALID
         }
     }

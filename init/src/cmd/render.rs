@@ -28,13 +28,20 @@ fn entries(v: &Value) -> String {
         Value::Str(s) => kdl_str(s),
         Value::Int(i) => i.to_string(),
         Value::List(items) => items.iter().map(entries).collect::<Vec<_>>().join(" "),
-        Value::Map(m) => m.iter().map(|(k, v)| format!("{}={}", kdl_key(k), entries(v))).collect::<Vec<_>>().join(" "),
+        Value::Map(m) => m
+            .iter()
+            .map(|(k, v)| format!("{}={}", kdl_key(k), entries(v)))
+            .collect::<Vec<_>>()
+            .join(" "),
         other => other.to_string(),
     }
 }
 
 fn kdl_key(k: &str) -> String {
-    let bare = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') && !k.starts_with(|c: char| c.is_ascii_digit());
+    let bare = !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        && !k.starts_with(|c: char| c.is_ascii_digit());
     if bare { k.to_string() } else { kdl_str(k) }
 }
 
@@ -53,11 +60,18 @@ fn record(fields: &[berth_modules::schema::Field], v: &Value) -> String {
 }
 
 fn node(out: &mut String, n: &Node) {
-    let header = if n.id.name.is_empty() { n.id.kind.to_string() } else { format!("{} {}", n.id.kind, kdl_str(&n.id.name)) };
+    let header = if n.id.name.is_empty() {
+        n.id.kind.to_string()
+    } else {
+        format!("{} {}", n.id.kind, kdl_str(&n.id.name))
+    };
     out.push_str(&format!("{header} {{\n"));
     let mut block: Option<&str> = None;
     for (spec, v) in n.options() {
-        let (prefix, leaf) = spec.path.rsplit_once('.').map_or((None, spec.path), |(p, l)| (Some(p), l));
+        let (prefix, leaf) = spec
+            .path
+            .rsplit_once('.')
+            .map_or((None, spec.path), |(p, l)| (Some(p), l));
         if block != prefix {
             if block.is_some() {
                 out.push_str("    }\n");
@@ -76,8 +90,15 @@ fn node(out: &mut String, n: &Node) {
             }
             (Shape::Ready, r) => {
                 let kind = r.field("kind").map(entries).unwrap_or_default();
-                let extra = r.field("port").or(r.field("command")).map(|x| format!(" {}", entries(x))).unwrap_or_default();
-                let props = ["interval", "timeout", "retries"].iter().filter_map(|k| r.field(k).map(|x| format!(" {k}={}", entries(x)))).collect::<String>();
+                let extra = r
+                    .field("port")
+                    .or(r.field("command"))
+                    .map(|x| format!(" {}", entries(x)))
+                    .unwrap_or_default();
+                let props = ["interval", "timeout", "retries"]
+                    .iter()
+                    .filter_map(|k| r.field(k).map(|x| format!(" {k}={}", entries(x))))
+                    .collect::<String>();
                 out.push_str(&format!("{indent}{leaf} {kind}{extra}{props}\n"));
             }
             (_, Value::List(items)) if items.is_empty() => {}

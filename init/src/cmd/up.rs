@@ -7,7 +7,7 @@ use berth_config::diag::render_all;
 use super::INVALID;
 use crate::control::server::ControlServer;
 use crate::runtime::CgroupTree;
-use crate::state::{StateLock, cgroup2_mount, cgroup_name};
+use crate::state::{StateLock, cgroup_name, cgroup2_mount};
 use crate::supervisor::{Setup, Supervisor};
 
 /// `berth up FILE`: evaluate, start every container in dependency order, supervise
@@ -17,7 +17,11 @@ pub fn up(file: &Path, state_dir: &Path, socket: &Path, err: &mut dyn Write, col
     let ev = match berth_modules::evaluate(&FsSource, file) {
         Ok(ev) => ev,
         Err(f) => {
-            let _ = write!(err, "{}", render_all(&f.diagnostics, &f.tree.sources, color));
+            let _ = write!(
+                err,
+                "{}",
+                render_all(&f.diagnostics, &f.tree.sources, color)
+            );
             return INVALID;
         }
     };
@@ -54,7 +58,13 @@ pub fn up(file: &Path, state_dir: &Path, socket: &Path, err: &mut dyn Write, col
         Ok(s) => s,
         Err(e) => return fail(err, e.to_string()),
     };
-    let _ = writeln!(err, "berth: up: {} containers from {}, state in {}", ev.of_kind(berth_modules::Kind::Container).count(), file.display(), lock.dir.display());
+    let _ = writeln!(
+        err,
+        "berth: up: {} containers from {}, state in {}",
+        ev.of_kind(berth_modules::Kind::Container).count(),
+        file.display(),
+        lock.dir.display()
+    );
     let result = sup.run();
     drop(sup);
     // Everything is stopped: remove the (empty) cgroups berth made.
@@ -64,4 +74,3 @@ pub fn up(file: &Path, state_dir: &Path, socket: &Path, err: &mut dyn Write, col
         Err(e) => fail(err, e.to_string()),
     }
 }
-

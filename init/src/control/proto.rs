@@ -74,8 +74,19 @@ pub struct ContainerStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "kebab-case")]
 pub enum Response {
-    Ok { message: Option<String> },
-    Status { containers: Vec<ContainerStatus> },
-    Info { pid: u32, state_dir: String, log_dir: String, version: String },
-    Error { message: String },
+    Ok {
+        message: Option<String>,
+    },
+    Status {
+        containers: Vec<ContainerStatus>,
+    },
+    Info {
+        pid: u32,
+        state_dir: String,
+        log_dir: String,
+        version: String,
+    },
+    Error {
+        message: String,
+    },
 }

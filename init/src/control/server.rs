@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 use rustix::event::{Timespec, epoll};
 use rustix::fs::{FlockOperation, flock};
 use rustix::io::Errno;
-use rustix::net::{self, AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags, SocketType};
+use rustix::net::{
+    self, AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+};
 
 use super::ControlError;
 use super::proto::{Envelope, Request, Response, VERSION};
@@ -80,7 +82,12 @@ impl Conn {
 
     /// Queues an answer and ends the connection after it.
     fn refuse(&mut self, message: &str) {
-        queue(&mut self.output, &Response::Error { message: message.to_owned() });
+        queue(
+            &mut self.output,
+            &Response::Error {
+                message: message.to_owned(),
+            },
+        );
         self.read_closed = true;
         self.close_after_flush = true;
         self.input = Vec::new();
@@ -99,7 +106,8 @@ impl Conn {
 
     fn finished(&self) -> bool {
         self.dead
-            || (self.output.is_empty() && (self.close_after_flush || (self.read_closed && self.pending == 0)))
+            || (self.output.is_empty()
+                && (self.close_after_flush || (self.read_closed && self.pending == 0)))
             || self.output.len() > MAX_OUTPUT
     }
 
@@ -132,7 +140,9 @@ impl Conn {
             let line = &self.input[start..start + nl];
             start += nl + 1;
             if line.len() > MAX_LINE {
-                self.refuse(&format!("request line longer than {MAX_LINE} bytes; closing the connection"));
+                self.refuse(&format!(
+                    "request line longer than {MAX_LINE} bytes; closing the connection"
+                ));
                 return;
             }
             let line = line.trim_ascii();
@@ -149,14 +159,20 @@ impl Conn {
         }
         self.input.drain(..start);
         if self.input.len() > MAX_LINE {
-            self.refuse(&format!("request line longer than {MAX_LINE} bytes; closing the connection"));
+            self.refuse(&format!(
+                "request line longer than {MAX_LINE} bytes; closing the connection"
+            ));
         }
     }
 
     /// Writes queued answers until done or the socket is full.
     fn flush(&mut self) {
         while !self.output.is_empty() && !self.dead {
-            match net::send(&self.fd, &self.output, SendFlags::NOSIGNAL | SendFlags::DONTWAIT) {
+            match net::send(
+                &self.fd,
+                &self.output,
+                SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+            ) {
                 Ok(n) => {
                     self.output.drain(..n);
                 }
@@ -171,14 +187,26 @@ impl Conn {
 
 /// Appends one answer line to `out`.
 fn queue(out: &mut Vec<u8>, response: &Response) {
-    let envelope = Envelope { v: VERSION, body: response };
+    let envelope = Envelope {
+        v: VERSION,
+        body: response,
+    };
     match serde_json::to_vec(&envelope) {
         Ok(bytes) => out.extend_from_slice(&bytes),
         // Responses are plain strings and numbers; this cannot fail, but an answer the
         // client understands beats a panic in PID 1.
         Err(e) => {
-            let fallback = Envelope { v: VERSION, body: Response::Error { message: format!("cannot encode the answer: {e}") } };
-            out.extend_from_slice(serde_json::to_string(&fallback).unwrap_or_default().as_bytes());
+            let fallback = Envelope {
+                v: VERSION,
+                body: Response::Error {
+                    message: format!("cannot encode the answer: {e}"),
+                },
+            };
+            out.extend_from_slice(
+                serde_json::to_string(&fallback)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            );
         }
     }
     out.push(b'\n');
@@ -187,19 +215,30 @@ fn queue(out: &mut Vec<u8>, response: &Response) {
 /// One request line to a request, or the error message to answer with.
 pub fn parse_request(line: &[u8]) -> Result<Request, String> {
     let example = format!(r#"{{"v":{VERSION},"verb":"status"}}"#);
-    let value: serde_json::Value = serde_json::from_slice(line)
-        .map_err(|e| format!("invalid request: not JSON ({e}); send one JSON object per line, like {example}"))?;
+    let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| {
+        format!("invalid request: not JSON ({e}); send one JSON object per line, like {example}")
+    })?;
     let Some(object) = value.as_object() else {
-        return Err(format!("invalid request: expected a JSON object, like {example}"));
+        return Err(format!(
+            "invalid request: expected a JSON object, like {example}"
+        ));
     };
     match object.get("v") {
-        None => return Err(format!("invalid request: no protocol version `v`; this berth speaks control protocol version {VERSION}")),
+        None => {
+            return Err(format!(
+                "invalid request: no protocol version `v`; this berth speaks control protocol version {VERSION}"
+            ));
+        }
         Some(v) if v.as_u64() != Some(u64::from(VERSION)) => {
-            return Err(format!("unsupported control protocol version {v}; this berth speaks version {VERSION}"));
+            return Err(format!(
+                "unsupported control protocol version {v}; this berth speaks version {VERSION}"
+            ));
         }
         Some(_) => {}
     }
-    serde_json::from_value::<Envelope<Request>>(value).map(|e| e.body).map_err(|e| format!("invalid request: {e}"))
+    serde_json::from_value::<Envelope<Request>>(value)
+        .map(|e| e.body)
+        .map_err(|e| format!("invalid request: {e}"))
 }
 
 /// The listening control socket and its connections.
@@ -225,25 +264,37 @@ impl ControlServer {
             let path = path.clone();
             move |source: io::Error| ControlError::Io { path, what, source }
         };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if !parent.exists() {
-                fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(io_err("create the directory"))?;
-            }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.exists()
+        {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(io_err("create the directory"))?;
         }
         let lock = acquire_lock(&path)?;
         match fs::symlink_metadata(&path) {
             Ok(meta) if meta.file_type().is_socket() => match probe(&path) {
                 Probe::Listening(pid) => return Err(ControlError::AlreadyRunning { path, pid }),
-                Probe::Stale => fs::remove_file(&path).or_else(ignore_missing).map_err(io_err("remove the stale socket"))?,
+                Probe::Stale => fs::remove_file(&path)
+                    .or_else(ignore_missing)
+                    .map_err(io_err("remove the stale socket"))?,
             },
             Ok(_) => return Err(ControlError::NotASocket { path }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err("inspect")(e)),
         }
 
-        let addr = SocketAddrUnix::new(&path).map_err(|e| io_err("use the path (too long for a socket?)")(e.into()))?;
-        let listener = net::socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK, None)
-            .map_err(|e| io_err("create a socket")(e.into()))?;
+        let addr = SocketAddrUnix::new(&path)
+            .map_err(|e| io_err("use the path (too long for a socket?)")(e.into()))?;
+        let listener = net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            None,
+        )
+        .map_err(|e| io_err("create a socket")(e.into()))?;
         net::bind(&listener, &addr).map_err(|e| io_err("bind")(e.into()))?;
         // Before listen(): nobody can connect while the mode is still the umask's.
         if let Err(e) = fs::set_permissions(&path, fs::Permissions::from_mode(0o600)) {
@@ -254,10 +305,23 @@ impl ControlServer {
             let _ = fs::remove_file(&path);
             return Err(io_err("listen")(e.into()));
         }
-        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| io_err("create an epoll instance for")(e.into()))?;
-        epoll::add(&epoll, &listener, epoll::EventData::new_u64(LISTENER), epoll::EventFlags::IN)
-            .map_err(|e| io_err("watch")(e.into()))?;
-        Ok(ControlServer { path, listener, epoll, _lock: lock, clients: HashMap::new(), next_id: LISTENER + 1 })
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
+            .map_err(|e| io_err("create an epoll instance for")(e.into()))?;
+        epoll::add(
+            &epoll,
+            &listener,
+            epoll::EventData::new_u64(LISTENER),
+            epoll::EventFlags::IN,
+        )
+        .map_err(|e| io_err("watch")(e.into()))?;
+        Ok(ControlServer {
+            path,
+            listener,
+            epoll,
+            _lock: lock,
+            clients: HashMap::new(),
+            next_id: LISTENER + 1,
+        })
     }
 
     /// The epoll fd to watch: readable whenever `poll` has something to do.
@@ -279,9 +343,16 @@ impl ControlServer {
     pub fn poll(&mut self) -> Vec<(ClientId, Request)> {
         let mut requests = Vec::new();
         let mut events: Vec<epoll::Event> = Vec::with_capacity(EVENTS_PER_POLL);
-        let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         loop {
-            match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), Some(&zero)) {
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                Some(&zero),
+            ) {
                 Ok(_) => break,
                 Err(Errno::INTR) => continue,
                 Err(_) => return requests,
@@ -294,8 +365,12 @@ impl ControlServer {
                 continue;
             }
             let id = ClientId(token);
-            let Some(conn) = self.clients.get_mut(&token) else { continue };
-            if flags.intersects(epoll::EventFlags::IN | epoll::EventFlags::HUP | epoll::EventFlags::ERR) {
+            let Some(conn) = self.clients.get_mut(&token) else {
+                continue;
+            };
+            if flags
+                .intersects(epoll::EventFlags::IN | epoll::EventFlags::HUP | epoll::EventFlags::ERR)
+            {
                 conn.read(id, &mut requests);
             }
             if flags.intersects(epoll::EventFlags::HUP | epoll::EventFlags::ERR) {
@@ -312,7 +387,9 @@ impl ControlServer {
     /// Queues `response` for `client` and writes as much as the socket takes now. A
     /// client that went away is forgotten silently.
     pub fn reply(&mut self, client: ClientId, response: &Response) {
-        let Some(conn) = self.clients.get_mut(&client.0) else { return };
+        let Some(conn) = self.clients.get_mut(&client.0) else {
+            return;
+        };
         conn.pending = conn.pending.saturating_sub(1);
         if conn.dead {
             return self.settle(client.0);
@@ -326,7 +403,10 @@ impl ControlServer {
         // Bounded, so a connection storm cannot keep the supervisor here; the listener
         // stays readable and the rest comes on the next poll.
         for _ in 0..32 {
-            let fd = match net::accept_with(&self.listener, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK) {
+            let fd = match net::accept_with(
+                &self.listener,
+                SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            ) {
                 Ok(fd) => fd,
                 Err(Errno::INTR | Errno::CONNABORTED) => continue,
                 // AGAIN: done. EMFILE and the like: try again on a later poll.
@@ -340,7 +420,9 @@ impl ControlServer {
                     }
                 }
                 Ok(_) => conn.refuse("permission denied: the control socket is for root"),
-                Err(e) => conn.refuse(&format!("permission denied: cannot read the peer's credentials: {e}")),
+                Err(e) => conn.refuse(&format!(
+                    "permission denied: cannot read the peer's credentials: {e}"
+                )),
             }
             conn.flush();
             if conn.finished() {
@@ -349,7 +431,14 @@ impl ControlServer {
             let token = self.next_id;
             self.next_id += 1;
             conn.interest = conn.wanted_interest();
-            if epoll::add(&self.epoll, &conn.fd, epoll::EventData::new_u64(token), conn.interest).is_ok() {
+            if epoll::add(
+                &self.epoll,
+                &conn.fd,
+                epoll::EventData::new_u64(token),
+                conn.interest,
+            )
+            .is_ok()
+            {
                 self.clients.insert(token, conn);
             }
         }
@@ -357,7 +446,9 @@ impl ControlServer {
 
     /// Drops a finished connection, or brings its epoll interest up to date.
     fn settle(&mut self, token: u64) {
-        let Some(conn) = self.clients.get_mut(&token) else { return };
+        let Some(conn) = self.clients.get_mut(&token) else {
+            return;
+        };
         if conn.finished() {
             if let Some(conn) = self.clients.remove(&token) {
                 let _ = epoll::delete(&self.epoll, &conn.fd);
@@ -365,7 +456,15 @@ impl ControlServer {
             return;
         }
         let want = conn.wanted_interest();
-        if want != conn.interest && epoll::modify(&self.epoll, &conn.fd, epoll::EventData::new_u64(token), want).is_ok() {
+        if want != conn.interest
+            && epoll::modify(
+                &self.epoll,
+                &conn.fd,
+                epoll::EventData::new_u64(token),
+                want,
+            )
+            .is_ok()
+        {
             conn.interest = want;
         }
     }
@@ -379,7 +478,11 @@ impl Drop for ControlServer {
 }
 
 fn ignore_missing(e: io::Error) -> io::Result<()> {
-    if e.kind() == io::ErrorKind::NotFound { Ok(()) } else { Err(e) }
+    if e.kind() == io::ErrorKind::NotFound {
+        Ok(())
+    } else {
+        Err(e)
+    }
 }
 
 fn lock_path(path: &Path) -> PathBuf {
@@ -414,7 +517,10 @@ fn acquire_lock(path: &Path) -> Result<File, ControlError> {
                     text.trim().parse().ok()
                 }
             };
-            return Err(ControlError::AlreadyRunning { path: path.to_path_buf(), pid });
+            return Err(ControlError::AlreadyRunning {
+                path: path.to_path_buf(),
+                pid,
+            });
         }
         Err(e) => return Err(io_err("lock the lock file")(e.into())),
     }
@@ -436,13 +542,24 @@ enum Probe {
 /// Is anybody listening on `path`? A non-blocking connect: a hung berth with a full
 /// backlog (EAGAIN) counts as listening, without waiting for it.
 fn probe(path: &Path) -> Probe {
-    let Ok(addr) = SocketAddrUnix::new(path) else { return Probe::Stale };
-    let Ok(sock) = net::socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK, None) else {
+    let Ok(addr) = SocketAddrUnix::new(path) else {
+        return Probe::Stale;
+    };
+    let Ok(sock) = net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    ) else {
         return Probe::Stale;
     };
     match net::connect(&sock, &addr) {
         // SO_PEERCRED of a connected client: the listener's credentials at listen().
-        Ok(()) => Probe::Listening(net::sockopt::socket_peercred(&sock).ok().map(|c| c.pid.as_raw_nonzero().get())),
+        Ok(()) => Probe::Listening(
+            net::sockopt::socket_peercred(&sock)
+                .ok()
+                .map(|c| c.pid.as_raw_nonzero().get()),
+        ),
         Err(Errno::AGAIN | Errno::INPROGRESS) => Probe::Listening(None),
         Err(_) => Probe::Stale,
     }
@@ -455,9 +572,18 @@ mod tests {
 
     #[test]
     fn requests_parse() {
-        assert_eq!(parse_request(br#"{"v":1,"verb":"status"}"#), Ok(Request::Status));
-        assert_eq!(parse_request(br#"{"verb":"start","name":"web","v":1}"#), Ok(Request::Start { name: "web".into() }));
-        assert_eq!(parse_request(br#"{"v":1,"verb":"down"}"#), Ok(Request::Down));
+        assert_eq!(
+            parse_request(br#"{"v":1,"verb":"status"}"#),
+            Ok(Request::Status)
+        );
+        assert_eq!(
+            parse_request(br#"{"verb":"start","name":"web","v":1}"#),
+            Ok(Request::Start { name: "web".into() })
+        );
+        assert_eq!(
+            parse_request(br#"{"v":1,"verb":"down"}"#),
+            Ok(Request::Down)
+        );
     }
 
     #[test]
@@ -465,7 +591,10 @@ mod tests {
         let e = parse_request(b"hello").unwrap_err();
         assert!(e.contains("not JSON") && e.contains(r#""v":1"#), "{e}");
         let e = parse_request(br#"{"v":2,"verb":"status"}"#).unwrap_err();
-        assert!(e.contains("version 2") && e.contains("speaks version 1"), "{e}");
+        assert!(
+            e.contains("version 2") && e.contains("speaks version 1"),
+            "{e}"
+        );
         let e = parse_request(br#"{"verb":"status"}"#).unwrap_err();
         assert!(e.contains("no protocol version"), "{e}");
         let e = parse_request(br#"{"v":1,"verb":"explode"}"#).unwrap_err();
@@ -478,7 +607,12 @@ mod tests {
     #[test]
     fn answers_are_one_line_with_the_version() {
         let mut out = Vec::new();
-        queue(&mut out, &Response::Ok { message: Some("a\nb".into()) });
+        queue(
+            &mut out,
+            &Response::Ok {
+                message: Some("a\nb".into()),
+            },
+        );
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text.matches('\n').count(), 1);
         assert!(text.starts_with(r#"{"v":1,"result":"ok""#), "{text}");
