@@ -373,3 +373,36 @@ fn invalid_config_changes_nothing() {
         "nothing is created for an invalid host"
     );
 }
+
+#[test]
+fn tcp_readiness_in_the_container_network_namespace() {
+    if !requirements_met() {
+        return;
+    }
+    // The server listens inside db's own network namespace (loopback only): the check
+    // must run there, and `lo` must be up for it to connect.
+    let b = Berth::up(
+        "tcp",
+        r#"
+container "db" {
+    stop-timeout "300ms"
+    rootfs "host"
+    exec "/bin/sh" "-c" "sleep 0.3; mkdir -p /tmp/www; exec busybox httpd -f -p 8000 -h /tmp/www"
+    ready "tcp" 8000 interval="100ms"
+}
+container "web" {
+    stop-timeout "300ms"
+    rootfs "host"
+    exec "/bin/sleep" "1000"
+    after "db"
+}
+"#,
+    );
+    b.wait_for(
+        || b.state("web") == "running",
+        "web running after db is ready",
+    );
+    assert_eq!(b.container("db")["ready"], true);
+    assert!(stamp(&b.log("web"), "started") >= stamp(&b.log("db"), "ready"));
+    assert!(b.down().success());
+}

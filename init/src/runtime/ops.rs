@@ -164,6 +164,9 @@ pub(crate) enum Op {
         old_root: usize,
     },
     Hostname(Vec<u8>),
+    /// Bring `lo` up in the container's new network namespace (it starts down): every
+    /// container can reach its own services on 127.0.0.1.
+    LoopbackUp,
     Chdir(CString),
     /// Drop every capability not in `keep` from the bounding set, up to `last`.
     DropBounding {

@@ -329,6 +329,9 @@ pub(crate) fn build(config: &SpawnConfig) -> Result<Plan, SpawnError> {
 
     layout::hide(&mut b, system)?;
 
+    if config.namespaces.net == NamespaceMode::New {
+        b.op("bring up loopback", Op::LoopbackUp);
+    }
     if let Some(hostname) = &config.hostname {
         b.op(
             format!("set hostname {hostname:?}"),
