@@ -20,6 +20,7 @@ fn run(data: &[u8]) {
             let _ = berth_config::diag::render_all(&f.diagnostics, &f.tree.sources, false);
         }
     }
+    let _ = berth_config::fmt::format(a);
 }
 
 #[test]
