@@ -4,6 +4,9 @@
 //! another uid, and the `berth` binary's control verbs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::require;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -16,17 +19,6 @@ use std::time::Duration;
 
 use berth_init::control::proto::{ContainerStatus, Request, Response, State};
 use berth_init::control::{Client, ControlError, ControlServer};
-
-fn require(ok: bool, what: &str) -> bool {
-    if ok {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("requirement missing under CI=true: {what}");
-    }
-    eprintln!("SKIPPED: {what}");
-    false
-}
 
 fn web() -> ContainerStatus {
     ContainerStatus {

@@ -4,6 +4,9 @@
 //! test says why and skips. Every container is killed and its cgroup removed on drop.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::require;
+
 use std::fs;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
@@ -17,17 +20,6 @@ use berth_init::control::proto::{ContainerStatus, Request, Response, State};
 use berth_init::runtime::cgroup::{Cgroup, CgroupTree};
 use berth_init::runtime::wait;
 use berth_init::runtime::{Child, SpawnConfig, User, spawn};
-
-fn require(ok: bool, what: &str) -> bool {
-    if ok {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("requirement missing under CI=true: {what}");
-    }
-    eprintln!("SKIPPED: {what}");
-    false
-}
 
 /// The cgroup v2 mount, if the test can run at all.
 fn v2_root() -> Option<PathBuf> {

@@ -3,6 +3,9 @@
 //! test works in its own subtree and removes it, whatever happens.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::require;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,17 +13,6 @@ use std::time::Duration;
 use berth_init::runtime::cgroup::{self, Cgroup, CgroupTree, Limits};
 use berth_init::runtime::wait::{self, ExitStatus};
 use berth_init::runtime::{NamespaceMode, SpawnConfig, spawn};
-
-fn require(ok: bool, what: &str) -> bool {
-    if ok {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("requirement missing under CI=true: {what}");
-    }
-    eprintln!("SKIPPED: {what}");
-    false
-}
 
 /// The cgroup v2 hierarchy of this machine.
 fn v2_root() -> Option<PathBuf> {

@@ -2,6 +2,9 @@
 //! requirement fails the test; elsewhere the test says why and skips.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::require;
+
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::symlink;
@@ -12,18 +15,6 @@ use berth_init::runtime::wait::{self, ExitStatus};
 use berth_init::runtime::{
     Mount, NamespaceMode, Rootfs, SpawnConfig, SpawnError, Stdio, User, spawn,
 };
-
-/// True if the test can run; panics under CI=true when it cannot.
-fn require(ok: bool, what: &str) -> bool {
-    if ok {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("requirement missing under CI=true: {what}");
-    }
-    eprintln!("SKIPPED: {what}");
-    false
-}
 
 fn root() -> bool {
     require(

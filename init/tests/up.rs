@@ -2,6 +2,8 @@
 //! through the control socket. Needs root; under CI=true a missing requirement fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
@@ -11,16 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 fn requirements_met() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "these tests need root (CI=true: failing instead of skipping)"
-        );
-        eprintln!("skipped: not root");
-    }
-    root
+    common::root()
 }
 
 struct Berth {

@@ -355,51 +355,6 @@ fn float(v: &Kv) -> Option<f64> {
     .filter(|f: &f64| f.is_finite())
 }
 
-/// Linux capabilities, as of 6.x.
-const CAPABILITIES: &[&str] = &[
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "SETGID",
-    "SETUID",
-    "SETPCAP",
-    "LINUX_IMMUTABLE",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_ADMIN",
-    "NET_RAW",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "SYS_MODULE",
-    "SYS_RAWIO",
-    "SYS_CHROOT",
-    "SYS_PTRACE",
-    "SYS_PACCT",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_NICE",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "MKNOD",
-    "LEASE",
-    "AUDIT_WRITE",
-    "AUDIT_CONTROL",
-    "SETFCAP",
-    "MAC_OVERRIDE",
-    "MAC_ADMIN",
-    "SYSLOG",
-    "WAKE_ALARM",
-    "BLOCK_SUSPEND",
-    "AUDIT_READ",
-    "PERFMON",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-];
-
 /// Checks one value against a type.
 pub fn check(ty: Ty, arg: &Arg) -> Result<Value, Invalid> {
     let v = &arg.value;
@@ -576,16 +531,16 @@ pub fn check(ty: Ty, arg: &Arg) -> Result<Value, Invalid> {
             let bare = s.strip_prefix("CAP_").unwrap_or(&s);
             if bare == "ALL" {
                 Ok(Value::Str("ALL".into()))
-            } else if CAPABILITIES.contains(&bare) {
+            } else if units::CAPABILITIES.contains(&bare) {
                 Ok(Value::Str(format!("CAP_{bare}")))
             } else {
-                let help =
-                    match berth_config::diag::did_you_mean(bare, CAPABILITIES.iter().copied()) {
-                        Some(c) => format!("did you mean CAP_{c}?"),
-                        None => {
-                            "write a capability such as CAP_NET_ADMIN (see capabilities(7))".into()
-                        }
-                    };
+                let help = match berth_config::diag::did_you_mean(
+                    bare,
+                    units::CAPABILITIES.iter().copied(),
+                ) {
+                    Some(c) => format!("did you mean CAP_{c}?"),
+                    None => "write a capability such as CAP_NET_ADMIN (see capabilities(7))".into(),
+                };
                 Err(invalid("unknown capability", help))
             }
         }
