@@ -18,15 +18,6 @@ pub enum Stream {
     Stderr,
 }
 
-impl Stream {
-    fn tag(self) -> &'static str {
-        match self {
-            Stream::Stdout => "out",
-            Stream::Stderr => "err",
-        }
-    }
-}
-
 #[derive(Debug)]
 pub struct LogWriter {
     path: PathBuf,
@@ -36,6 +27,10 @@ pub struct LogWriter {
     keep: u32,
     /// A partial line per stream, waiting for its newline.
     pending: [Vec<u8>; 2],
+    /// Records not yet written: one `write` per chunk of output, not one per line.
+    out: Vec<u8>,
+    /// The timestamp of the current chunk (all its lines were read at once).
+    stamp: String,
 }
 
 impl LogWriter {
@@ -52,6 +47,8 @@ impl LogWriter {
             max_size: max_size.max(1),
             keep,
             pending: [Vec::new(), Vec::new()],
+            out: Vec::with_capacity(1 << 16),
+            stamp: String::new(),
         })
     }
 
@@ -61,6 +58,7 @@ impl LogWriter {
 
     /// Takes bytes read from a stream; writes every complete line.
     pub fn write(&mut self, stream: Stream, mut data: &[u8]) -> io::Result<()> {
+        self.stamp = timestamp(SystemTime::now());
         let idx = stream as usize;
         while !data.is_empty() {
             let room = MAX_LINE - self.pending[idx].len();
@@ -74,9 +72,12 @@ impl LogWriter {
             if complete {
                 let line = std::mem::take(&mut self.pending[idx]);
                 self.record(stream, &line)?;
+                // Keep the allocation for the next partial line.
+                self.pending[idx] = line;
+                self.pending[idx].clear();
             }
         }
-        Ok(())
+        self.flush()
     }
 
     /// Writes what is left of partial lines (the stream closed).
@@ -93,26 +94,45 @@ impl LogWriter {
     pub fn event(&mut self, text: &str) -> io::Result<()> {
         let mut line = text.as_bytes().to_vec();
         line.push(b'\n');
-        let ts = timestamp(SystemTime::now());
-        self.append(format!("{ts} berth ").as_bytes(), &line)
+        self.stamp = timestamp(SystemTime::now());
+        self.append(b"berth ", &line)?;
+        self.flush()
     }
 
     fn record(&mut self, stream: Stream, line: &[u8]) -> io::Result<()> {
-        let ts = timestamp(SystemTime::now());
-        let prefix = format!("{ts} {} ", stream.tag());
+        let tag: &[u8] = match stream {
+            Stream::Stdout => b"out ",
+            Stream::Stderr => b"err ",
+        };
         if line.last() == Some(&b'\n') {
-            self.append(prefix.as_bytes(), line)
+            self.append(tag, line)
         } else {
             let mut l = line.to_vec();
             l.push(b'\n');
-            self.append(prefix.as_bytes(), &l)
+            self.append(tag, &l)
         }
     }
 
-    fn append(&mut self, prefix: &[u8], line: &[u8]) -> io::Result<()> {
-        let len = (prefix.len() + line.len()) as u64;
+    /// Queues `STAMP TAG line`, rotating first when the record would pass the size bound.
+    fn append(&mut self, tag: &[u8], line: &[u8]) -> io::Result<()> {
+        let len = (self.stamp.len() + 1 + tag.len() + line.len()) as u64;
         if self.size > 0 && self.size + len > self.max_size {
+            self.flush()?;
             self.rotate()?;
+        }
+        self.out.extend_from_slice(self.stamp.as_bytes());
+        self.out.push(b' ');
+        self.out.extend_from_slice(tag);
+        self.out.extend_from_slice(line);
+        self.size += len;
+        Ok(())
+    }
+
+    /// Writes the queued records (whole records only, so readers never see half a
+    /// prefix).
+    fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
         }
         let file = match &mut self.file {
             Some(f) => f,
@@ -123,13 +143,9 @@ impl LogWriter {
                     .open(&self.path)?,
             ),
         };
-        // One write per record, so concurrent readers never see half a prefix.
-        let mut buf = Vec::with_capacity(prefix.len() + line.len());
-        buf.extend_from_slice(prefix);
-        buf.extend_from_slice(line);
-        file.write_all(&buf)?;
-        self.size += len;
-        Ok(())
+        let result = file.write_all(&self.out);
+        self.out.clear();
+        result
     }
 
     /// NAME.log → NAME.log.1 → … → NAME.log.KEEP (dropped beyond).

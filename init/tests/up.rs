@@ -399,3 +399,69 @@ container "web" {
     assert!(stamp(&b.log("web"), "started") >= stamp(&b.log("db"), "ready"));
     assert!(b.down().success());
 }
+
+#[test]
+fn a_flooding_container_does_not_stall_berth_and_its_log_stays_bounded() {
+    if !requirements_met() {
+        return;
+    }
+    let b = Berth::up(
+        "flood",
+        r#"
+container "flood" {
+    stop-timeout "300ms"
+    rootfs "host"
+    exec "/bin/sh" "-c" "busybox yes 0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxy | busybox head -c 1073741824; echo FLOOD-DONE; exec sleep 1000"
+    restart "never"
+    log { max-size "1M"; keep 2; }
+}
+container "quiet" {
+    stop-timeout "300ms"
+    rootfs "host"
+    exec "/bin/sleep" "1000"
+}
+"#,
+    );
+    // While 1 GiB goes through berth, the control socket keeps answering.
+    let mut slowest = Duration::ZERO;
+    let mut calls = 0;
+    let start = Instant::now();
+    while !b.log("flood").contains("FLOOD-DONE") {
+        let t = Instant::now();
+        let st = b.status();
+        slowest = slowest.max(t.elapsed());
+        calls += 1;
+        assert_eq!(st.len(), 2);
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "1 GiB not through in 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!(
+        "flood: 1 GiB in {:?}; {calls} status calls meanwhile, slowest {slowest:?}",
+        start.elapsed()
+    );
+    // Not a timing assertion, a liveness one: the loop never blocked for long.
+    assert!(
+        slowest < Duration::from_secs(2),
+        "status took {slowest:?} during the flood"
+    );
+    assert!(
+        calls > 10,
+        "only {calls} status calls answered during the flood"
+    );
+    let logs = b.dir.join("state/logs");
+    let total: u64 = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("flood.log"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(
+        total <= 3 * (1 << 20) + 64 * 1024,
+        "flood logs use {total} bytes, bound is 3 MiB"
+    );
+    assert_eq!(b.state("quiet"), "running");
+    assert!(b.down().success());
+}
