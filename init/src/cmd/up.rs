@@ -26,7 +26,7 @@ pub fn up(file: &Path, state_dir: &Path, socket: &Path, err: &mut dyn Write, col
         }
     };
     let fail = |err: &mut dyn Write, msg: String| {
-        let _ = writeln!(err, "berth: {msg}");
+        let _ = writeln!(err, "error: {msg}");
         INVALID
     };
     let lock = match StateLock::acquire(state_dir) {
@@ -36,11 +36,11 @@ pub fn up(file: &Path, state_dir: &Path, socket: &Path, err: &mut dyn Write, col
     let Some(mount) = cgroup2_mount() else {
         return fail(err, "no cgroup v2 hierarchy is mounted; berth needs one (mount -t cgroup2 none /sys/fs/cgroup)".into());
     };
-    let cgroups = match CgroupTree::create(&mount, &cgroup_name(&lock.dir)) {
+    let control = match ControlServer::bind(socket) {
         Ok(c) => c,
         Err(e) => return fail(err, e.to_string()),
     };
-    let control = match ControlServer::bind(socket) {
+    let cgroups = match CgroupTree::create(&mount, &cgroup_name(&lock.dir)) {
         Ok(c) => c,
         Err(e) => return fail(err, e.to_string()),
     };
