@@ -158,37 +158,43 @@ pub fn host_hash(nodes: &[Node]) -> blake3::Hash {
 }
 
 /// `berth eval --json`: the hash, every node by kind and name with its own hash and
-/// values, and the graph (edges and start layers by node id).
-pub fn evaluation_json(eval: &Evaluation) -> Json {
-    let node_json =
-        |n: &Node| json!({ "hash": n.hash.to_hex().as_str(), "options": node_values(n) });
-    let mut out = Map::new();
-    out.insert("hash".into(), json!(eval.hash.to_hex().as_str()));
-    out.insert("host".into(), node_json(eval.host()));
-    for (kind, key) in [
-        (Kind::Network, "networks"),
-        (Kind::Volume, "volumes"),
-        (Kind::Container, "containers"),
-    ] {
-        let nodes: Map<String, Json> = eval
-            .of_kind(kind)
-            .map(|n| (n.id.name.clone(), node_json(n)))
-            .collect();
-        out.insert(key.into(), Json::Object(nodes));
-    }
+/// values, and the graph (edges and start layers by node id). Written node by node, so
+/// a large host never holds its whole JSON form in memory. Keys come in sorted order,
+/// like every object in the canonical form.
+pub fn write_evaluation_json(eval: &Evaluation, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let node_json = |n: &Node| json!({ "hash": n.hash.to_hex().as_str(), "options": node_values(n) });
     let id = |i: usize| eval.nodes[i].id.to_string();
-    let edges: Vec<Json> = eval
-        .graph
-        .edges
-        .iter()
-        .map(|e| json!({ "from": id(e.from), "to": id(e.to), "kind": e.kind.name() }))
-        .collect();
-    let layers: Vec<Json> = eval
-        .graph
-        .layers
-        .iter()
-        .map(|l| Json::Array(l.iter().map(|&i| json!(id(i))).collect()))
-        .collect();
-    out.insert("graph".into(), json!({ "edges": edges, "layers": layers }));
-    Json::Object(out)
+    let kinds = |kind: Kind, w: &mut dyn std::io::Write| -> std::io::Result<()> {
+        w.write_all(b"{")?;
+        for (k, n) in eval.of_kind(kind).enumerate() {
+            if k > 0 {
+                w.write_all(b",")?;
+            }
+            serde_json::to_writer(&mut *w, &n.id.name)?;
+            w.write_all(b":")?;
+            serde_json::to_writer(&mut *w, &node_json(n))?;
+        }
+        w.write_all(b"}")
+    };
+    w.write_all(b"{\"containers\":")?;
+    kinds(Kind::Container, w)?;
+    let edges: Vec<Json> = eval.graph.edges.iter().map(|e| json!({ "from": id(e.from), "kind": e.kind.name(), "to": id(e.to) })).collect();
+    let layers: Vec<Json> = eval.graph.layers.iter().map(|l| Json::Array(l.iter().map(|&i| json!(id(i))).collect())).collect();
+    w.write_all(b",\"graph\":")?;
+    serde_json::to_writer(&mut *w, &json!({ "edges": edges, "layers": layers }))?;
+    write!(w, ",\"hash\":\"{}\",\"host\":", eval.hash.to_hex())?;
+    serde_json::to_writer(&mut *w, &node_json(eval.host()))?;
+    w.write_all(b",\"networks\":")?;
+    kinds(Kind::Network, w)?;
+    w.write_all(b",\"volumes\":")?;
+    kinds(Kind::Volume, w)?;
+    w.write_all(b"}")
+}
+
+/// [`write_evaluation_json`] as a value, for tests and small hosts.
+pub fn evaluation_json(eval: &Evaluation) -> Json {
+    let mut buf = Vec::new();
+    // Writing to a Vec cannot fail, and the writer produces valid JSON.
+    let _ = write_evaluation_json(eval, &mut buf);
+    serde_json::from_slice(&buf).unwrap_or(Json::Null)
 }

@@ -1,7 +1,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use berth_modules::canon::evaluation_json;
+use berth_modules::canon::write_evaluation_json;
 
 use super::{INVALID, leak, load, render};
 
@@ -39,7 +39,7 @@ pub fn eval(
     };
     let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
     if json {
-        let _ = serde_json::to_writer(&mut out, &evaluation_json(&ev));
+        let _ = write_evaluation_json(&ev, &mut out);
         let _ = writeln!(out);
     } else {
         let _ = write!(out, "{}", render::host_kdl(&ev));
