@@ -162,7 +162,8 @@ pub fn host_hash(nodes: &[Node]) -> blake3::Hash {
 /// a large host never holds its whole JSON form in memory. Keys come in sorted order,
 /// like every object in the canonical form.
 pub fn write_evaluation_json(eval: &Evaluation, w: &mut dyn std::io::Write) -> std::io::Result<()> {
-    let node_json = |n: &Node| json!({ "hash": n.hash.to_hex().as_str(), "options": node_values(n) });
+    let node_json =
+        |n: &Node| json!({ "hash": n.hash.to_hex().as_str(), "options": node_values(n) });
     let id = |i: usize| eval.nodes[i].id.to_string();
     let kinds = |kind: Kind, w: &mut dyn std::io::Write| -> std::io::Result<()> {
         w.write_all(b"{")?;
@@ -178,8 +179,18 @@ pub fn write_evaluation_json(eval: &Evaluation, w: &mut dyn std::io::Write) -> s
     };
     w.write_all(b"{\"containers\":")?;
     kinds(Kind::Container, w)?;
-    let edges: Vec<Json> = eval.graph.edges.iter().map(|e| json!({ "from": id(e.from), "kind": e.kind.name(), "to": id(e.to) })).collect();
-    let layers: Vec<Json> = eval.graph.layers.iter().map(|l| Json::Array(l.iter().map(|&i| json!(id(i))).collect())).collect();
+    let edges: Vec<Json> = eval
+        .graph
+        .edges
+        .iter()
+        .map(|e| json!({ "from": id(e.from), "kind": e.kind.name(), "to": id(e.to) }))
+        .collect();
+    let layers: Vec<Json> = eval
+        .graph
+        .layers
+        .iter()
+        .map(|l| Json::Array(l.iter().map(|&i| json!(id(i))).collect()))
+        .collect();
     w.write_all(b",\"graph\":")?;
     serde_json::to_writer(&mut *w, &json!({ "edges": edges, "layers": layers }))?;
     write!(w, ",\"hash\":\"{}\",\"host\":", eval.hash.to_hex())?;
