@@ -435,12 +435,11 @@ impl Supervisor {
             }
         }
         // A cgroup left by a berth that died is emptied and replaced, never reused.
-        let stale = setup.cgroups.cgroup(&name);
-        if stale.path().exists() {
-            stale
-                .kill_and_remove(Duration::from_secs(2))
-                .map_err(|e| e.to_string())?;
-        }
+        setup
+            .cgroups
+            .cgroup(&name)
+            .kill_and_remove(Duration::from_secs(2))
+            .map_err(|e| e.to_string())?;
         let cgroup = setup
             .cgroups
             .create_cgroup(&name)
@@ -734,7 +733,10 @@ impl Supervisor {
             Ready::Tcp(port) => {
                 crate::probe::tcp(pidfd.as_fd(), *port, timeout, u.spec.host_network)
             }
-            Ready::Exec(argv) => crate::probe::exec(pid, argv, timeout),
+            Ready::Exec(argv) => match &u.cgroup {
+                Some(cg) => crate::probe::exec(pid, cg.path(), argv),
+                None => return,
+            },
             _ => return,
         };
         match result {

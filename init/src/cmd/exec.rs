@@ -977,7 +977,9 @@ fn stage2(plan: &ChildPlan<'_>) -> ! {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong);
     }
 
-    reset_signals();
+    // Default dispositions and an empty mask, as a fresh process has; a failure leaves
+    // berth exec's own (harmless) settings.
+    let _ = crate::runtime::sys::reset_signals();
     // Every other fd is closed by exec, whatever the caller left without CLOEXEC.
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags.
     unsafe {
@@ -1008,40 +1010,6 @@ fn stage2(plan: &ChildPlan<'_>) -> ! {
         }
     }
     report(e, Step::Exec, failure)
-}
-
-/// Default dispositions for every signal and an empty mask, as a fresh process has.
-fn reset_signals() {
-    // struct kernel_sigaction with SIG_DFL (0), no flags, empty mask: all zero, so the
-    // layout differences between architectures do not matter.
-    let default = [0u64; 4];
-    for sig in 1..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: rt_sigaction with a pointer to a zeroed kernel_sigaction and the
-        // kernel's sigset size; no old action requested.
-        unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                default.as_ptr(),
-                std::ptr::null_mut::<u64>(),
-                8usize,
-            );
-        }
-    }
-    let empty = 0u64;
-    // SAFETY: rt_sigprocmask with a pointer to a zero mask of the kernel's size.
-    unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
-            &empty as *const u64,
-            std::ptr::null_mut::<u64>(),
-            8usize,
-        );
-    }
 }
 
 /// Blocks every signal in this thread until dropped.

@@ -20,7 +20,7 @@ mod layout;
 mod ops;
 mod plan;
 pub mod spawn;
-mod sys;
+pub(crate) mod sys;
 pub mod wait;
 
 pub use caps::Caps;
