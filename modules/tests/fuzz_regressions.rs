@@ -1,27 +1,10 @@
 //! Inputs that once crashed the fuzz target (fuzz/fuzz_targets/eval.rs), replayed on
-//! every test run so they stay fixed.
+//! every test run through the same check, so they stay fixed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 
-use berth_config::MemSource;
-
-fn run(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    let (a, b) = text.split_once('\u{1}').unwrap_or((text, ""));
-    let src = MemSource::new().with("a.kdl", a).with("b.kdl", b);
-    match berth_modules::evaluate(&src, Path::new("a.kdl")) {
-        Ok(ev) => {
-            let _ = berth_modules::canon::evaluation_json(&ev);
-        }
-        Err(f) => {
-            let _ = berth_config::diag::render_all(&f.diagnostics, &f.tree.sources, false);
-        }
-    }
-    let _ = berth_config::fmt::format(a);
-}
+include!("../../fuzz/fuzz_targets/check.rs");
 
 #[test]
 fn fuzz_regressions_stay_fixed() {
@@ -32,8 +15,9 @@ fn fuzz_regressions_stay_fixed() {
         if path.extension().is_some_and(|e| e == "md") {
             continue;
         }
-        run(&std::fs::read(&path).unwrap());
+        check(&std::fs::read(&path).unwrap());
         n += 1;
     }
+    assert!(n > 0, "no regression inputs in {}", dir.display());
     eprintln!("replayed {n} inputs from {}", dir.display());
 }
