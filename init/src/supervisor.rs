@@ -129,18 +129,23 @@ impl std::fmt::Debug for Supervisor {
 
 /// Blocks the signals the loop reads from its signalfd, and returns the signalfd.
 fn signalfd() -> io::Result<OwnedFd> {
+    signalfd_for(&[
+        libc::SIGCHLD,
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGHUP,
+        libc::SIGPIPE,
+    ])
+}
+
+/// Blocks `signals` and returns a non-blocking signalfd that reads them.
+pub(crate) fn signalfd_for(signals: &[i32]) -> io::Result<OwnedFd> {
     // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it; the process
     // mask is changed before any container is spawned (spawn saves and restores it).
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for s in [
-            libc::SIGCHLD,
-            libc::SIGTERM,
-            libc::SIGINT,
-            libc::SIGHUP,
-            libc::SIGPIPE,
-        ] {
+        for &s in signals {
             libc::sigaddset(&mut set, s);
         }
         if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
@@ -155,7 +160,7 @@ fn signalfd() -> io::Result<OwnedFd> {
 }
 
 /// Reads pending signal numbers from a signalfd.
-fn read_signals(fd: &OwnedFd) -> Vec<i32> {
+pub(crate) fn read_signals(fd: &OwnedFd) -> Vec<i32> {
     let mut out = Vec::new();
     let mut buf = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
     while let Ok(n) = rustix::io::read(fd, &mut buf) {
@@ -428,12 +433,7 @@ impl Supervisor {
                     .map_err(|e| format!("open its log in {}: {e}", setup.log_dir.display()))?,
             );
         }
-        for m in &u.spec.mounts {
-            if let Mount::Volume { src, .. } = m {
-                std::fs::create_dir_all(src)
-                    .map_err(|e| format!("create volume directory {}: {e}", src.display()))?;
-            }
-        }
+        u.spec.create_volumes()?;
         // A cgroup left by a berth that died is emptied and replaced, never reused.
         setup
             .cgroups

@@ -43,6 +43,8 @@ pub struct UnitSpec {
     pub rootfs: Rootfs,
     pub readonly_rootfs: bool,
     pub argv: Vec<String>,
+    /// berth's minimal init as PID 1, the program as PID 2.
+    pub init: bool,
     pub env: Vec<(String, String)>,
     pub workdir: PathBuf,
     pub user: User,
@@ -303,6 +305,7 @@ fn unit(n: &Node, state_dir: &Path, index_of: &dyn Fn(&str) -> Option<usize>) ->
         rootfs,
         readonly_rootfs: n.get("read-only").and_then(Value::as_bool).unwrap_or(false),
         argv: strings(n.get("exec")),
+        init: n.get("init").and_then(Value::as_bool).unwrap_or(false),
         env,
         workdir: PathBuf::from(n.get("workdir").and_then(Value::as_str).unwrap_or("/")),
         user,
@@ -345,6 +348,17 @@ fn unit(n: &Node, state_dir: &Path, index_of: &dyn Fn(&str) -> Option<usize>) ->
 }
 
 impl UnitSpec {
+    /// Creates the directories of the named volumes this container mounts.
+    pub fn create_volumes(&self) -> Result<(), String> {
+        for m in &self.mounts {
+            if let Mount::Volume { src, .. } = m {
+                std::fs::create_dir_all(src)
+                    .map_err(|e| format!("create volume directory {}: {e}", src.display()))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The runtime's view, with this start's stdio and cgroup.
     pub fn spawn_config(
         &self,
@@ -374,6 +388,7 @@ impl UnitSpec {
         c.capabilities = self.capabilities;
         c.stdio = stdio;
         c.cgroup = cgroup;
+        c.init = self.init;
         c
     }
 }

@@ -465,3 +465,87 @@ container "quiet" {
     assert_eq!(b.state("quiet"), "running");
     assert!(b.down().success());
 }
+
+/// Zombie children of `pid` (host pid), from /proc.
+fn zombies_of(pid: i64) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid …; comm may contain spaces, so split after the last ')'.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let mut f = rest.split_whitespace();
+        let (state, ppid) = (f.next(), f.next().and_then(|p| p.parse::<i64>().ok()));
+        if state == Some("Z") && ppid == Some(pid) {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn a_containers_init_reaps_1000_orphans_and_passes_sigterm_on() {
+    if !requirements_met() {
+        return;
+    }
+    // Each `( … & )` subshell exits at once, orphaning its `sleep`, which exits 3 s
+    // later (after the shell has exec'd `sleep 1000`): 1,000 orphans for whoever is
+    // PID 1. With `init #true` that is berth's init,
+    // which reaps them; without it, it is the program (here `sleep`, which never
+    // reaps), and they stay zombies — the control case that shows the test can fail.
+    let script = "for i in $(/bin/busybox seq 1000); do (/bin/busybox sleep 3 &); done; echo spawned; exec /bin/busybox sleep 1000";
+    let host = format!(
+        r#"host t
+container with-init {{
+    rootfs host
+    network none
+    init #true
+    exec "/bin/busybox" sh -c "{script}"
+    restart never
+    stop-timeout "60s"
+}}
+container without-init {{
+    rootfs host
+    network none
+    exec "/bin/busybox" sh -c "{script}"
+    restart never
+}}
+"#
+    );
+    let b = Berth::up("orphans", &host);
+    for name in ["with-init", "without-init"] {
+        b.wait_for(|| b.log(name).contains("spawned"), "1000 orphans spawned");
+    }
+    let pid = |name: &str| b.container(name)["pid"].as_i64().unwrap();
+    let (with, without) = (pid("with-init"), pid("without-init"));
+    b.wait_for(
+        || zombies_of(without) >= 1000,
+        "1000 zombies under a program that is PID 1 and does not reap",
+    );
+    b.wait_for(|| zombies_of(with) == 0, "every orphan reaped by the init");
+    let procs = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("status"))
+                .is_ok_and(|s| s.lines().any(|l| l == format!("PPid:\t{with}")))
+        })
+        .count();
+    assert_eq!(procs, 1, "only the program is left under the init");
+
+    // SIGTERM reaches `sleep` through the init (as PID 1 it would be ignored), so the
+    // stop ends long before the 60 s stop timeout would kill the cgroup, and the
+    // init exits with 128 + 15.
+    let r = b.call(json!({"verb": "stop", "name": "with-init"}));
+    assert_eq!(r["result"], "ok", "{r}");
+    b.wait_for(|| b.state("with-init") == "stopped", "with-init stopped");
+    let c = b.container("with-init");
+    assert!(
+        c.to_string().contains("143"),
+        "expected exit code 143 (SIGTERM passed on), got {c}"
+    );
+    assert!(b.down().success());
+}

@@ -402,6 +402,7 @@ pub static CONTAINER: KindSchema = KindSchema {
     options: &[
         opt("rootfs", Shape::Scalar(Ty::Str), Recreate, "Root file system: a directory, or \"host\" (read-only binds of the host's /usr /bin /sbin /lib* /etc, private /tmp /run /var).").required(),
         opt("exec", Shape::Argv, Restart, "The command line of the container's main process.").required(),
+        opt("init", Shape::Scalar(Ty::Bool), Restart, "Run berth's minimal init as the container's PID 1, with the program as its child: it reaps orphaned processes and passes signals on (a program that is PID 1 itself ignores signals it has no handler for, SIGTERM included). Exits with the program's status.").or(Dflt::Bool(false)),
         opt("env", Shape::Map(Ty::Str), Restart, "Environment variables, as KEY=\"value\" properties; several `env` lines merge."),
         opt("workdir", Shape::Scalar(Ty::AbsPath), Restart, "Working directory of the process inside the container.").or(Dflt::Str("/")),
         opt("user", Shape::Scalar(Ty::Id), Restart, "User the process runs as: a uid or a name from the rootfs's /etc/passwd.").or(Dflt::Int(0)),

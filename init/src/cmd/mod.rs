@@ -9,6 +9,7 @@ mod graph;
 pub mod logs;
 mod options;
 mod render;
+mod run;
 mod up;
 mod why;
 
@@ -22,6 +23,7 @@ pub use fmt::fmt;
 pub use graph::graph;
 pub use logs::logs;
 pub use options::options;
+pub use run::run;
 pub use up::up;
 pub use why::why;
 

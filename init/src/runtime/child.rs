@@ -323,6 +323,24 @@ fn run_op(op: &Op, slots: &mut [Option<OwnedFd>], err_fd: RawFd) -> OpResult {
             sys::close_range(3, err.saturating_sub(1)).map_err(raw(sub::NONE))?;
             sys::close_range(err.saturating_add(1), u32::MAX).map_err(raw(sub::NONE))
         }
+        Op::ForkInit => {
+            // Blocked across the fork: a signal arriving before the loop waits stays
+            // pending instead of being lost (or killing the init).
+            sys::mask_all_signals(true).map_err(raw(sub::NONE))?;
+            match sys::fork() {
+                Ok(0) => sys::mask_all_signals(false).map_err(raw(sub::NONE)),
+                Ok(program) => {
+                    // The init holds nothing: the log pipes and the error pipe must
+                    // reach EOF when the program is done with them.
+                    let _ = sys::close_range(0, u32::MAX);
+                    sys::init_loop(program)
+                }
+                Err(e) => {
+                    let _ = sys::mask_all_signals(false);
+                    Err((sub::NONE, Errno::from_raw_os_error(e)))
+                }
+            }
+        }
         Op::Exec {
             candidates,
             argv,

@@ -35,6 +35,9 @@ pub struct SpawnConfig {
     /// An fd of the container's cgroup v2 directory (see `Cgroup::open_fd`): the child
     /// is born in it (CLONE_INTO_CGROUP), so no process escapes its limits, ever.
     pub cgroup: Option<OwnedFd>,
+    /// Run a minimal init as PID 1 that reaps orphans and passes signals on, with the
+    /// program as its child (see `sys::init_loop`).
+    pub init: bool,
 }
 
 impl SpawnConfig {
@@ -58,6 +61,7 @@ impl SpawnConfig {
             capabilities: Caps::docker_default(),
             stdio: [Stdio::Null, Stdio::Null, Stdio::Null],
             cgroup: None,
+            init: false,
         }
     }
 }

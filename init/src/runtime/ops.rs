@@ -185,6 +185,9 @@ pub(crate) enum Op {
     Stdio([StdioFd; 3]),
     /// Close every fd >= 3 but the error pipe (which is close-on-exec).
     CloseFds,
+    /// Fork: the child goes on with the remaining ops (exec) as PID 2, this process
+    /// stays as the container's minimal init ([`super::sys::init_loop`]).
+    ForkInit,
     /// Try each candidate path in order (a PATH search prepared by the parent).
     Exec {
         candidates: Vec<CString>,

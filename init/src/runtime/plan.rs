@@ -391,6 +391,9 @@ pub(crate) fn build(config: &SpawnConfig) -> Result<Plan, SpawnError> {
     });
     b.op("install stdio", Op::Stdio(stdio));
     b.op("close inherited fds", Op::CloseFds);
+    if config.init {
+        b.op("fork the program off a minimal init", Op::ForkInit);
+    }
 
     let program = &config.argv[0];
     let mut strings = Vec::new();

@@ -98,10 +98,17 @@ pub fn mount_setattr_readonly(fd: RawFd, recursive: bool) -> Result<(), i32> {
     if ret == 0 { Ok(()) } else { Err(errno()) }
 }
 
-/// Sets every signal (1..=64 but SIGKILL and SIGSTOP) to SIG_DFL and unblocks all of
-/// them. Uses rt_sigaction directly, so it also resets the signals glibc reserves for
-/// itself (32, 33), which its sigaction wrapper refuses. Async-signal-safe.
+/// Gives the process what a freshly booted one inherits: every signal (1..=64 but
+/// SIGKILL and SIGSTOP) set to SIG_DFL and unblocked, and transparent huge pages allowed
+/// again (a long-running berth disables them for itself, see [`disable_thp`], and the
+/// setting survives fork and exec). Uses rt_sigaction directly, so it also resets the
+/// signals glibc reserves for itself (32, 33), which its sigaction wrapper refuses.
+/// Async-signal-safe.
 pub fn reset_signals() -> Result<(), i32> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0) } != 0 {
+        return Err(errno());
+    }
     // The kernel's `struct sigaction` with SIG_DFL (0), no flags, no restorer and an
     // empty mask is all zeros on every architecture; four words cover its size.
     let dfl = [0u64; 4];
@@ -138,6 +145,19 @@ pub fn reset_signals() -> Result<(), i32> {
     if ret == 0 { Ok(()) } else { Err(errno()) }
 }
 
+/// Keeps transparent huge pages away from this process (`PR_SET_THP_DISABLE`). The
+/// allocator asks for huge pages, which suits a short `berth eval` of a big host but
+/// would pin 2 MiB pages under the few hundred KiB a supervising berth keeps alive.
+/// Containers get the system's setting back through [`reset_signals`].
+pub fn disable_thp() -> std::io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Closes every fd from `first` up to and including `last`. Async-signal-safe.
 pub fn close_range(first: u32, last: u32) -> Result<(), i32> {
     if first > last {
@@ -168,6 +188,97 @@ pub fn write_all(fd: RawFd, buf: &[u8]) {
     // SAFETY: buf is valid for buf.len() bytes; nothing can be done on failure.
     unsafe {
         libc::write(fd, buf.as_ptr().cast(), buf.len());
+    }
+}
+
+/// Sets the signal mask to every signal (`all`) or none. Async-signal-safe.
+pub fn mask_all_signals(all: bool) -> Result<(), i32> {
+    let set: u64 = if all { !0 } else { 0 };
+    // SAFETY: set is a valid kernel sigset of 8 bytes; the old mask is not read.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &set as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        )
+    };
+    if ret == 0 { Ok(()) } else { Err(errno()) }
+}
+
+/// fork(2) as the raw system call: glibc's wrapper runs atfork handlers, which are not
+/// async-signal-safe. Returns 0 in the child and the child's pid in the parent.
+pub fn fork() -> Result<i32, i32> {
+    // SAFETY: clone with only SIGCHLD as flags and no new stack is fork(); the child
+    // continues on a copy of this stack.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if ret >= 0 {
+        Ok(ret as i32)
+    } else {
+        Err(errno())
+    }
+}
+
+/// The container's minimal init (`init #true`): PID 1 of the container's pid namespace
+/// with `program` (its child, PID 2) as the workload. Expects every signal blocked and
+/// every fd closed. Reaps every process that ends up as its child (orphans of the
+/// workload are reparented to PID 1), passes every other signal on to the program
+/// (PID 1 of a namespace ignores signals it has no handler for, so without this a
+/// program that is PID 1 would ignore SIGTERM), and exits with the program's status
+/// (128 + N if signal N killed it) once it ended; the kernel then kills whatever is
+/// left in the namespace. Only raw system calls: async-signal-safe. Never returns.
+pub fn init_loop(program: i32) -> ! {
+    let all: u64 = !0;
+    let mut info = [0u64; 16]; // siginfo_t is 128 bytes
+    loop {
+        // SAFETY: all is a valid 8-byte kernel sigset, info is 128 writable bytes, no
+        // timeout (NULL) blocks until a signal is pending.
+        let sig = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigtimedwait,
+                &all as *const u64,
+                info.as_mut_ptr(),
+                std::ptr::null::<libc::timespec>(),
+                8usize,
+            )
+        } as i32;
+        if sig <= 0 {
+            continue;
+        }
+        if sig != libc::SIGCHLD {
+            // SAFETY: kill with integer arguments; the program may already be gone.
+            unsafe { libc::kill(program, sig) };
+            continue;
+        }
+        let mut exit = None;
+        loop {
+            let mut status = 0;
+            // SAFETY: status is a valid int; no rusage.
+            let pid = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, std::ptr::null_mut()) };
+            if pid <= 0 {
+                break;
+            }
+            if pid == program {
+                exit = Some(if libc::WIFEXITED(status) {
+                    libc::WEXITSTATUS(status)
+                } else {
+                    128 + libc::WTERMSIG(status)
+                });
+            }
+        }
+        if let Some(code) = exit {
+            exit_now(code);
+        }
     }
 }
 
