@@ -4,7 +4,9 @@
 pub mod cmd;
 pub mod control;
 pub mod fsutil;
+pub mod generations;
 pub mod logs;
+pub mod plan;
 pub mod probe;
 pub mod runtime;
 pub mod state;

@@ -80,6 +80,60 @@ Exit status: the container's exit code, 128+N if signal N killed it, 1 if it cou
         #[arg(long, value_name = "DIR", default_value = "/var/lib/berth")]
         state_dir: PathBuf,
     },
+    /// List the generations (every configuration applied) under a state dir.
+    #[command(
+        after_help = "Each generation keeps the evaluated host, its hash, copies of the source files, \
+the time, the reason (boot, switch, rollback) and the git commit when the host file is in a git \
+checkout. `current` marks what runs, `booted` what starts at boot.\n\n\
+Examples:\n  berth generations\n  berth generations --json | jq '.[-1].hash'"
+    )]
+    Generations {
+        /// JSON: an array of {number, hash, time, reason, root, origin, git, current, booted}.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/berth")]
+        state_dir: PathBuf,
+    },
+    /// Delete old generations, keeping the newest N (never the current or booted one).
+    Gc {
+        /// How many of the newest generations to keep.
+        #[arg(long, value_name = "N")]
+        keep: usize,
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/berth")]
+        state_dir: PathBuf,
+    },
+    /// Show what applying a host file would change, against the current generation.
+    #[command(
+        long_about = "Show what applying a host file would change, against the current generation.\n\n\
+Each step names a node, its action and the option paths that changed (old -> new) with the apply \
+class that decided the action: live (written in place, no restart), reload (the reload signal), \
+restart, recreate (new namespaces or root file system), reboot (applied at the next boot); create \
+and remove for nodes that appear or go. Dependents follow: members of a recreated network or \
+volume are recreated, containers that `requires` a restarted one restart. Unchanged nodes do not \
+appear. Steps are in the order they apply; steps of one layer are independent.\n\n\
+The JSON form is stable: {\"v\": 1, \"from\": HASH|null, \"to\": HASH, \"steps\": [{\"kind\", \
+\"name\", \"action\", \"layer\", \"reasons\", \"changes\": [{\"path\", \"old\", \"new\", \"class\"}]}]}.",
+        after_help = "Examples:\n  berth plan examples/demo.kdl\n  berth plan --json host.kdl | jq '.steps[].action'"
+    )]
+    Plan {
+        /// The host file (with its imports).
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/berth")]
+        state_dir: PathBuf,
+    },
+    /// Show the option-level differences between two generations.
+    Diff {
+        /// The older generation.
+        a: u64,
+        /// The newer generation.
+        b: u64,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/berth")]
+        state_dir: PathBuf,
+    },
     /// Validate host files: prints `ok` per valid file, every error with its place.
     Check {
         /// Host files (each with its imports).
@@ -282,6 +336,21 @@ fn main() -> ExitCode {
             drop(out);
             cmd::run(&file, &name, &command, &state_dir, &mut err, color)
         }
+        Verb::Generations { json, state_dir } => {
+            cmd::generations(&state_dir, json, &mut out, &mut err)
+        }
+        Verb::Gc { keep, state_dir } => cmd::gc(&state_dir, keep, &mut out, &mut err),
+        Verb::Plan {
+            file,
+            json,
+            state_dir,
+        } => cmd::plan(&file, &state_dir, json, &mut out, &mut err, color),
+        Verb::Diff {
+            a,
+            b,
+            json,
+            state_dir,
+        } => cmd::diff(&state_dir, a, b, json, &mut out, &mut err, color),
         Verb::Check { files } => cmd::check(&files, &mut out, &mut err, color),
         Verb::Eval { file, json } => cmd::eval(&file, json, &mut out, &mut err, color),
         Verb::Graph { file, dot } => cmd::graph(&file, dot, &mut out, &mut err, color),

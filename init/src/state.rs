@@ -72,15 +72,52 @@ impl StateLock {
 
 /// The mount point of the cgroup v2 hierarchy, from /proc/self/mountinfo
 /// (`/sys/fs/cgroup` on a pure v2 system, `/sys/fs/cgroup/unified` on a hybrid one).
+/// With several, the last one that is reachable: a later mount over a path hides the
+/// earlier ones (as when a private mount namespace mounts cgroup2 over the hybrid
+/// /sys/fs/cgroup).
 pub fn cgroup2_mount() -> Option<PathBuf> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines().find_map(|l| {
-        let (pre, post) = l.split_once(" - ")?;
-        if post.split_whitespace().next() != Some("cgroup2") {
+    cgroup2_mounts(&info)
+        .map(|(_, mount_point)| PathBuf::from(mount_point))
+        .filter(|p| p.join("cgroup.procs").exists())
+        .last()
+}
+
+/// Every cgroup2 mount in `mountinfo` (the text of /proc/PID/mountinfo), in order, as
+/// (root within the hierarchy, mount point).
+pub fn cgroup2_mounts(mountinfo: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    mountinfo.lines().filter_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        if right.split(' ').next()? != "cgroup2" {
             return None;
         }
-        pre.split_whitespace().nth(4).map(PathBuf::from)
+        let mut fields = left.split(' ');
+        let root = unescape(fields.nth(3)?);
+        Some((root, unescape(fields.next()?)))
     })
+}
+
+/// mountinfo's octal escapes (`\040` for a space).
+fn unescape(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match octal {
+            Some(d) => {
+                out.push(((d[0] - b'0') << 6) | ((d[1] - b'0') << 3) | (d[2] - b'0'));
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// berth's cgroup subtree name: `berth` for the default state dir; with another state

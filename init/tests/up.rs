@@ -549,3 +549,94 @@ container without-init {{
     );
     assert!(b.down().success());
 }
+
+/// Restart latency, for BENCHMARKS.md (`bench/runtime.sh` runs it): from SIGKILL of a
+/// container's process to its successor running (it writes a line to a FIFO), with
+/// `backoff.initial "0s"`, against the same container started by `berth start` (the
+/// spawn time it is compared with). 50 rounds each. Run with
+/// `cargo test --release -p berth-init --test up -- --ignored --nocapture restart_latency`.
+#[test]
+#[ignore = "a measurement, run on demand"]
+fn restart_latency() {
+    if !requirements_met() {
+        return;
+    }
+    let fifo_dir = std::env::temp_dir().join(format!("berth-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&fifo_dir);
+    std::fs::create_dir_all(&fifo_dir).unwrap();
+    let fifo = fifo_dir.join("started");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: c is a valid path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let host = format!(
+        r#"host t
+container r {{
+    rootfs host
+    network none
+    mount "{dir}" "/x"
+    exec "/bin/busybox" sh -c "echo up >/x/started; exec /bin/busybox sleep 1000"
+    restart always
+    backoff.initial "0s"
+    backoff.reset-after "0s"
+    start-limit.burst 1000
+    stop-signal SIGKILL
+}}
+"#,
+        dir = fifo_dir.display()
+    );
+    // Opened read-write, so the container's open for writing never blocks.
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    let mut lines = BufReader::new(reader);
+    let mut line = String::new();
+    let b = Berth::up("restart-latency", &host);
+    lines.read_line(&mut line).unwrap();
+    let rounds = 50;
+    let stats = |mut t: Vec<Duration>| {
+        t.sort();
+        let mean = t.iter().sum::<Duration>() / t.len() as u32;
+        format!(
+            "mean {:.2} ms, median {:.2} ms, min {:.2} ms, max {:.2} ms",
+            mean.as_secs_f64() * 1e3,
+            t[t.len() / 2].as_secs_f64() * 1e3,
+            t[0].as_secs_f64() * 1e3,
+            t[t.len() - 1].as_secs_f64() * 1e3
+        )
+    };
+    let mut restart = Vec::new();
+    for _ in 0..rounds {
+        let pid = b.container("r")["pid"].as_i64().unwrap() as i32;
+        let start = Instant::now();
+        // SAFETY: a process of the container this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        line.clear();
+        lines.read_line(&mut line).unwrap();
+        restart.push(start.elapsed());
+        b.wait_for(|| b.state("r") == "running", "r running");
+    }
+    let mut start_times = Vec::new();
+    for _ in 0..rounds {
+        let r = b.call(json!({"verb": "stop", "name": "r"}));
+        assert_eq!(r["result"], "ok", "{r}");
+        b.wait_for(|| b.state("r") == "stopped", "r stopped");
+        let start = Instant::now();
+        let r = b.call(json!({"verb": "start", "name": "r"}));
+        assert_eq!(r["result"], "ok", "{r}");
+        line.clear();
+        lines.read_line(&mut line).unwrap();
+        start_times.push(start.elapsed());
+    }
+    println!(
+        "restart after SIGKILL, backoff 0, {rounds} rounds: {}",
+        stats(restart)
+    );
+    println!(
+        "start by `berth start`, {rounds} rounds: {}",
+        stats(start_times)
+    );
+    assert!(b.down().success());
+    let _ = std::fs::remove_dir_all(&fifo_dir);
+}

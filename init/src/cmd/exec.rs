@@ -207,13 +207,7 @@ pub fn cgroup_dir(mountinfo: &str, proc_cgroup: &str) -> Option<PathBuf> {
     if !path.starts_with('/') {
         return None;
     }
-    mountinfo.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        if right.split(' ').next()? != "cgroup2" {
-            return None;
-        }
-        let fields: Vec<&str> = left.split(' ').collect();
-        let (root, mount_point) = (unescape(fields.get(3)?), unescape(fields.get(4)?));
+    crate::state::cgroup2_mounts(mountinfo).find_map(|(root, mount_point)| {
         let rel = if root == "/" {
             path
         } else {
@@ -227,29 +221,6 @@ pub fn cgroup_dir(mountinfo: &str, proc_cgroup: &str) -> Option<PathBuf> {
             Path::new(&mount_point).join(rel)
         })
     })
-}
-
-/// mountinfo's octal escapes (`\040` for a space).
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
-        match octal {
-            Some(d) => {
-                out.push(((d[0] - b'0') << 6) | ((d[1] - b'0') << 3) | (d[2] - b'0'));
-                i += 4;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The identity of a process, from `/proc/PID/status`.

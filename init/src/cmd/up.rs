@@ -44,6 +44,7 @@ pub fn up(file: &Path, state_dir: &Path, socket: &Path, err: &mut dyn Write, col
         Ok(c) => c,
         Err(e) => return fail(err, e.to_string()),
     };
+    super::record_boot(&ev, file, &lock.dir, err);
     let specs = crate::unit::units(&ev, &lock.dir);
     let setup = Setup {
         state_dir: lock.dir.clone(),

@@ -1,0 +1,140 @@
+#!/bin/sh
+# bench/runtime.sh: the runtime benchmarks of BENCHMARKS.md, each against its peer in
+# the same run. Needs root. Prints Markdown tables.
+#
+#  1. Container start: create + start + wait for exit of /bin/true in a new container
+#     (new pid, mount, uts, ipc, net and cgroup namespaces, its own cgroup) on the same
+#     busybox rootfs directory: `berth run` vs `crun run` vs `runc run` (Debian's),
+#     hyperfine -N, RUNS runs each after 5 warm-ups. Everything runs in a private mount
+#     namespace with a pure cgroup2 mount on /sys/fs/cgroup, because crun refuses the
+#     hybrid hierarchy of these machines (PLATFORM.md); `linux.resources` is dropped
+#     from the OCI config (no CAP_SYS_RESOURCE here) and the cgroup namespace added, so
+#     the peers do what berth does.
+#  2. Restart latency: SIGKILL of a container's process to its successor running, with
+#     backoff 0, against a start by `berth start` (init/tests/up.rs, restart_latency).
+#  3. berth's RSS with 10 and 100 idle containers (the `cargo build` binary and the
+#     static one of scripts/build-static), and its voluntary context switches over 10 s
+#     when idle (wake-ups).
+#
+# Environment: RUNS (default 100), IDLE_SECONDS (default 10).
+# Installs crun, runc, hyperfine and busybox-static with apt-get when missing.
+set -eu
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+RUNS=${RUNS:-100}
+IDLE_SECONDS=${IDLE_SECONDS:-10}
+
+say() { printf '%s\n' "$*" >&2; }
+have() { command -v "$1" >/dev/null 2>&1; }
+[ "$(id -u)" = 0 ] || { say "bench/runtime.sh must run as root"; exit 1; }
+for p in crun runc hyperfine busybox:busybox-static jq bc; do
+    cmd=${p%%:*}
+    pkg=${p#*:}
+    have "$cmd" || DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$pkg" >/dev/null 2>&1 ||
+        { say "cannot install $pkg"; exit 1; }
+done
+
+say "building berth (release, and static)"
+cargo build --release -p berth-init >&2
+dynamic=$root/target/release/berth
+static=$(scripts/build-static)
+
+work=$(mktemp -d /tmp/berth-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+# ---- 1. container start
+rootfs=$work/bundle/rootfs
+mkdir -p "$rootfs/bin" "$rootfs/proc" "$rootfs/sys" "$rootfs/dev" "$rootfs/tmp" "$rootfs/etc"
+cp "$(command -v busybox)" "$rootfs/bin/busybox"
+ln -s busybox "$rootfs/bin/true"
+ln -s busybox "$rootfs/bin/sh"
+(cd "$work/bundle" && crun spec)
+jq '.process.terminal = false | .process.args = ["/bin/true"] | del(.linux.resources)
+    | .linux.namespaces += [{"type": "cgroup"}]' \
+    "$work/bundle/config.json" >"$work/bundle/config.new"
+mv "$work/bundle/config.new" "$work/bundle/config.json"
+cat >"$work/true.kdl" <<EOF
+host bench
+container t {
+    rootfs "$rootfs"
+    exec "/bin/true"
+    network none
+}
+EOF
+
+say "container start: $RUNS runs each"
+unshare -m sh -c '
+    set -e
+    mount --make-rprivate /
+    mount -t cgroup2 none /sys/fs/cgroup
+    hyperfine -N -w 5 -r "$1" --export-json "$2/start.json" \
+        -n "berth run" "$3 run --state-dir $2/state $2/true.kdl t" \
+        -n "berth run (static)" "$4 run --state-dir $2/state $2/true.kdl t" \
+        -n "crun run" "crun run --bundle $2/bundle berth-bench" \
+        -n "runc run" "runc run --bundle $2/bundle berth-bench" >&2
+' sh "$RUNS" "$work" "$dynamic" "$static"
+
+mean() { jq -r --arg n "$1" '.results[] | select(.command == $n) | .mean * 1000' "$work/start.json"; }
+sd() { jq -r --arg n "$1" '.results[] | select(.command == $n) | .stddev * 1000' "$work/start.json"; }
+crun=$(mean "crun run")
+echo "### Container start (create + start + wait, /bin/true, $RUNS runs)"
+echo
+echo "| Runtime | mean ± sd | vs crun |"
+echo "|---|---:|---:|"
+for n in "berth run" "berth run (static)" "crun run" "runc run"; do
+    printf '| %s | %.2f ms ± %.2f | %.2f× |\n' "$n" "$(mean "$n")" "$(sd "$n")" \
+        "$(echo "$(mean "$n") / $crun" | bc -l)"
+done
+echo
+
+# ---- 2. restart latency
+say "restart latency"
+echo "### Restart latency (50 rounds)"
+echo
+cargo test --release -q -p berth-init --test up -- --ignored --nocapture restart_latency 2>/dev/null |
+    grep -E '^(restart after|start by)' | sed 's/^/- /'
+echo
+
+# ---- 3. RSS and wake-ups
+idle_host() {
+    echo "host idle"
+    i=1
+    while [ "$i" -le "$1" ]; do
+        printf 'container c%d {\n    rootfs host\n    network none\n    init #true\n    exec "/bin/busybox" sleep "1000000"\n}\n' "$i"
+        i=$((i + 1))
+    done
+}
+echo "### berth up with idle containers"
+echo
+echo "| Binary | Containers | RSS | of which anonymous | file-backed | voluntary switches in ${IDLE_SECONDS} s |"
+echo "|---|---:|---:|---:|---:|---:|"
+for n in 10 100; do
+    idle_host "$n" >"$work/idle$n.kdl"
+    for bin in "$dynamic" "$static"; do
+        kind=dynamic
+        [ "$bin" = "$static" ] && kind=static
+        "$bin" up "$work/idle$n.kdl" --state-dir "$work/up" --socket "$work/up.sock" 2>/dev/null &
+        pid=$!
+        # every container running
+        i=0
+        while [ "$("$bin" status --socket "$work/up.sock" --json 2>/dev/null |
+            jq '[.[] | select(.state == "running")] | length' 2>/dev/null || echo 0)" != "$n" ]; do
+            i=$((i + 1))
+            [ "$i" -lt 600 ] || { say "containers did not start"; kill "$pid"; exit 1; }
+            sleep 0.1
+        done
+        sleep 1
+        v0=$(awk '/^voluntary_ctxt_switches/ {print $2}' /proc/$pid/status)
+        sleep "$IDLE_SECONDS"
+        v1=$(awk '/^voluntary_ctxt_switches/ {print $2}' /proc/$pid/status)
+        rss=$(awk '/^VmRSS/ {print $2}' /proc/$pid/status)
+        anon=$(awk '/^RssAnon/ {print $2}' /proc/$pid/status)
+        file=$(awk '/^RssFile/ {print $2}' /proc/$pid/status)
+        printf '| %s | %d | %.2f MiB | %.2f MiB | %.2f MiB | %d |\n' "$kind" "$n" \
+            "$(echo "$rss / 1024" | bc -l)" "$(echo "$anon / 1024" | bc -l)" \
+            "$(echo "$file / 1024" | bc -l)" "$((v1 - v0))"
+        "$bin" down --socket "$work/up.sock" >/dev/null
+        wait "$pid" || true
+    done
+done

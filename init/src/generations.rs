@@ -1,0 +1,421 @@
+//! Generations: every configuration berth applied, kept under the state dir.
+//!
+//! ```text
+//! STATE/generations/N/meta.json     number, hash, time, reason, root file, git commit
+//! STATE/generations/N/sources/…     the host file and its imports, as they were
+//! STATE/generations/N/evaluation.json  the evaluated host (`berth eval --json`)
+//! STATE/current -> generations/N    what runs (or ran last)
+//! STATE/booted  -> generations/N    what starts at boot
+//! ```
+//!
+//! A generation is written into a temporary directory and renamed into place, markers
+//! are symlinks replaced by rename, each followed by an fsync of the directory: after a
+//! crash a generation is complete or absent, and a marker names one or the other.
+//! The sources keep their layout relative to each other, so a generation evaluates
+//! again on its own ([`Generations::evaluate`]), whatever happened to the original files
+//! since (an import by absolute path still reads the live file).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use berth_config::FsSource;
+use berth_modules::{Evaluation, Failure};
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::write_atomic;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Git {
+    pub commit: String,
+    pub dirty: bool,
+}
+
+/// What `meta.json` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    pub number: u64,
+    /// The generation hash of the evaluated host.
+    pub hash: String,
+    /// Seconds since the epoch.
+    pub time: u64,
+    /// `boot`, `switch` or `rollback`.
+    pub reason: String,
+    /// The root host file, relative to `sources/`.
+    pub root: PathBuf,
+    /// Where the root file was read from.
+    pub origin: PathBuf,
+    /// The commit and dirty flag when the root file is in a git checkout.
+    pub git: Option<Git>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenerationError {
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("no generation {0} in {1}")]
+    Missing(u64, PathBuf),
+    #[error("generation {0} ({1}) is damaged: {2}")]
+    Damaged(u64, PathBuf, String),
+}
+
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> GenerationError {
+    let path = path.to_path_buf();
+    move |source| GenerationError::Io { what, path, source }
+}
+
+/// The generations of one state dir.
+#[derive(Debug, Clone)]
+pub struct Generations {
+    state: PathBuf,
+}
+
+impl Generations {
+    pub fn new(state_dir: &Path) -> Generations {
+        Generations {
+            state: state_dir.to_path_buf(),
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.state.join("generations")
+    }
+
+    pub fn path(&self, n: u64) -> PathBuf {
+        self.dir().join(n.to_string())
+    }
+
+    /// Every complete generation, oldest first.
+    pub fn list(&self) -> Result<Vec<Meta>, GenerationError> {
+        let dir = self.dir();
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("read", &dir)(e)),
+        };
+        let mut out = Vec::new();
+        for e in rd.flatten() {
+            let Some(n) = e.file_name().to_str().and_then(|s| s.parse::<u64>().ok()) else {
+                continue; // temporaries of an interrupted write
+            };
+            out.push(self.meta(n)?);
+        }
+        out.sort_by_key(|m| m.number);
+        Ok(out)
+    }
+
+    pub fn meta(&self, n: u64) -> Result<Meta, GenerationError> {
+        let path = self.path(n).join("meta.json");
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(GenerationError::Missing(n, self.dir()));
+            }
+            Err(e) => return Err(io_err("read", &path)(e)),
+        };
+        serde_json::from_str(&text)
+            .map_err(|e| GenerationError::Damaged(n, self.path(n), e.to_string()))
+    }
+
+    fn marker(&self, name: &str) -> Option<u64> {
+        let target = fs::read_link(self.state.join(name)).ok()?;
+        target.file_name()?.to_str()?.parse().ok()
+    }
+
+    /// The generation that runs (or ran last).
+    pub fn current(&self) -> Option<u64> {
+        self.marker("current")
+    }
+
+    /// The generation that starts at boot.
+    pub fn booted(&self) -> Option<u64> {
+        self.marker("booted")
+    }
+
+    fn set_marker(&self, name: &str, n: u64) -> Result<(), GenerationError> {
+        let link = self.state.join(name);
+        let tmp = self
+            .state
+            .join(format!(".{name}.tmp.{}", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(Path::new("generations").join(n.to_string()), &tmp)
+            .map_err(io_err("create", &tmp))?;
+        fs::rename(&tmp, &link).map_err(io_err("replace", &link))?;
+        sync_dir(&self.state)
+    }
+
+    pub fn set_current(&self, n: u64) -> Result<(), GenerationError> {
+        self.set_marker("current", n)
+    }
+
+    pub fn set_booted(&self, n: u64) -> Result<(), GenerationError> {
+        self.set_marker("booted", n)
+    }
+
+    /// Stores `ev` (read from `root`) as a new generation, or returns the current one
+    /// when it has the same hash (applying the same host again is not a new generation).
+    pub fn record(
+        &self,
+        ev: &Evaluation,
+        root: &Path,
+        reason: &str,
+    ) -> Result<Meta, GenerationError> {
+        let hash = ev.hash.to_hex().to_string();
+        if let Some(cur) = self.current()
+            && let Ok(meta) = self.meta(cur)
+            && meta.hash == hash
+        {
+            return Ok(meta);
+        }
+        let dir = self.dir();
+        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        let number = self.list()?.last().map_or(1, |m| m.number + 1);
+        let tmp = dir.join(format!(".tmp-{number}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        let result = self.write(ev, root, reason, number, &hash, &tmp);
+        let meta = match result {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+        };
+        let path = self.path(number);
+        fs::rename(&tmp, &path).map_err(io_err("rename into place", &path))?;
+        sync_dir(&dir)?;
+        Ok(meta)
+    }
+
+    fn write(
+        &self,
+        ev: &Evaluation,
+        root: &Path,
+        reason: &str,
+        number: u64,
+        hash: &str,
+        tmp: &Path,
+    ) -> Result<Meta, GenerationError> {
+        let files: Vec<_> = ev.tree.sources.files().map(|(_, f)| f).collect();
+        let base = common_dir(files.iter().map(|f| f.canonical.as_path()));
+        let sources = tmp.join("sources");
+        for f in &files {
+            let rel = f.canonical.strip_prefix(&base).unwrap_or(&f.canonical);
+            let dst = sources.join(rel.strip_prefix("/").unwrap_or(rel));
+            if let Some(parent) = dst.parent() {
+                fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+            }
+            write_atomic(&dst, f.text.as_bytes()).map_err(io_err("write", &dst))?;
+        }
+        let origin = files
+            .first()
+            .map_or_else(|| root.to_path_buf(), |f| f.canonical.clone());
+        let root_rel = origin.strip_prefix(&base).unwrap_or(&origin).to_path_buf();
+        let mut json = Vec::new();
+        berth_modules::canon::write_evaluation_json(ev, &mut json)
+            .map_err(io_err("serialise", tmp))?;
+        let eval_path = tmp.join("evaluation.json");
+        write_atomic(&eval_path, &json).map_err(io_err("write", &eval_path))?;
+        let meta = Meta {
+            number,
+            hash: hash.to_string(),
+            time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            reason: reason.to_string(),
+            root: root_rel,
+            git: git_info(origin.parent().unwrap_or(Path::new("/"))),
+            origin,
+        };
+        let meta_path = tmp.join("meta.json");
+        let text = serde_json::to_vec_pretty(&meta).map_err(|e| GenerationError::Io {
+            what: "serialise",
+            path: meta_path.clone(),
+            source: io::Error::other(e),
+        })?;
+        write_atomic(&meta_path, &text).map_err(io_err("write", &meta_path))?;
+        sync_dir(tmp)?;
+        Ok(meta)
+    }
+
+    /// Evaluates generation `n` again from its stored sources.
+    pub fn evaluate(&self, n: u64) -> Result<Result<Evaluation, Failure>, GenerationError> {
+        let meta = self.meta(n)?;
+        let root = self.path(n).join("sources").join(&meta.root);
+        if !root.exists() {
+            return Err(GenerationError::Damaged(
+                n,
+                self.path(n),
+                format!("its root file {} is missing", root.display()),
+            ));
+        }
+        Ok(berth_modules::evaluate(&FsSource, &root))
+    }
+
+    /// Deletes all but the `keep` newest generations, never the current or booted one.
+    /// Returns the numbers deleted.
+    pub fn gc(&self, keep: usize) -> Result<Vec<u64>, GenerationError> {
+        let all = self.list()?;
+        let protected = [self.current(), self.booted()];
+        let cut = all.len().saturating_sub(keep);
+        let mut removed = Vec::new();
+        for m in &all[..cut] {
+            if protected.contains(&Some(m.number)) {
+                continue;
+            }
+            let path = self.path(m.number);
+            // Renamed away first, so a crash never leaves a half-deleted generation
+            // that `list` would read.
+            let doomed = self.dir().join(format!(".gc-{}", m.number));
+            fs::rename(&path, &doomed).map_err(io_err("rename", &path))?;
+            fs::remove_dir_all(&doomed).map_err(io_err("remove", &doomed))?;
+            removed.push(m.number);
+        }
+        sync_dir(&self.dir())?;
+        Ok(removed)
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), GenerationError> {
+    fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err("sync", dir))
+}
+
+/// The deepest directory containing every path.
+fn common_dir<'a>(mut paths: impl Iterator<Item = &'a Path>) -> PathBuf {
+    let Some(first) = paths.next() else {
+        return PathBuf::from("/");
+    };
+    let mut base = first.parent().unwrap_or(Path::new("/")).to_path_buf();
+    for p in paths {
+        while !p.starts_with(&base) {
+            if !base.pop() {
+                break;
+            }
+        }
+    }
+    base
+}
+
+/// The commit and dirty flag of the git checkout holding `dir`, if it is one and git
+/// is installed.
+fn git_info(dir: &Path) -> Option<Git> {
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = run(&["rev-parse", "HEAD"])?;
+    let dirty = !run(&["status", "--porcelain", "--untracked-files=no"])?.is_empty();
+    Some(Git { commit, dirty })
+}
+
+/// `2026-11-23 15:04:05` (UTC) for seconds since the epoch.
+pub fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn host(dir: &Path, mem: &str) -> PathBuf {
+        fs::create_dir_all(dir.join("lib")).unwrap();
+        fs::write(
+            dir.join("lib/base.kdl"),
+            "container base {\n    rootfs host\n    exec \"/bin/true\"\n}\n",
+        )
+        .unwrap();
+        let root = dir.join("host.kdl");
+        fs::write(
+            &root,
+            format!(
+                "host h\nimport \"lib/base.kdl\"\ncontainer db {{\n    rootfs host\n    exec \"/bin/db\"\n    limits {{\n        memory \"{mem}\"\n    }}\n}}\n"
+            ),
+        )
+        .unwrap();
+        root
+    }
+
+    fn eval(root: &Path) -> Evaluation {
+        berth_modules::evaluate(&FsSource, root).unwrap()
+    }
+
+    #[test]
+    fn record_list_markers_evaluate_and_gc() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = tmp.path().join("cfg");
+        let g = Generations::new(&tmp.path().join("state"));
+        assert!(g.list().unwrap().is_empty());
+        assert_eq!(g.current(), None);
+
+        let root = host(&cfg, "64M");
+        let ev1 = eval(&root);
+        let m1 = g.record(&ev1, &root, "boot").unwrap();
+        assert_eq!(m1.number, 1);
+        g.set_current(1).unwrap();
+        g.set_booted(1).unwrap();
+        // The same host again is the same generation.
+        assert_eq!(g.record(&eval(&root), &root, "switch").unwrap().number, 1);
+
+        let root = host(&cfg, "128M");
+        let ev2 = eval(&root);
+        let m2 = g.record(&ev2, &root, "switch").unwrap();
+        assert_eq!(m2.number, 2);
+        g.set_current(2).unwrap();
+        assert_eq!((g.current(), g.booted()), (Some(2), Some(1)));
+        assert_eq!(m2.hash, ev2.hash.to_hex().to_string());
+
+        // The stored sources evaluate to the same hash, even after the originals
+        // changed and their import is gone.
+        fs::remove_dir_all(&cfg).unwrap();
+        let again = g.evaluate(1).unwrap().unwrap();
+        assert_eq!(again.hash, ev1.hash);
+        assert!(g.path(2).join("evaluation.json").exists());
+
+        let root = host(&cfg, "256M");
+        g.record(&eval(&root), &root, "switch").unwrap();
+        g.set_current(3).unwrap();
+        // keep 1: 3 is newest (and current), 1 is booted, so only 2 goes.
+        assert_eq!(g.gc(1).unwrap(), vec![2]);
+        let left: Vec<u64> = g.list().unwrap().iter().map(|m| m.number).collect();
+        assert_eq!(left, vec![1, 3]);
+        assert!(matches!(g.meta(2), Err(GenerationError::Missing(2, _))));
+    }
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(utc(1_795_446_245), "2026-11-23 15:04:05");
+    }
+}
