@@ -134,6 +134,38 @@ The JSON form is stable: {\"v\": 1, \"from\": HASH|null, \"to\": HASH, \"steps\"
         #[arg(long, value_name = "DIR", default_value = "/var/lib/berth")]
         state_dir: PathBuf,
     },
+    /// Set an option in a host file, keeping its comments and formatting.
+    #[command(
+        long_about = "Set an option in a host file, keeping its comments and formatting.\n\n\
+PATH is what `berth why` takes: host.OPTION or KIND.NAME.OPTION, e.g. container.web.limits.memory. \
+An existing definition in FILE keeps its place and gets the new value; otherwise the option is \
+added to the entity's block (the entity is appended when FILE has none). Each VALUE is one KDL \
+value: 256M and other words become strings, numbers and #true/#false stay as they are, KEY=value \
+is a property. The whole host (FILE with its imports) is evaluated with the edit; only a valid \
+result is written, atomically. Otherwise the diagnostics are printed and FILE is untouched.",
+        after_help = "Examples:\n  berth set host.kdl container.web.limits.memory 512M\n  \
+berth set host.kdl container.web.exec /bin/busybox httpd -f\n  berth set host.kdl container.web.env MODE=prod"
+    )]
+    Set {
+        /// The host file to edit (evaluated with its imports).
+        file: PathBuf,
+        /// The option, e.g. container.web.limits.memory.
+        path: String,
+        /// The new value (several for lists and command lines).
+        #[arg(required = true, allow_hyphen_values = true)]
+        values: Vec<String>,
+    },
+    /// Remove an option's definitions from a host file, keeping everything else.
+    #[command(
+        after_help = "The host is evaluated without them first; an invalid result (a required option \
+removed) is refused and the file left untouched.\n\nExample:\n  berth unset host.kdl container.web.limits.memory"
+    )]
+    Unset {
+        /// The host file to edit (evaluated with its imports).
+        file: PathBuf,
+        /// The option, e.g. container.web.limits.memory.
+        path: String,
+    },
     /// Validate host files: prints `ok` per valid file, every error with its place.
     Check {
         /// Host files (each with its imports).
@@ -351,6 +383,10 @@ fn main() -> ExitCode {
             json,
             state_dir,
         } => cmd::diff(&state_dir, a, b, json, &mut out, &mut err, color),
+        Verb::Set { file, path, values } => {
+            cmd::set(&file, &path, &values, &mut out, &mut err, color)
+        }
+        Verb::Unset { file, path } => cmd::set(&file, &path, &[], &mut out, &mut err, color),
         Verb::Check { files } => cmd::check(&files, &mut out, &mut err, color),
         Verb::Eval { file, json } => cmd::eval(&file, json, &mut out, &mut err, color),
         Verb::Graph { file, dot } => cmd::graph(&file, dot, &mut out, &mut err, color),

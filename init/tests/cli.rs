@@ -174,3 +174,49 @@ fn fmt_keeps_comments_and_the_hash() {
         "container \"web\" { exec \"unterminated }\n"
     );
 }
+
+#[test]
+fn set_and_unset_keep_comments_and_refuse_invalid_edits() {
+    let text = "// edge host\nhost edge\ncontainer web {\n    rootfs host // the host's /usr\n    exec \"/bin/web\"\n    limits {\n        memory \"64M\" // enough for now\n    }\n}\n";
+    let file = tmp("set", text);
+    let f = file.to_str().unwrap();
+
+    let out = berth(&["set", f, "container.web.limits.memory", "256M"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        text.replace("\"64M\"", "\"256M\"")
+    );
+
+    // Invalid: refused with a diagnostic pointing into the edit; the file is untouched.
+    let before = std::fs::read(&file).unwrap();
+    let out = berth(&["set", f, "container.web.limits.memory", "lots"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown size unit") && err.contains("left unchanged"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+    let out = berth(&["unset", f, "container.web.exec"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no `exec`"));
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+    let out = berth(&["set", f, "container.web.limits.memroy", "1G"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `limits.memory`"));
+
+    // Added where it belongs, then removed again: back to the original bytes.
+    let out = berth(&["set", f, "container.web.limits.pids", "64"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let now = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        now.contains("        memory \"256M\" // enough for now\n        pids 64\n    }"),
+        "{now}"
+    );
+    let out = berth(&["unset", f, "container.web.limits.pids"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        text.replace("\"64M\"", "\"256M\"")
+    );
+}

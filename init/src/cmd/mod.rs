@@ -11,6 +11,7 @@ pub mod logs;
 mod options;
 mod render;
 mod run;
+mod set;
 mod up;
 mod why;
 
@@ -26,6 +27,7 @@ pub use graph::graph;
 pub use logs::logs;
 pub use options::options;
 pub use run::run;
+pub use set::set;
 pub use up::up;
 pub use why::why;
 
