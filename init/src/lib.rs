@@ -5,6 +5,7 @@ pub mod cmd;
 pub mod control;
 pub mod fsutil;
 pub mod logs;
+pub mod net;
 pub mod probe;
 pub mod runtime;
 pub mod state;

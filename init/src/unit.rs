@@ -225,7 +225,9 @@ fn unit(n: &Node, state_dir: &Path, index_of: &dyn Fn(&str) -> Option<usize>) ->
         match a.field("name").and_then(Value::as_str) {
             Some("host") => host_network = true,
             Some("none") | None => {}
-            Some(net) => warnings.push(format!("network `{net}` is not set up yet (bridges and veth pairs come with the networking work); the container has loopback only")),
+            // A bridged network: crate::net makes the container's namespace (veths,
+            // addresses, routes) before it starts; the supervisor joins it by path.
+            Some(_) => {}
         }
     }
     let mut capabilities = Caps::docker_default();
