@@ -186,20 +186,6 @@ pub(crate) fn check(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) {
         }
         let forwards = n.get("port").map(Value::as_list).unwrap_or_default();
         let places = item_places(tree, n, "port", false);
-        // A forward needs an address to go to: the container's first bridged network.
-        let bridged = attachments.iter().any(|a| {
-            a.field("name")
-                .and_then(Value::as_str)
-                .is_some_and(|name| reserved.contains_key(name))
-        });
-        if !forwards.is_empty() && !bridged {
-            let p = places.first().copied().unwrap_or_default();
-            diags.push(
-                Diagnostic::error(format!("{} forwards host ports but is on no network", n.id))
-                    .label(p.0, p.1, "nowhere to forward to")
-                    .help("attach it to a network with a subnet, e.g. `network \"lan\"`"),
-            );
-        }
         for (k, fwd) in forwards.iter().enumerate() {
             let (Some(Value::Int(port)), Some(Value::Str(proto))) =
                 (fwd.field("host"), fwd.field("protocol"))

@@ -122,7 +122,7 @@ impl Leases {
                 let probe = |avoid_stale: bool| {
                     (0..hosts.len())
                         .map(|k| hosts[(start + k) % hosts.len()])
-                        .find(|a| !taken.contains(a) && !(avoid_stale && stale.contains(a)))
+                        .find(|a| !(taken.contains(a) || avoid_stale && stale.contains(a)))
                 };
                 let a = probe(true)
                     .or_else(|| probe(false))
