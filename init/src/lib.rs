@@ -6,6 +6,7 @@ pub mod control;
 pub mod fsutil;
 pub mod generations;
 pub mod logs;
+pub mod net;
 pub mod plan;
 pub mod probe;
 pub mod runtime;

@@ -229,6 +229,22 @@ Examples:\n  berth status\n  berth status --json"
         #[arg(long, value_name = "PATH", default_value = berth_init::control::DEFAULT_SOCKET)]
         socket: PathBuf,
     },
+    /// Show the networks of the running berth: bridges, subnets, each container's
+    /// address and veth, and the port forwards.
+    #[command(
+        after_help = "Exit status: 0 ok, 1 error (e.g. berth is not running).\n\n\
+Examples:\n  berth net\n  berth net --json"
+    )]
+    Net {
+        /// An object with `networks` (name, bridge, subnet, gateway, mtu, nat, allow,
+        /// leases) and `forwards` (container, host_port, container_port, protocol,
+        /// host_address, to) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The control socket of the running berth.
+        #[arg(long, value_name = "PATH", default_value = berth_init::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
     /// Start a stopped or failed container (clears `failed`).
     #[command(after_help = "Exit status: 0 ok, 1 error (no such container, berth not running).")]
     Start {
@@ -394,6 +410,7 @@ fn main() -> ExitCode {
         Verb::Why { file, path } => cmd::why(&file, &path, &mut out, &mut err, color),
         Verb::Fmt { files, check } => cmd::fmt(&files, check, &mut out, &mut err, color),
         Verb::Status { json, socket } => cmd::status(&socket, json, &mut out, &mut err),
+        Verb::Net { json, socket } => cmd::net(&socket, json, &mut out, &mut err),
         Verb::Start { name, socket } => cmd::start(&socket, &name, &mut out, &mut err),
         Verb::Stop { name, socket } => cmd::stop(&socket, &name, &mut out, &mut err),
         Verb::Restart { name, socket } => cmd::restart(&socket, &name, &mut out, &mut err),

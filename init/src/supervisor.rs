@@ -60,6 +60,8 @@ pub struct Setup {
     pub control: ControlServer,
     /// `$NOTIFY_SOCKET` of whoever started berth (systemd), for READY=1 and STATUS=.
     pub notify_parent: Option<String>,
+    /// The networks, set up before the first start (containers join their namespace).
+    pub net: Option<crate::net::NetHost>,
 }
 
 /// Lifecycle of one container (see `State` for the user-facing meaning).
@@ -484,12 +486,19 @@ impl Supervisor {
             ));
             notify = Some(sock);
         }
-        let config = u.spec.spawn_config(
+        let netns = setup.net.as_ref().and_then(|n| n.of(&name));
+        if let Some(net) = netns {
+            extra_mounts.extend(net.mounts.iter().cloned());
+        }
+        let mut config = u.spec.spawn_config(
             [Stdio::Null, Stdio::Fd(out_w), Stdio::Fd(err_w)],
             Some(cgroup_fd),
             extra_mounts,
             extra_env,
         );
+        if let Some(net) = netns {
+            config.namespaces.net = crate::runtime::NamespaceMode::Path(net.netns.clone());
+        }
         let child = spawn(&config).map_err(|e| e.to_string())?;
         drop(config);
         for (fd, token) in [(&out_r, TOKEN_STDOUT), (&err_r, TOKEN_STDERR)] {
@@ -930,7 +939,17 @@ impl Supervisor {
     pub fn handle(&mut self, req: Request) -> Response {
         match req {
             Request::Status => Response::Status {
-                containers: self.units.iter().map(status).collect(),
+                containers: self
+                    .units
+                    .iter()
+                    .map(|u| {
+                        let mut s = status(u);
+                        if let Some(net) = &self.setup.net {
+                            s.addresses = net.addresses(&u.spec.name);
+                        }
+                        s
+                    })
+                    .collect(),
             },
             Request::Info => Response::Info {
                 pid: std::process::id(),
@@ -938,6 +957,15 @@ impl Supervisor {
                 log_dir: self.setup.log_dir.display().to_string(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
             },
+            Request::Net => {
+                let (networks, forwards) = self
+                    .setup
+                    .net
+                    .as_ref()
+                    .map(|n| n.report())
+                    .unwrap_or_default();
+                Response::Net { networks, forwards }
+            }
             Request::Down => {
                 self.shutdown();
                 Response::Ok {
@@ -1036,6 +1064,7 @@ fn status(u: &Unit) -> ContainerStatus {
         last_exit: u.last_exit.clone(),
         status_text: u.status_text.clone(),
         warnings: u.warnings.clone(),
+        addresses: Vec::new(),
     }
 }
 

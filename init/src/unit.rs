@@ -223,12 +223,26 @@ fn unit(n: &Node, state_dir: &Path, index_of: &dyn Fn(&str) -> Option<usize>) ->
         });
     }
     let mut host_network = false;
+    let mut bridged = false;
     for a in n.get("network").map(Value::as_list).unwrap_or_default() {
         match a.field("name").and_then(Value::as_str) {
             Some("host") => host_network = true,
             Some("none") | None => {}
-            Some(net) => warnings.push(format!("network `{net}` is not set up yet (bridges and veth pairs come with the networking work); the container has loopback only")),
+            // A bridged network: crate::net makes the container's namespace (veths,
+            // addresses, routes) before it starts; the supervisor joins it by path.
+            Some(_) => bridged = true,
         }
+    }
+    if !bridged
+        && !n
+            .get("port")
+            .map(Value::as_list)
+            .unwrap_or_default()
+            .is_empty()
+    {
+        warnings.push(
+            "its `port` forwards are not set up: it is on no network with a subnet".to_string(),
+        );
     }
     let mut capabilities = Caps::docker_default();
     for c in strings(n.get("capabilities.add")) {

@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use berth_init::control::proto::{ContainerStatus, Request, Response, State};
+use berth_init::control::proto::{
+    AddressInfo, ContainerStatus, ForwardInfo, LeaseInfo, NetworkInfo, Request, Response, State,
+};
 use berth_init::control::{Client, ControlError, ControlServer};
 
 fn web() -> ContainerStatus {
@@ -34,6 +36,11 @@ fn web() -> ContainerStatus {
         warnings: vec![
             "memory limit not enforced: cgroup controller `memory` not available".into(),
         ],
+        addresses: vec![AddressInfo {
+            network: "lan".into(),
+            interface: "eth0".into(),
+            address: "10.88.0.7/24".into(),
+        }],
     }
 }
 
@@ -59,6 +66,31 @@ fn answer(request: &Request) -> Response {
         }
         Request::Down => Response::Ok {
             message: Some("stopping every container".into()),
+        },
+        Request::Net => Response::Net {
+            networks: vec![NetworkInfo {
+                name: "lan".into(),
+                bridge: "br-lan".into(),
+                subnet: "10.88.0.0/24".into(),
+                gateway: "10.88.0.1".into(),
+                mtu: 1500,
+                nat: true,
+                allow: vec![],
+                leases: vec![LeaseInfo {
+                    container: "web".into(),
+                    interface: "eth0".into(),
+                    host_interface: "vb0123456789a".into(),
+                    address: "10.88.0.7".into(),
+                }],
+            }],
+            forwards: vec![ForwardInfo {
+                container: "web".into(),
+                host_port: 8080,
+                container_port: 80,
+                protocol: "tcp".into(),
+                host_address: None,
+                to: "10.88.0.7".into(),
+            }],
         },
     }
 }
@@ -470,6 +502,23 @@ fn the_cli_verbs_talk_to_the_server() {
         lines[1].contains("3.0M") && lines[1].contains("yes") && lines[1].contains("not enforced"),
         "{out}"
     );
+    assert!(
+        lines[0].contains("ADDRESSES") && lines[1].contains("10.88.0.7/24"),
+        "{out}"
+    );
+
+    let (code, out, err) = berth(&["net", "--socket", sock]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "lan  bridge br-lan  subnet 10.88.0.0/24  gateway 10.88.0.1  mtu 1500  nat\n  \
+         web  10.88.0.7        eth0 (host side vb0123456789a)\nforwards\n  *:8080/tcp -> web 10.88.0.7:80\n"
+    );
+    let (code, out, _) = berth(&["net", "--json", "--socket", sock]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["networks"][0]["leases"][0]["address"], "10.88.0.7");
+    assert_eq!(v["forwards"][0]["host_port"], 8080);
 
     let (code, out, _) = berth(&["status", "--json", "--socket", sock]);
     assert_eq!(code, 0);

@@ -336,6 +336,7 @@ fn stand_in_berth(c: &Container, socket: &Path) -> std::thread::JoinHandle<()> {
         last_exit: None,
         status_text: None,
         warnings: Vec::new(),
+        addresses: Vec::new(),
     };
     std::thread::spawn(move || {
         for _ in 0..500 {

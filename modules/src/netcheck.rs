@@ -113,6 +113,36 @@ pub(crate) fn check(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) {
         }
     }
 
+    // Every attached container needs an address of its own.
+    for n in &networks {
+        let Some((net, taken)) = reserved.get(n.id.name.as_str()) else {
+            continue;
+        };
+        let room = (1u64 << (32 - u32::from(net.1))).saturating_sub(taken.len() as u64);
+        let attached = nodes
+            .iter()
+            .filter(|c| c.id.kind == Kind::Container)
+            .filter(|c| {
+                c.get("network")
+                    .map(Value::as_list)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|a| a.field("name").and_then(Value::as_str) == Some(n.id.name.as_str()))
+            })
+            .count() as u64;
+        if attached > room {
+            let p = place(tree, n, "subnet");
+            diags.push(
+                Diagnostic::error(format!(
+                    "{} has room for {room} containers, {attached} are attached",
+                    n.id
+                ))
+                .label(p.0, p.1, "too small")
+                .help("use a larger subnet (a shorter prefix)"),
+            );
+        }
+    }
+
     let mut statics: HashMap<(String, IpAddr), (FileId, Span, String)> = HashMap::new();
     // (host port, protocol) → who forwards it: (host address, place, container).
     type Users = Vec<(Option<IpAddr>, FileId, Span, String)>;

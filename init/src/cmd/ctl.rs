@@ -177,10 +177,16 @@ pub fn down(
 
 /// The table of `berth status`: one row per container, columns aligned.
 pub fn status_table(containers: &[ContainerStatus]) -> String {
-    const HEADER: [&str; 8] = [
-        "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "READY", "MEMORY", "WARNINGS",
+    // The ADDRESSES column appears only when some container is on a network.
+    let show_addresses = containers.iter().any(|c| !c.addresses.is_empty());
+    let mut header = vec![
+        "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "READY", "MEMORY",
     ];
-    let rows: Vec<[String; 8]> = containers
+    if show_addresses {
+        header.push("ADDRESSES");
+    }
+    header.push("WARNINGS");
+    let rows: Vec<Vec<String>> = containers
         .iter()
         .map(|c| {
             let mut state = state_name(c.state).to_owned();
@@ -189,7 +195,7 @@ pub fn status_table(containers: &[ContainerStatus]) -> String {
             {
                 let _ = write!(state, " ({exit})");
             }
-            [
+            let mut row = vec![
                 c.name.clone(),
                 state,
                 c.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
@@ -197,15 +203,27 @@ pub fn status_table(containers: &[ContainerStatus]) -> String {
                 c.restarts.to_string(),
                 if c.ready { "yes" } else { "no" }.to_owned(),
                 c.memory.map_or_else(|| "-".to_owned(), human_bytes),
-                if c.warnings.is_empty() {
+            ];
+            if show_addresses {
+                row.push(if c.addresses.is_empty() {
                     "-".to_owned()
                 } else {
-                    c.warnings.join("; ")
-                },
-            ]
+                    c.addresses
+                        .iter()
+                        .map(|a| a.address.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                });
+            }
+            row.push(if c.warnings.is_empty() {
+                "-".to_owned()
+            } else {
+                c.warnings.join("; ")
+            });
+            row
         })
         .collect();
-    let mut widths = HEADER.map(str::len);
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -224,9 +242,9 @@ pub fn status_table(containers: &[ContainerStatus]) -> String {
         text.push_str(l.trim_end());
         text.push('\n');
     };
-    line(&HEADER);
+    line(&header);
     for row in &rows {
-        line(&row.each_ref().map(String::as_str));
+        line(&row.iter().map(String::as_str).collect::<Vec<_>>());
     }
     text
 }
@@ -291,6 +309,7 @@ mod tests {
             last_exit: None,
             status_text: None,
             warnings: Vec::new(),
+            addresses: Vec::new(),
         }
     }
 

@@ -49,7 +49,26 @@ pub fn run(
         }
     };
     let specs = crate::unit::units(&ev, state_dir);
+    // Networks with a subnet are berth up's (it owns the bridges, leases and firewall,
+    // and may be running): here the container gets loopback only, and says so.
+    let bridged: Vec<String> = ev
+        .node(berth_modules::Kind::Container, name)
+        .and_then(|n| n.get("network"))
+        .map(berth_modules::Value::as_list)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|a| a.field("name").and_then(berth_modules::Value::as_str))
+        .filter(|n| !matches!(*n, "host" | "none"))
+        .map(str::to_string)
+        .collect();
     super::leak(ev);
+    if !bridged.is_empty() {
+        let _ = writeln!(
+            err,
+            "berth: warning: container {name}: network {} is not joined by `berth run` (networks are set up by `berth up`); it gets loopback only",
+            bridged.join(", ")
+        );
+    }
     let Some(mut spec) = specs.into_iter().find(|s| s.name == name) else {
         return fail(
             err,

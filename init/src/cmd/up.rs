@@ -45,6 +45,14 @@ pub fn up(file: &Path, state_dir: &Path, socket: &Path, err: &mut dyn Write, col
         Err(e) => return fail(err, e.to_string()),
     };
     super::record_boot(&ev, file, &lock.dir, err);
+    // Bridges, container namespaces, addresses and firewall, before any container.
+    let net = match crate::net::NetHost::up(crate::net::NetPlan::from_evaluation(&ev), &lock.dir) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = cgroups.remove();
+            return fail(err, format!("networks: {e}"));
+        }
+    };
     let specs = crate::unit::units(&ev, &lock.dir);
     let setup = Setup {
         state_dir: lock.dir.clone(),
@@ -54,6 +62,7 @@ pub fn up(file: &Path, state_dir: &Path, socket: &Path, err: &mut dyn Write, col
         cgroup_mount: mount,
         control,
         notify_parent: std::env::var("NOTIFY_SOCKET").ok(),
+        net: Some(net),
     };
     let mut sup = match Supervisor::new(setup, specs) {
         Ok(s) => s,
@@ -71,6 +80,7 @@ pub fn up(file: &Path, state_dir: &Path, socket: &Path, err: &mut dyn Write, col
     drop(ev);
     release_free_memory();
     let result = sup.run();
+    // Every container is stopped: dropping the supervisor also tears the networks down.
     drop(sup);
     // Everything is stopped: remove the (empty) cgroups berth made.
     let _ = cgroups.remove();

@@ -22,6 +22,8 @@ pub enum Request {
     Info,
     /// Stop everything in reverse dependency order, then exit.
     Down,
+    /// Networks, bridges, leases and port forwards.
+    Net,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +71,55 @@ pub struct ContainerStatus {
     pub status_text: Option<String>,
     /// Limits that cannot be enforced here and other problems worth a look.
     pub warnings: Vec<String>,
+    /// The container's addresses on its networks (eth0 first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<AddressInfo>,
+}
+
+/// One address of a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressInfo {
+    pub network: String,
+    /// The interface inside the container (eth0, eth1, …).
+    pub interface: String,
+    /// Address and prefix length, e.g. `10.88.0.7/24`.
+    pub address: String,
+}
+
+/// A network as `berth net` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    pub name: String,
+    pub bridge: String,
+    pub subnet: String,
+    pub gateway: String,
+    pub mtu: u32,
+    pub nat: bool,
+    pub allow: Vec<String>,
+    pub leases: Vec<LeaseInfo>,
+}
+
+/// A container's address on one network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseInfo {
+    pub container: String,
+    pub interface: String,
+    /// The host end of its veth pair (on the bridge).
+    pub host_interface: String,
+    pub address: String,
+}
+
+/// A host port forwarded to a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardInfo {
+    pub container: String,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub protocol: String,
+    /// Only this host address (every local address when absent).
+    pub host_address: Option<String>,
+    /// The container's address the forward goes to.
+    pub to: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,5 +139,9 @@ pub enum Response {
     },
     Error {
         message: String,
+    },
+    Net {
+        networks: Vec<NetworkInfo>,
+        forwards: Vec<ForwardInfo>,
     },
 }

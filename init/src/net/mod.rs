@@ -1,0 +1,538 @@
+//! Container networking: a bridge per network, a persistent network namespace per
+//! container with a veth pair into each of its networks (eth0, eth1, … in declaration
+//! order), stable addresses from a lease file, `/etc/hosts` and `/etc/resolv.conf`
+//! for each container, and one nftables table for NAT, port forwards and isolation.
+//!
+//! Everything is set up over rtnetlink before any container starts, so a container's
+//! process sees its network from its first instruction, and the namespace (with its
+//! address) survives restarts of the container. What berth creates carries an
+//! interface alias naming berth's state directory: a berth that starts after a crash
+//! finds its leftovers by that alias and replaces them, never duplicates them.
+
+mod ipam;
+pub mod netlink;
+mod netns;
+pub mod nft;
+pub mod plan;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use crate::control::proto::{AddressInfo, ForwardInfo, LeaseInfo, NetworkInfo};
+use crate::runtime::Mount;
+pub use plan::NetPlan;
+
+use self::netlink::Netlink;
+use self::nft::Dnat;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("lease file {path}: {why}")]
+    Leases { path: PathBuf, why: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("network `{0}` has no free address left; use a larger subnet")]
+    Exhausted(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "interface {0} exists and was not made by this berth; remove it or give the network another `bridge` name"
+    )]
+    NotOurs(String),
+    #[error("{0}")]
+    Nft(String),
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> NetError {
+    let what = what.into();
+    move |source| NetError::Io { what, source }
+}
+
+/// One interface of a container.
+#[derive(Debug, Clone)]
+pub struct Interface {
+    pub network: String,
+    /// Inside the container: eth0, eth1, …
+    pub name: String,
+    /// The host end of the veth pair.
+    pub host: String,
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+}
+
+/// What a container gets from the network setup.
+#[derive(Debug, Clone)]
+pub struct ContainerNet {
+    /// The namespace file to join (`NamespaceMode::Path`).
+    pub netns: PathBuf,
+    /// `/etc/hosts` and `/etc/resolv.conf`.
+    pub mounts: Vec<Mount>,
+    pub interfaces: Vec<Interface>,
+}
+
+/// The networks berth runs, as set up.
+#[derive(Debug)]
+pub struct NetHost {
+    plan: NetPlan,
+    tag: String,
+    netns_dir: PathBuf,
+    files_dir: PathBuf,
+    host: Netlink,
+    containers: BTreeMap<String, ContainerNet>,
+    dnat: Vec<(String, Dnat)>,
+    /// False once torn down.
+    live: bool,
+}
+
+impl Drop for NetHost {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// The alias that marks berth's interfaces: one per state directory, so two berths
+/// with different state directories never touch each other's.
+fn tag_of(state_dir: &Path) -> String {
+    let dir = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    let h = blake3::hash(dir.as_os_str().as_encoded_bytes()).to_hex();
+    format!("berth:{}", &h[..12])
+}
+
+/// The host end of a container's `k`th veth: ≤ 15 bytes, stable, unique per state dir.
+fn veth_name(tag: &str, container: &str, k: usize) -> String {
+    let h = blake3::hash(format!("{tag}\0{container}\0{k}").as_bytes()).to_hex();
+    format!("vb{}", &h[..11])
+}
+
+fn sysctl(path: &str, value: &str) -> Result<(), NetError> {
+    std::fs::write(path, value).map_err(io_err(format!("write {value} to {path}")))
+}
+
+impl NetHost {
+    /// Reconciles what a previous berth left and sets up every network and every
+    /// attached container's namespace. On error nothing of it is left behind.
+    pub fn up(plan: NetPlan, state_dir: &Path) -> Result<NetHost, NetError> {
+        let tag = tag_of(state_dir);
+        let run = state_dir.join("run");
+        let mut leases = ipam::Leases::load(&state_dir.join("net").join("leases.json"))?;
+        let before = leases.map.clone();
+        let addresses = leases.assign(&plan)?;
+        leases.map.retain(|_, l| !l.is_empty());
+        if leases.map != before {
+            leases.save()?;
+        }
+        let host = Netlink::open().map_err(io_err("open a netlink socket"))?;
+        let mut me = NetHost {
+            plan,
+            tag,
+            netns_dir: run.join("netns"),
+            files_dir: run.join("net"),
+            host,
+            containers: BTreeMap::new(),
+            dnat: Vec::new(),
+            live: true,
+        };
+        match me.build(&addresses) {
+            Ok(()) => Ok(me),
+            Err(e) => {
+                me.down();
+                Err(e)
+            }
+        }
+    }
+
+    fn build(&mut self, addresses: &BTreeMap<String, Vec<Ipv4Addr>>) -> Result<(), NetError> {
+        let leftovers = self.reconcile()?;
+        if self.plan.networks.is_empty() {
+            return if leftovers { nft::remove() } else { Ok(()) };
+        }
+        sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
+        let mut bridges = Vec::new();
+        for n in self.plan.networks.clone() {
+            bridges.push(self.bridge(&n)?);
+        }
+        for c in self.plan.containers.clone() {
+            let addrs = addresses.get(&c.name).cloned().unwrap_or_default();
+            let net = self.container(&c, &addrs, &bridges)?;
+            for f in &c.forwards {
+                let iface = &net.interfaces[0];
+                self.dnat.push((
+                    c.name.clone(),
+                    Dnat {
+                        host_port: f.host_port,
+                        proto: f.proto.as_str(),
+                        address: f.address,
+                        to: iface.address,
+                        to_port: f.container_port,
+                        bridge: self.plan.networks[c.attachments[0].0].bridge.clone(),
+                    },
+                ));
+            }
+            self.containers.insert(c.name.clone(), net);
+        }
+        self.write_names()?;
+        let dnat: Vec<Dnat> = self.dnat.iter().map(|(_, d)| d.clone()).collect();
+        let rules = nft::ruleset(&self.plan, &dnat);
+        nft::apply(rules.as_deref())
+    }
+
+    /// Removes veths and namespaces of a previous run, and bridges of networks that
+    /// are gone; bridges of networks still configured are kept (adopted).
+    fn reconcile(&mut self) -> Result<bool, NetError> {
+        let mut found = false;
+        let links = self.host.links().map_err(io_err("list interfaces"))?;
+        for l in &links {
+            let Some(alias) = l.alias.as_deref() else {
+                continue;
+            };
+            let Some(rest) = alias.strip_prefix(&self.tag) else {
+                continue;
+            };
+            let keep = rest.strip_prefix(":bridge:").is_some_and(|net| {
+                self.plan
+                    .networks
+                    .iter()
+                    .any(|n| n.name == net && n.bridge == l.name)
+            });
+            found = true;
+            if !keep {
+                self.host
+                    .delete_link(l.index)
+                    .map_err(io_err(format!("remove leftover interface {}", l.name)))?;
+            }
+        }
+        if let Ok(rd) = std::fs::read_dir(&self.netns_dir) {
+            for e in rd.flatten() {
+                found = true;
+                netns::remove(&e.path()).map_err(io_err(format!(
+                    "remove leftover namespace {}",
+                    e.path().display()
+                )))?;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Creates or adopts a network's bridge; returns its index.
+    fn bridge(&mut self, n: &plan::NetworkPlan) -> Result<u32, NetError> {
+        let alias = format!("{}:bridge:{}", self.tag, n.name);
+        let what = format!("bridge {} of network `{}`", n.bridge, n.name);
+        let link = match self.host.link(&n.bridge).map_err(io_err(&what))? {
+            Some(l) if l.alias.as_deref() == Some(alias.as_str()) => {
+                self.host
+                    .set_link(&n.bridge, Some(n.mtu), None, Some(true))
+                    .map_err(io_err(&what))?;
+                l
+            }
+            Some(_) => return Err(NetError::NotOurs(n.bridge.clone())),
+            None => {
+                self.host
+                    .add_bridge(&n.bridge, n.mtu, &alias)
+                    .map_err(io_err(format!("create {what}")))?;
+                self.host
+                    .link(&n.bridge)
+                    .map_err(io_err(&what))?
+                    .ok_or_else(|| NetError::Io {
+                        what: what.clone(),
+                        source: io::Error::other("gone right after it was created"),
+                    })?
+            }
+        };
+        for (a, len) in self.host.addresses(link.index).map_err(io_err(&what))? {
+            if (a, len) != (n.gateway, n.prefix) {
+                self.host
+                    .delete_address(link.index, a, len)
+                    .map_err(io_err(&what))?;
+            }
+        }
+        self.host
+            .add_address(link.index, n.gateway, n.prefix)
+            .map_err(io_err(format!("give {what} address {}", n.gateway)))?;
+        // Port forwards to 127.0.0.1 leave through the bridge with a loopback source
+        // (masqueraded in postrouting); the kernel drops such packets unless allowed.
+        sysctl(
+            &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", n.bridge),
+            "1",
+        )?;
+        Ok(link.index)
+    }
+
+    /// A container's namespace, veths, addresses and default route.
+    fn container(
+        &mut self,
+        c: &plan::ContainerPlan,
+        addrs: &[Ipv4Addr],
+        bridges: &[u32],
+    ) -> Result<ContainerNet, NetError> {
+        let what = |s: &str| format!("network of container `{}`: {s}", c.name);
+        let path = self.netns_dir.join(&c.name);
+        let mut ns = netns::create(&path).map_err(io_err(what("create its namespace")))?;
+        ns.netlink
+            .up_index(1)
+            .map_err(io_err(what("bring up loopback")))?;
+        let mut interfaces = Vec::new();
+        for (k, ((ni, _), addr)) in c.attachments.iter().zip(addrs).enumerate() {
+            let n = &self.plan.networks[*ni];
+            let host = veth_name(&self.tag, &c.name, k);
+            let name = format!("eth{k}");
+            let alias = format!("{}:veth:{}:{k}", self.tag, c.name);
+            self.host
+                .add_veth(&host, &alias, bridges[*ni], &name, ns.fd.as_fd(), n.mtu)
+                .map_err(io_err(what(&format!("create veth {host} on {}", n.bridge))))?;
+            let inner = ns
+                .netlink
+                .link(&name)
+                .map_err(io_err(what(&name)))?
+                .ok_or_else(|| NetError::Io {
+                    what: what(&name),
+                    source: io::Error::other("not found in the namespace after creation"),
+                })?;
+            ns.netlink
+                .add_address(inner.index, *addr, n.prefix)
+                .map_err(io_err(what(&format!("address {addr} on {name}"))))?;
+            ns.netlink
+                .up_index(inner.index)
+                .map_err(io_err(what(&format!("bring up {name}"))))?;
+            if k == 0 {
+                ns.netlink
+                    .add_default_route(inner.index, n.gateway)
+                    .map_err(io_err(what(&format!("default route via {}", n.gateway))))?;
+            }
+            interfaces.push(Interface {
+                network: n.name.clone(),
+                name,
+                host,
+                address: *addr,
+                prefix: n.prefix,
+            });
+        }
+        let dir = self.files_dir.join(&c.name);
+        Ok(ContainerNet {
+            netns: path,
+            mounts: vec![
+                Mount::Bind {
+                    src: dir.join("hosts"),
+                    dst: "/etc/hosts".into(),
+                    ro: true,
+                },
+                Mount::Bind {
+                    src: dir.join("resolv.conf"),
+                    dst: "/etc/resolv.conf".into(),
+                    ro: true,
+                },
+            ],
+            interfaces,
+        })
+    }
+
+    /// Writes each container's /etc/hosts (itself, then every container that shares a
+    /// network with it, by name) and /etc/resolv.conf.
+    fn write_names(&self) -> Result<(), NetError> {
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        for c in &self.plan.containers {
+            let Some(me) = self.containers.get(&c.name) else {
+                continue;
+            };
+            let mut hosts =
+                String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+            let own = if c.hostname == c.name {
+                c.name.clone()
+            } else {
+                format!("{} {}", c.hostname, c.name)
+            };
+            hosts.push_str(&format!("{}\t{own}\n", me.interfaces[0].address));
+            for other in &self.plan.containers {
+                if other.name == c.name {
+                    continue;
+                }
+                let Some(them) = self.containers.get(&other.name) else {
+                    continue;
+                };
+                // Their address on the first network we share.
+                if let Some(i) = me
+                    .interfaces
+                    .iter()
+                    .find_map(|mi| them.interfaces.iter().find(|ti| ti.network == mi.network))
+                {
+                    hosts.push_str(&format!("{}\t{}\n", i.address, other.name));
+                }
+            }
+            let first = &self.plan.networks[c.attachments[0].0];
+            let resolv = resolv_conf(&first.dns, &host_resolv);
+            let dir = self.files_dir.join(&c.name);
+            std::fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
+            for (file, text) in [("hosts", &hosts), ("resolv.conf", &resolv)] {
+                let p = dir.join(file);
+                crate::fsutil::write_atomic(&p, text.as_bytes())
+                    .map_err(io_err(format!("write {}", p.display())))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The network of container `name`, if it is attached to any.
+    pub fn of(&self, name: &str) -> Option<&ContainerNet> {
+        self.containers.get(name)
+    }
+
+    /// Removes everything: veths, namespaces, bridges, the nft table (the lease file
+    /// stays). Problems are reported on stderr; it removes what it can.
+    pub fn down(&mut self) {
+        if !std::mem::replace(&mut self.live, false) {
+            return;
+        }
+        let warn = |e: String| eprintln!("berth: warning: network teardown: {e}");
+        match self.host.links() {
+            Ok(links) => {
+                // Veths first (a veth's bridge may not go before it), then bridges.
+                let mut ours: Vec<_> = links
+                    .into_iter()
+                    .filter(|l| l.alias.as_deref().is_some_and(|a| a.starts_with(&self.tag)))
+                    .collect();
+                ours.sort_by_key(|l| l.alias.as_deref().is_some_and(|a| a.contains(":bridge:")));
+                for l in ours {
+                    if let Err(e) = self.host.delete_link(l.index) {
+                        warn(format!("remove {}: {e}", l.name));
+                    }
+                }
+            }
+            Err(e) => warn(format!("list interfaces: {e}")),
+        }
+        if let Ok(rd) = std::fs::read_dir(&self.netns_dir) {
+            for e in rd.flatten() {
+                if let Err(err) = netns::remove(&e.path()) {
+                    warn(format!("remove {}: {err}", e.path().display()));
+                }
+            }
+        }
+        let had_rules = !self.plan.networks.is_empty();
+        if had_rules && let Err(e) = nft::remove() {
+            warn(e.to_string());
+        }
+        self.containers.clear();
+    }
+
+    /// Addresses of a container, for `berth status`.
+    pub fn addresses(&self, name: &str) -> Vec<AddressInfo> {
+        self.of(name)
+            .map(|c| {
+                c.interfaces
+                    .iter()
+                    .map(|i| AddressInfo {
+                        network: i.network.clone(),
+                        interface: i.name.clone(),
+                        address: format!("{}/{}", i.address, i.prefix),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Networks, bridges, leases and forwards, for `berth net`.
+    pub fn report(&self) -> (Vec<NetworkInfo>, Vec<ForwardInfo>) {
+        let networks = self
+            .plan
+            .networks
+            .iter()
+            .map(|n| NetworkInfo {
+                name: n.name.clone(),
+                bridge: n.bridge.clone(),
+                subnet: format!("{}/{}", n.subnet, n.prefix),
+                gateway: n.gateway.to_string(),
+                mtu: n.mtu,
+                nat: n.nat,
+                allow: n.allow.clone(),
+                leases: self
+                    .containers
+                    .iter()
+                    .flat_map(|(c, net)| {
+                        net.interfaces
+                            .iter()
+                            .filter(|i| i.network == n.name)
+                            .map(|i| LeaseInfo {
+                                container: c.clone(),
+                                interface: i.name.clone(),
+                                host_interface: i.host.clone(),
+                                address: i.address.to_string(),
+                            })
+                    })
+                    .collect(),
+            })
+            .collect();
+        let forwards = self
+            .dnat
+            .iter()
+            .map(|(c, d)| ForwardInfo {
+                container: c.clone(),
+                host_port: d.host_port,
+                container_port: d.to_port,
+                protocol: d.proto.to_string(),
+                host_address: d.address.map(|a| a.to_string()),
+                to: d.to.to_string(),
+            })
+            .collect();
+        (networks, forwards)
+    }
+}
+
+/// A container's resolv.conf: the network's `dns` servers, or the host's file without
+/// loopback name servers (unreachable from inside a container).
+fn resolv_conf(dns: &[IpAddr], host: &str) -> String {
+    let mut out = String::from("# written by berth\n");
+    if !dns.is_empty() {
+        for d in dns {
+            out.push_str(&format!("nameserver {d}\n"));
+        }
+        return out;
+    }
+    for line in host.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() == Some("nameserver")
+            && words
+                .next()
+                .and_then(|a| a.parse::<IpAddr>().ok())
+                .is_none_or(|a| a.is_loopback())
+        {
+            continue;
+        }
+        if !line.trim_start().starts_with('#') && !line.trim().is_empty() {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_drops_loopback_servers() {
+        let host = "# x\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch example.org\n";
+        assert_eq!(
+            resolv_conf(&[], host),
+            "# written by berth\nnameserver 10.0.0.2\nsearch example.org\n"
+        );
+        let dns = ["1.1.1.1".parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))];
+        assert_eq!(
+            resolv_conf(&dns, host),
+            "# written by berth\nnameserver 1.1.1.1\n"
+        );
+    }
+
+    #[test]
+    fn names_fit_linux() {
+        let t = tag_of(Path::new("/var/lib/berth"));
+        let v = veth_name(&t, "a-very-long-container-name", 3);
+        assert!(v.len() <= 15, "{v}");
+        assert_ne!(v, veth_name(&t, "a-very-long-container-name", 2));
+    }
+}
