@@ -123,6 +123,35 @@ The JSON form is stable: {\"v\": 1, \"from\": HASH|null, \"to\": HASH, \"steps\"
         #[arg(long, value_name = "DIR", default_value = "/var/lib/berth")]
         state_dir: PathBuf,
     },
+    /// Apply a host file to the running berth with as little disruption as the changes allow.
+    #[command(
+        long_about = "Apply a host file to the running berth (`berth up` or PID 1) with as little disruption \
+as the changes allow.\n\n\
+berth evaluates FILE, plans against the current generation (what `berth plan` shows), records FILE \
+as a new generation and applies the plan: unchanged containers keep running untouched (same pid); \
+live changes (limits, restart policy, readiness, …) are written in place; reload sends the reload \
+signal; restart and recreate stop the container and start it again with its new definition, after \
+the containers it starts after; new containers start; removed ones stop. An invalid FILE changes \
+nothing. Not applied by a switch yet: changes to the host, networks, volumes or a container's \
+networks and ports — such a plan is refused whole; restart `berth up` to apply it.",
+        after_help = "Examples:\n  berth switch host.kdl --dry-run\n  berth switch host.kdl"
+    )]
+    Switch {
+        /// The host file (with its imports).
+        file: PathBuf,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply now, but keep the boot default as it is.
+        #[arg(long, conflicts_with = "boot")]
+        test: bool,
+        /// Make it the boot default without applying it now.
+        #[arg(long)]
+        boot: bool,
+        /// The control socket of the running berth.
+        #[arg(long, value_name = "PATH", default_value = berth_init::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
     /// Show the option-level differences between two generations.
     Diff {
         /// The older generation.
@@ -393,6 +422,13 @@ fn main() -> ExitCode {
             json,
             state_dir,
         } => cmd::plan(&file, &state_dir, json, &mut out, &mut err, color),
+        Verb::Switch {
+            file,
+            dry_run,
+            test,
+            boot,
+            socket,
+        } => cmd::switch(&socket, &file, (dry_run, test, boot), &mut out, &mut err),
         Verb::Diff {
             a,
             b,

@@ -109,6 +109,8 @@ struct Unit {
     probe: Option<HealthProbe>,
     failures: u32,
     watchdog: Option<Instant>,
+    /// Gone from the configuration by a switch: stopped, hidden, never started again.
+    removed: bool,
 }
 
 pub struct Supervisor {
@@ -204,34 +206,7 @@ impl Supervisor {
             epoll::EventFlags::IN,
         )
         .map_err(|e| io_err("epoll add control socket")(e.into()))?;
-        let units = specs
-            .into_iter()
-            .map(|spec| Unit {
-                delay: spec.backoff_initial,
-                warnings: spec.warnings.clone(),
-                spec,
-                phase: Phase::Stopped,
-                wanted: true,
-                restart_after_stop: false,
-                pid: None,
-                pidfd: None,
-                pipes: [None, None],
-                notify: None,
-                log: None,
-                cgroup: None,
-                ready: false,
-                restarts: 0,
-                starts: VecDeque::new(),
-                deadline: None,
-                started_at: None,
-                last_exit: None,
-                status_text: None,
-                next_check: None,
-                probe: None,
-                failures: 0,
-                watchdog: None,
-            })
-            .collect();
+        let units = specs.into_iter().map(Unit::new).collect();
         Ok(Supervisor {
             setup,
             epoll,
@@ -242,7 +217,40 @@ impl Supervisor {
             announced_ready: false,
         })
     }
+}
 
+impl Unit {
+    fn new(spec: UnitSpec) -> Unit {
+        Unit {
+            delay: spec.backoff_initial,
+            warnings: spec.warnings.clone(),
+            spec,
+            phase: Phase::Stopped,
+            wanted: true,
+            restart_after_stop: false,
+            pid: None,
+            pidfd: None,
+            pipes: [None, None],
+            notify: None,
+            log: None,
+            cgroup: None,
+            ready: false,
+            restarts: 0,
+            starts: VecDeque::new(),
+            deadline: None,
+            started_at: None,
+            last_exit: None,
+            status_text: None,
+            next_check: None,
+            probe: None,
+            failures: 0,
+            watchdog: None,
+            removed: false,
+        }
+    }
+}
+
+impl Supervisor {
     /// Runs until every container is stopped after SIGTERM, SIGINT or `berth down`.
     pub fn run(&mut self) -> Result<(), SupervisorError> {
         self.notify_parent(&format!("STATUS=starting {} containers", self.units.len()));
@@ -921,10 +929,191 @@ impl Supervisor {
         }
     }
 
+    /// `berth switch`: evaluates `file`, plans from the current generation, records the
+    /// new generation and applies the plan. Unchanged containers are not touched (same
+    /// pid); `live` changes are written in place (cgroup limits, policies); `reload`
+    /// sends the reload signal; `restart`/`recreate` stop the container and start it
+    /// again with its new definition (a container gets new namespaces at every start,
+    /// so a restart is a recreate), after what it starts `after`; new containers start,
+    /// removed ones stop. Changes to the host, networks and volumes are not applied by a
+    /// switch yet: such a plan is refused whole, nothing touched.
+    fn switch(&mut self, file: &Path, dry_run: bool, test: bool, boot: bool) -> Response {
+        let err = |message: String| Response::Error { message };
+        let new = match berth_modules::evaluate(&berth_config::FsSource, file) {
+            Ok(ev) => ev,
+            Err(f) => {
+                return err(format!(
+                    "{} is not valid; nothing changed:\n{}",
+                    file.display(),
+                    berth_config::diag::render_all(&f.diagnostics, &f.tree.sources, false)
+                ));
+            }
+        };
+        let gens = crate::generations::Generations::new(&self.setup.state_dir);
+        let Some(current) = gens.current() else {
+            return err("no current generation to switch from (see `berth generations`)".into());
+        };
+        let old = match gens.evaluate(current) {
+            Ok(Ok(ev)) => ev,
+            Ok(Err(_)) => return err(format!("generation {current} no longer evaluates")),
+            Err(e) => return err(e.to_string()),
+        };
+        let plan = crate::plan::plan(Some(&old), &new);
+        let text = format!(
+            "From generation {current} to {}:\n\n{}",
+            file.display(),
+            plan.render()
+        );
+        if dry_run {
+            return Response::Ok {
+                message: Some(text),
+            };
+        }
+        let unsupported: Vec<String> = plan
+            .steps
+            .iter()
+            .filter(|st| {
+                st.kind != berth_modules::Kind::Container
+                    || st.action == crate::plan::Action::Reboot
+                    || st
+                        .changes
+                        .iter()
+                        .any(|c| matches!(c.path, "network" | "port"))
+            })
+            .map(|st| format!("{} {} ({})", st.kind.name(), st.name, st.action.name()))
+            .collect();
+        if !unsupported.is_empty() {
+            return err(format!(
+                "{text}\nnot applied: a switch cannot change the host, networks, volumes or a container's networks and ports yet ({}); restart `berth up` to apply them",
+                unsupported.join(", ")
+            ));
+        }
+        let meta = match gens.record(&new, file, "switch") {
+            Ok(m) => m,
+            Err(e) => return err(format!("could not record the generation: {e}")),
+        };
+        let marked = if boot {
+            gens.set_booted(meta.number)
+        } else if test {
+            gens.set_current(meta.number)
+        } else {
+            gens.set_current(meta.number)
+                .and_then(|()| gens.set_booted(meta.number))
+        };
+        if let Err(e) = marked {
+            return err(e.to_string());
+        }
+        if boot {
+            return Response::Ok {
+                message: Some(format!(
+                    "{text}\ngeneration {} is the boot default; nothing applied now",
+                    meta.number
+                )),
+            };
+        }
+        self.apply(&plan, &new);
+        Response::Ok {
+            message: Some(format!("{text}\nswitched to generation {}", meta.number)),
+        }
+    }
+
+    /// Applies a plan of container steps (checked by `switch`).
+    fn apply(&mut self, plan: &crate::plan::Plan, new: &berth_modules::Evaluation) {
+        use crate::plan::Action;
+        let specs = crate::unit::units(new, &self.setup.state_dir);
+        // Where each container of the new host lives in `units`: its unit if it has
+        // one, else a new one appended.
+        let mut slot = Vec::with_capacity(specs.len());
+        for spec in &specs {
+            match self
+                .units
+                .iter()
+                .position(|u| u.spec.name == spec.name && !u.removed)
+            {
+                Some(i) => slot.push(i),
+                None => {
+                    self.units.push(Unit::new(spec.clone()));
+                    slot.push(self.units.len() - 1);
+                }
+            }
+        }
+        let actions: HashMap<&str, Action> = plan
+            .steps
+            .iter()
+            .map(|st| (st.name.as_str(), st.action))
+            .collect();
+        // Removed containers stop and disappear.
+        for i in 0..self.units.len() {
+            if !self.units[i].removed
+                && actions.get(self.units[i].spec.name.as_str()) == Some(&Action::Remove)
+            {
+                self.units[i].wanted = false;
+                self.units[i].removed = true;
+                self.stop(i, false);
+                self.event(i, "removed by switch");
+            }
+        }
+        for (k, mut spec) in specs.into_iter().enumerate() {
+            let i = slot[k];
+            // Dependencies as indexes into `units`.
+            spec.after = spec.after.iter().map(|&d| slot[d]).collect();
+            spec.requires = spec.requires.iter().map(|&d| slot[d]).collect();
+            let action = actions.get(spec.name.as_str()).copied();
+            let u = &mut self.units[i];
+            let limits_changed = u.spec.limits != spec.limits;
+            u.warnings = spec.warnings.clone();
+            u.spec = spec;
+            match action {
+                None | Some(Action::Create) => {}
+                Some(Action::Live) | Some(Action::Reload) => {
+                    if limits_changed && let Some(cg) = &u.cgroup {
+                        match cg.apply_limits(&u.spec.limits) {
+                            Ok(unenforced) => {
+                                for w in unenforced {
+                                    let w = w.to_string();
+                                    if !u.warnings.contains(&w) {
+                                        u.warnings.push(w);
+                                    }
+                                }
+                            }
+                            Err(e) => u.warnings.push(format!("limits not applied: {e}")),
+                        }
+                    }
+                    if action == Some(Action::Reload)
+                        && let Some(fd) = &u.pidfd
+                    {
+                        let _ = rustix::process::pidfd_send_signal(
+                            fd,
+                            rustix::process::Signal::from_named_raw(u.spec.reload_signal)
+                                .unwrap_or(rustix::process::Signal::HUP),
+                        );
+                    }
+                    let what = if action == Some(Action::Live) {
+                        "changed in place"
+                    } else {
+                        "reloaded"
+                    };
+                    self.event(i, &format!("{what} by switch"));
+                }
+                Some(_) => {
+                    u.wanted = true;
+                    u.starts.clear();
+                    u.delay = u.spec.backoff_initial;
+                    if matches!(u.phase, Phase::Starting | Phase::Running) {
+                        self.stop(i, true);
+                    } else if u.phase != Phase::Stopping {
+                        u.phase = Phase::Stopped;
+                    }
+                    self.event(i, "restarting for switch");
+                }
+            }
+        }
+    }
+
     fn find(&self, name: &str) -> Result<usize, Response> {
         self.units
             .iter()
-            .position(|u| u.spec.name == name)
+            .position(|u| u.spec.name == name && !u.removed)
             .ok_or_else(|| {
                 let names: Vec<&str> = self.units.iter().map(|u| u.spec.name.as_str()).collect();
                 let hint = berth_config::diag::did_you_mean(name, names.iter().copied())
@@ -942,6 +1131,7 @@ impl Supervisor {
                 containers: self
                     .units
                     .iter()
+                    .filter(|u| !u.removed)
                     .map(|u| {
                         let mut s = status(u);
                         if let Some(net) = &self.setup.net {
@@ -966,6 +1156,12 @@ impl Supervisor {
                     .unwrap_or_default();
                 Response::Net { networks, forwards }
             }
+            Request::Switch {
+                file,
+                dry_run,
+                test,
+                boot,
+            } => self.switch(Path::new(&file), dry_run, test, boot),
             Request::Down => {
                 self.shutdown();
                 Response::Ok {

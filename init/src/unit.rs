@@ -61,6 +61,7 @@ pub struct UnitSpec {
     pub start_burst: u32,
     pub start_interval: Duration,
     pub stop_signal: i32,
+    pub reload_signal: i32,
     pub stop_timeout: Duration,
     pub ready: Ready,
     pub check: Check,
@@ -345,6 +346,10 @@ fn unit(n: &Node, state_dir: &Path, index_of: &dyn Fn(&str) -> Option<usize>) ->
         stop_signal: match n.get("stop-signal") {
             Some(Value::Signal(s)) => *s,
             _ => libc::SIGTERM,
+        },
+        reload_signal: match n.get("reload-signal") {
+            Some(Value::Signal(s)) => *s,
+            _ => libc::SIGHUP,
         },
         stop_timeout: dur(n.get("stop-timeout"), Duration::from_secs(10)),
         ready,

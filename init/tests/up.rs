@@ -640,3 +640,132 @@ container r {{
     assert!(b.down().success());
     let _ = std::fs::remove_dir_all(&fifo_dir);
 }
+
+#[test]
+fn switch_touches_only_what_changed() {
+    if !requirements_met() {
+        return;
+    }
+    let host = |mem: &str, mode: &str, last: &str| {
+        format!(
+            r#"host t
+container db {{
+    rootfs host
+    network none
+    init #true
+    exec "/bin/busybox" sleep "1000"
+    limits {{
+        memory "{mem}"
+    }}
+}}
+container web {{
+    rootfs host
+    network none
+    init #true
+    exec "/bin/busybox" sleep "1000"
+    env MODE="{mode}"
+    requires db
+}}
+container {last} {{
+    rootfs host
+    network none
+    init #true
+    exec "/bin/busybox" sleep "1000"
+}}
+"#
+        )
+    };
+    let b = Berth::up("switch", &host("64M", "a", "other"));
+    let running = |b: &Berth| {
+        b.status()
+            .iter()
+            .filter(|c| c["state"] == "running")
+            .count()
+    };
+    b.wait_for(|| running(&b) == 3, "3 containers running");
+    let pid = |b: &Berth, name: &str| b.container(name)["pid"].as_i64().unwrap();
+    let pids = |b: &Berth| ["db", "web"].map(|n| pid(b, n));
+    let before = (pids(&b), pid(&b, "other"));
+    let switch = |b: &Berth, text: &str, extra: Value| {
+        let file = b.dir.join("next.kdl");
+        std::fs::write(&file, text).unwrap();
+        let mut req = json!({"verb": "switch", "file": file.to_str().unwrap()});
+        for (k, v) in extra.as_object().unwrap() {
+            req[k] = v.clone();
+        }
+        b.call(req)
+    };
+    let current = |b: &Berth| {
+        std::fs::read_link(b.dir.join("state/current"))
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    assert_eq!(current(&b), "generations/1");
+
+    // A dry run plans and changes nothing.
+    let r = switch(&b, &host("128M", "a", "other"), json!({"dry_run": true}));
+    assert_eq!(r["result"], "ok", "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("~ container db: live"),
+        "{r}"
+    );
+    assert_eq!(current(&b), "generations/1");
+
+    // A memory limit: applied in place, every pid unchanged.
+    let r = switch(&b, &host("128M", "a", "other"), json!({}));
+    assert_eq!(r["result"], "ok", "{r}");
+    assert_eq!(current(&b), "generations/2");
+    assert_eq!((pids(&b), pid(&b, "other")), before);
+    assert!(
+        b.log("db").contains("changed in place by switch"),
+        "{}",
+        b.log("db")
+    );
+
+    // An env var of web: web restarts, db and other keep their pid.
+    let r = switch(&b, &host("128M", "b", "other"), json!({}));
+    assert_eq!(r["result"], "ok", "{r}");
+    b.wait_for(
+        || b.state("web") == "running" && pid(&b, "web") != before.0[1],
+        "web restarted",
+    );
+    assert_eq!(pid(&b, "db"), before.0[0]);
+    assert_eq!(pid(&b, "other"), before.1);
+
+    // An invalid file: an error, nothing changed.
+    let r = switch(&b, "container broken {", json!({}));
+    assert_eq!(r["result"], "error", "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("nothing changed"),
+        "{r}"
+    );
+    assert_eq!(current(&b), "generations/3");
+
+    // `other` removed, `extra` added: other stops and leaves status, extra starts.
+    let r = switch(&b, &host("128M", "b", "extra"), json!({}));
+    assert_eq!(r["result"], "ok", "{r}");
+    b.wait_for(|| b.state("extra") == "running", "extra running");
+    b.wait_for(
+        || b.status().iter().all(|c| c["name"] != "other"),
+        "other gone",
+    );
+    assert_eq!(pid(&b, "db"), before.0[0]);
+
+    // A change a switch cannot apply yet is refused whole.
+    let with_net = host("128M", "b", "extra").replace(
+        "host t\n",
+        "host t\nnetwork lan {\n    subnet \"10.77.0.0/24\"\n}\n",
+    );
+    let r = switch(&b, &with_net, json!({}));
+    assert_eq!(r["result"], "error", "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("not applied"),
+        "{r}"
+    );
+    assert_eq!(current(&b), "generations/4");
+    assert!(b.down().success());
+}

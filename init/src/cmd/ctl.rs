@@ -116,6 +116,35 @@ pub fn restart(socket: &Path, name: &str, out: &mut dyn Write, err: &mut dyn Wri
     )
 }
 
+/// `berth switch FILE`: the running berth evaluates FILE and applies it.
+pub fn switch(
+    socket: &Path,
+    file: &Path,
+    (dry_run, test, boot): (bool, bool, bool),
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    // berth reads the file itself, from its own working directory.
+    let file = match std::fs::canonicalize(file) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = writeln!(err, "error: {}: {e}", file.display());
+            return 1;
+        }
+    };
+    simple(
+        socket,
+        Request::Switch {
+            file: file.display().to_string(),
+            dry_run,
+            test,
+            boot,
+        },
+        out,
+        err,
+    )
+}
+
 fn simple(socket: &Path, request: Request, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     match call(
         socket,

@@ -20,7 +20,7 @@ use std::io::Write;
 use std::path::Path;
 
 pub use check::{check, eval};
-pub use ctl::{down, restart, start, status, stop};
+pub use ctl::{down, restart, start, status, stop, switch};
 pub use exec::exec;
 pub use fmt::fmt;
 pub use gens::{diff, gc, generations, plan, record_boot};

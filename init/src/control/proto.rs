@@ -24,6 +24,18 @@ pub enum Request {
     Down,
     /// Networks, bridges, leases and port forwards.
     Net,
+    /// Apply a host file: evaluate it, plan against what runs, apply the plan and
+    /// record a generation. `dry_run` only plans; `test` applies without making it the
+    /// boot default; `boot` records it as the boot default without applying it.
+    Switch {
+        file: String,
+        #[serde(default)]
+        dry_run: bool,
+        #[serde(default)]
+        test: bool,
+        #[serde(default)]
+        boot: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
