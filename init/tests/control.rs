@@ -67,6 +67,9 @@ fn answer(request: &Request) -> Response {
         Request::Down => Response::Ok {
             message: Some("stopping every container".into()),
         },
+        Request::Switch { file, dry_run, .. } => Response::Ok {
+            message: Some(format!("switch {file} dry_run={dry_run}")),
+        },
         Request::Net => Response::Net {
             networks: vec![NetworkInfo {
                 name: "lan".into(),
@@ -536,6 +539,16 @@ fn the_cli_verbs_talk_to_the_server() {
         (code, out.as_str(), err.as_str()),
         (1, "", "error: no container `db`\n")
     );
+
+    // switch sends the file's absolute path (berth reads it from its own directory).
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/demo.kdl");
+    let (code, out, err) = berth(&["switch", demo, "--dry-run", "--socket", sock]);
+    assert_eq!(code, 0, "{err}");
+    let abs = std::fs::canonicalize(demo).unwrap();
+    assert_eq!(out, format!("switch {} dry_run=true\n", abs.display()));
+    let (code, _, err) = berth(&["switch", "/nonexistent/host.kdl", "--socket", sock]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent/host.kdl"), "{err}");
 
     let (code, out, err) = berth(&["down", "--socket", sock, "--timeout", "10"]);
     assert_eq!(code, 0, "{err}");
