@@ -217,8 +217,17 @@ fn only_stdio_is_inherited() {
     if !root() {
         return;
     }
+    // An fd of berth's without close-on-exec (as a library or a careless caller may
+    // leave one) must not reach the container either.
+    let null = fs::File::open("/dev/null").unwrap();
+    // SAFETY: F_DUPFD (not F_DUPFD_CLOEXEC) on an fd we own; the copy is closed below.
+    let leaky = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&null), libc::F_DUPFD, 200) };
+    assert!(leaky >= 200);
     // ls's own directory fd shows up as 3.
-    assert_eq!(run_ok(sh("fds", "ls /proc/self/fd")), "0\n1\n2\n3\n");
+    let out = run_ok(sh("fds", "ls /proc/self/fd"));
+    // SAFETY: closing the copy made above.
+    unsafe { libc::close(leaky) };
+    assert_eq!(out, "0\n1\n2\n3\n");
 }
 
 #[test]
@@ -499,4 +508,58 @@ fn a_container_can_join_another_containers_network_namespace() {
     assert_eq!(status, ExitStatus::Exited(0));
     assert_eq!(out.trim(), expected.to_string_lossy());
     assert_ne!(fs::read_link("/proc/self/ns/net").unwrap(), expected);
+}
+
+#[test]
+fn dev_is_minimal_with_its_own_pts() {
+    if !root() {
+        return;
+    }
+    // Exactly the devices crun gives a container, each the right kind of character
+    // device, plus a private devpts instance (only its ptmx, no host ptys) and shm.
+    let script = "ls -A /dev | sort | tr '\\n' ' '; echo; \
+        for d in null zero full random urandom tty; do stat -c '%n %F %t:%T' /dev/$d; done; \
+        ls -A /dev/pts | tr '\\n' ' '; echo; \
+        grep -E ' /dev/(pts|shm) ' /proc/self/mounts | cut -d' ' -f2,3";
+    let out = run_ok(sh("dev", script));
+    let mut lines = out.lines();
+    let first = lines.next().unwrap();
+    for needed in [
+        "full", "null", "ptmx", "pts", "random", "shm", "tty", "urandom", "zero",
+    ] {
+        assert!(
+            first.split(' ').any(|x| x == needed),
+            "/dev lacks {needed}: {first}"
+        );
+    }
+    for extra in first.split_whitespace() {
+        assert!(
+            [
+                "console", "core", "fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm",
+                "stderr", "stdin", "stdout", "tty", "urandom", "zero"
+            ]
+            .contains(&extra),
+            "unexpected /dev/{extra} in the container: {first}"
+        );
+    }
+    let devices = [
+        ("/dev/null", "1:3"),
+        ("/dev/zero", "1:5"),
+        ("/dev/full", "1:7"),
+        ("/dev/random", "1:8"),
+        ("/dev/urandom", "1:9"),
+        ("/dev/tty", "5:0"),
+    ];
+    for (path, majmin) in devices {
+        let line = lines.next().unwrap();
+        assert_eq!(line, format!("{path} character special file {majmin}"));
+    }
+    assert_eq!(
+        lines.next().unwrap().trim(),
+        "ptmx",
+        "a private devpts has only its ptmx"
+    );
+    let mounts: Vec<&str> = lines.collect();
+    assert!(mounts.contains(&"/dev/pts devpts"), "{mounts:?}");
+    assert!(mounts.contains(&"/dev/shm tmpfs"), "{mounts:?}");
 }

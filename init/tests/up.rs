@@ -189,8 +189,17 @@ container "worker" {
         "independent containers start at once\n{db}\n{worker}"
     );
     assert!(db.contains("out db up"), "{db}");
+    let logs = b.dir.join("state/logs");
     let status = b.down();
     assert!(status.success());
+    // Reverse order: db is stopped only once web (which is `after` it) has stopped;
+    // `sleep` ignores SIGTERM, so web's stop takes its whole 300 ms stop timeout.
+    let log = |name: &str| std::fs::read_to_string(logs.join(format!("{name}.log"))).unwrap();
+    let (db, web) = (log("db"), log("web"));
+    assert!(
+        stamp(&db, "stopping with signal") > stamp(&web, "stop timeout: killed"),
+        "db must stop after web\n{db}\n{web}"
+    );
 }
 
 #[test]
@@ -702,6 +711,19 @@ container {last} {{
             .to_string()
     };
     assert_eq!(current(&b), "generations/1");
+    // db's memory limit: enforced where the memory controller exists, otherwise a
+    // warning naming the container and the limit in `berth status` (this machine).
+    let mount = berth_init::state::cgroup2_mount().unwrap();
+    let controllers = std::fs::read_to_string(mount.join("cgroup.controllers")).unwrap();
+    let warnings = b.container("db")["warnings"].to_string();
+    if controllers.split_whitespace().any(|c| c == "memory") {
+        assert!(!warnings.contains("memory"), "{warnings}");
+    } else {
+        assert!(
+            warnings.contains("container db: memory limit not enforced"),
+            "{warnings}"
+        );
+    }
 
     // A dry run plans and changes nothing.
     let r = switch(&b, &host("128M", "a", "other"), json!({"dry_run": true}));
@@ -767,5 +789,126 @@ container {last} {{
         "{r}"
     );
     assert_eq!(current(&b), "generations/4");
+    assert!(b.down().success());
+}
+
+#[test]
+fn default_backoff_doubles_to_its_cap_and_the_default_start_limit_fails_after_5() {
+    if !requirements_met() {
+        return;
+    }
+    let b = Berth::up(
+        "backoff",
+        r#"
+container defaults {
+    rootfs host
+    network none
+    exec "/bin/false"
+    restart always
+}
+container capped {
+    rootfs host
+    network none
+    exec "/bin/false"
+    restart always
+    backoff { initial "50ms"; factor 3; max "200ms" }
+    start-limit { burst 6 }
+}
+"#,
+    );
+    b.wait_for(|| b.state("defaults") == "failed", "defaults failed");
+    b.wait_for(|| b.state("capped") == "failed", "capped failed");
+    let delays = |name: &str| -> Vec<String> {
+        b.log(name)
+            .lines()
+            .filter_map(|l| l.split("restarting in ").nth(1).map(str::to_string))
+            .collect()
+    };
+    // 100 ms doubling (5 starts within the default 10 s window, then `failed`).
+    assert_eq!(delays("defaults"), ["100ms", "200ms", "400ms", "800ms"]);
+    assert_eq!(b.container("defaults")["restarts"], 4);
+    assert!(
+        b.log("defaults").contains("failed: 5 starts"),
+        "{}",
+        b.log("defaults")
+    );
+    // factor 3 from 50 ms, capped at 200 ms.
+    assert_eq!(
+        delays("capped"),
+        ["50ms", "150ms", "200ms", "200ms", "200ms"]
+    );
+    assert!(b.down().success());
+}
+
+#[test]
+fn watchdog_start_timeout_health_checks_and_extended_timeouts() {
+    if !requirements_met() {
+        return;
+    }
+    let b = Berth::up(
+        "health",
+        r#"
+// Ready, then silent: no WATCHDOG=1 within 1 s restarts it.
+container dog {
+    rootfs host
+    network none
+    exec "/bin/sh" "-c" "systemd-notify --ready; exec sleep 1000"
+    ready notify
+    watchdog "1s"
+    restart always
+}
+// Never ready: restarted after its start timeout.
+container late {
+    rootfs host
+    network none
+    exec "/bin/sleep" "1000"
+    ready notify
+    start-timeout "500ms"
+    restart always
+}
+// Asks for more time (3 s) than its start timeout (1 s) gives, and is ready after 1.5 s.
+container slow {
+    rootfs host
+    network none
+    exec "/bin/sh" "-c" "systemd-notify EXTEND_TIMEOUT_USEC=3000000; sleep 1.5; systemd-notify --ready; exec sleep 1000"
+    ready notify
+    start-timeout "1s"
+    restart always
+}
+// Healthy while /tmp/ok exists: removed after 1 s, two failed checks restart it.
+container sick {
+    rootfs host
+    network none
+    exec "/bin/sh" "-c" "touch /tmp/ok; sleep 1; rm /tmp/ok; exec sleep 1000"
+    ready exec "/bin/sh" "-c" "test -e /tmp/ok" interval="200ms" retries=2
+    restart always
+}
+"#,
+    );
+    b.wait_for(
+        || b.log("dog").contains("watchdog timeout"),
+        "the watchdog restarting dog",
+    );
+    b.wait_for(
+        || b.log("late").contains("not ready within its start timeout"),
+        "late restarted after its start timeout",
+    );
+    b.wait_for(
+        || {
+            b.log("sick")
+                .contains("health check failed 2 times: restarting")
+        },
+        "sick restarted by its health check",
+    );
+    b.wait_for(
+        || b.state("slow") == "running" && b.container("slow")["ready"] == true,
+        "slow ready",
+    );
+    assert_eq!(
+        b.container("slow")["restarts"],
+        0,
+        "EXTEND_TIMEOUT_USEC extends the start timeout: {}",
+        b.log("slow")
+    );
     assert!(b.down().success());
 }
