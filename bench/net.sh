@@ -9,4 +9,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --release -q -p berth-init --test net -- --ignored --nocapture --test-threads 1 measure_ 2>&1 \
-  | grep -E "^(network setup|TCP throughput)|FAILED|panicked"
+  | grep -E "network setup|TCP throughput|FAILED|panicked"

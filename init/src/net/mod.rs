@@ -368,10 +368,11 @@ impl NetHost {
             let resolv = resolv_conf(&first.dns, &host_resolv);
             let dir = self.files_dir.join(&c.name);
             std::fs::create_dir_all(&dir).map_err(io_err(format!("create {}", dir.display())))?;
+            // Written afresh at every start, before any container runs: no need for
+            // fsync (the lease file is what must survive a crash).
             for (file, text) in [("hosts", &hosts), ("resolv.conf", &resolv)] {
                 let p = dir.join(file);
-                crate::fsutil::write_atomic(&p, text.as_bytes())
-                    .map_err(io_err(format!("write {}", p.display())))?;
+                std::fs::write(&p, text).map_err(io_err(format!("write {}", p.display())))?;
             }
         }
         Ok(())
