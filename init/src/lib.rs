@@ -1,10 +1,12 @@
 //! berth's effects side: the commands of the `berth` binary. `main.rs` only parses
 //! arguments and calls into here.
 
+pub mod build;
 pub mod cmd;
 pub mod control;
 pub mod fsutil;
 pub mod logs;
+pub mod pid1;
 pub mod probe;
 pub mod runtime;
 pub mod state;

@@ -1,6 +1,7 @@
 //! The verbs of `berth` that read host files. Each takes its output streams, so tests
 //! drive them without a process, and returns the exit code: 0 ok, 1 invalid input.
 
+pub mod build;
 mod check;
 pub mod ctl;
 pub mod exec;
@@ -8,13 +9,16 @@ mod fmt;
 mod graph;
 pub mod logs;
 mod options;
+pub mod power;
 mod render;
 mod up;
+pub mod vm;
 mod why;
 
 use std::io::Write;
 use std::path::Path;
 
+pub use build::build;
 pub use check::{check, eval};
 pub use ctl::{down, restart, start, status, stop};
 pub use exec::exec;
@@ -22,7 +26,9 @@ pub use fmt::fmt;
 pub use graph::graph;
 pub use logs::logs;
 pub use options::options;
+pub use power::power;
 pub use up::up;
+pub use vm::vm;
 pub use why::why;
 
 use berth_config::FsSource;

@@ -22,6 +22,12 @@ pub enum Request {
     Info,
     /// Stop everything in reverse dependency order, then exit.
     Down,
+    /// PID 1 only: stop everything, then restart the machine.
+    Reboot,
+    /// PID 1 only: stop everything, then power the machine off.
+    Poweroff,
+    /// PID 1 only: stop everything, then halt the machine.
+    Halt,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
