@@ -295,8 +295,10 @@ pub fn boot(kernel: &Kernel, s: &Scenario) -> Outcome {
     std::fs::create_dir_all(&dir).unwrap();
     let host = dir.join("host.kdl");
     std::fs::write(&host, &s.kdl).unwrap();
+    let mut add = Vec::new();
     for (name, text) in &s.files {
         std::fs::write(dir.join(name), text).unwrap();
+        add.push(format!("{}:/etc/berth/{name}", dir.join(name).display()));
     }
     let image = dir.join("image");
     let mut build = Command::new(berth_bin());
@@ -314,6 +316,9 @@ pub fn boot(kernel: &Kernel, s: &Scenario) -> Outcome {
         .env("NO_COLOR", "1");
     if let Some(d) = &s.disk {
         build.args(["--disk", d]);
+    }
+    for a in add {
+        build.arg("--add").arg(a);
     }
     let out = build.output().expect("run berth build");
     assert!(
@@ -422,4 +427,18 @@ pub const CHECK_CONTAINER_MOUNTS: &str = r#"
   mount "/dev/console" "/dev/console"
   mount "/run/berth" "/run/berth"
   mount "/sys/fs/cgroup" "/host/cgroup" ro=#true
+  mount "/proc" "/host/proc" ro=#true
 "#;
+
+/// The `key=N` number a check printed on the console (`CHECK-X key=N`).
+pub fn number(console: &str, key: &str) -> Option<i64> {
+    let k = format!("{key}=");
+    console
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix(k.as_str()))
+        })
+        .filter_map(|v| v.parse().ok())
+        .next_back()
+}

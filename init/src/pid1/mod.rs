@@ -12,6 +12,9 @@
 //! - `berth.test-panic=boot|ready`: TEST-ONLY switch used by vmtests/: panic at that
 //!   point of the boot, to check that the machine reboots instead of the kernel's
 //!   "Attempted to kill init". Never set it on a real machine.
+//! - `berth.test-orphans=N`: TEST-ONLY switch used by vmtests/: once every container is
+//!   ready, fork a process that forks N children and exits, so N orphans are reparented
+//!   to PID 1 at once; they exit 4 s later (PID 1 must reap them all).
 
 pub mod console;
 pub mod mounts;
@@ -315,8 +318,14 @@ fn boot_host(file: &Path, test_panic: Option<&str>) -> Result<Power, String> {
     };
     let mut sup = Supervisor::new(setup, specs).map_err(|e| e.to_string())?;
     let panic_when_ready = test_panic == Some("ready");
+    let orphans: u32 = cmdline("test-orphans")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     sup.pid1_mode(Box::new(move |n| {
         log(&format!("all {n} containers ready"));
+        if orphans > 0 {
+            make_orphans(orphans);
+        }
         if panic_when_ready {
             panic!("test-only panic once every container is ready (berth.test-panic=ready)");
         }
@@ -336,6 +345,39 @@ fn boot_host(file: &Path, test_panic: Option<&str>) -> Result<Power, String> {
     let _ = cgroups.remove();
     drop(lock);
     Ok(power)
+}
+
+/// The `berth.test-orphans=N` switch (tests only): N orphans for PID 1 to reap. A
+/// child forks N grandchildren and exits; they wait for its exit (EOF on a pipe only
+/// it still writes to), so all become orphans at once, then live 4 s more.
+fn make_orphans(n: u32) {
+    log(&format!("test: making {n} orphans"));
+    // SAFETY: fork in the single-threaded PID 1; the children call only pipe, fork,
+    // prctl, close, read, nanosleep and _exit (async-signal-safe).
+    unsafe {
+        if libc::fork() == 0 {
+            // The orphans are named, so a test can count them in /proc.
+            libc::prctl(libc::PR_SET_NAME, c"berth-orphan".as_ptr());
+            let mut fds = [0; 2];
+            if libc::pipe(fds.as_mut_ptr()) != 0 {
+                libc::_exit(1);
+            }
+            for _ in 0..n {
+                if libc::fork() == 0 {
+                    libc::close(fds[1]);
+                    let mut b = 0u8;
+                    while libc::read(fds[0], (&raw mut b).cast(), 1) > 0 {}
+                    let t = libc::timespec {
+                        tv_sec: 4,
+                        tv_nsec: 0,
+                    };
+                    libc::nanosleep(&t, std::ptr::null_mut());
+                    libc::_exit(0);
+                }
+            }
+            libc::_exit(0);
+        }
+    }
 }
 
 /// Loads `wanted` and what they need (modules.dep, soft pre-dependencies) with

@@ -84,6 +84,7 @@ pub fn spawn_shell(argv: &[String]) -> Result<i32, String> {
         // SAFETY: see above; every pointer is valid until execve.
         unsafe {
             let _ = crate::runtime::sys::reset_signals();
+            crate::runtime::sys::reset_oom_score_adj();
             libc::setsid();
             let fd = libc::open(c"/dev/console".as_ptr(), libc::O_RDWR);
             if fd >= 0 {
