@@ -218,6 +218,8 @@ pub struct Scenario {
     pub kdl: String,
     /// Other files next to it (name, text), e.g. a broken host for `berth.config=`.
     pub files: Vec<(String, String)>,
+    /// More `--add SRC:DST` for the image.
+    pub add: Vec<String>,
     /// `--disk SIZE` for the image.
     pub disk: Option<String>,
     /// Extra kernel command line.
@@ -232,6 +234,7 @@ impl Scenario {
             name: name.into(),
             kdl: kdl.into(),
             files: Vec::new(),
+            add: Vec::new(),
             disk: None,
             append: String::new(),
             actions: Vec::new(),
@@ -317,7 +320,7 @@ pub fn boot(kernel: &Kernel, s: &Scenario) -> Outcome {
     if let Some(d) = &s.disk {
         build.args(["--disk", d]);
     }
-    for a in add {
+    for a in add.iter().chain(&s.add) {
         build.arg("--add").arg(a);
     }
     let out = build.output().expect("run berth build");
@@ -429,6 +432,24 @@ pub const CHECK_CONTAINER_MOUNTS: &str = r#"
   mount "/sys/fs/cgroup" "/host/cgroup" ro=#true
   mount "/proc" "/host/proc" ro=#true
 "#;
+
+/// The seconds since boot of the last console line of berth's log containing
+/// `needle` (`[   9.954] berth: …`).
+pub fn log_time(console: &str, needle: &str) -> Option<f64> {
+    console
+        .lines()
+        .filter(|l| l.contains(needle))
+        .filter_map(|l| {
+            l.trim_start()
+                .strip_prefix('[')?
+                .split(']')
+                .next()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .next_back()
+}
 
 /// The `key=N` number a check printed on the console (`CHECK-X key=N`).
 pub fn number(console: &str, key: &str) -> Option<i64> {

@@ -272,3 +272,55 @@ fn a_thousand_orphans_are_reaped_by_pid1() {
         out.fail("orphans left behind");
     }
 }
+
+#[test]
+fn berth_vm_builds_and_boots_with_the_console_on_its_output() {
+    let Some(k) = kernel() else { return };
+    let dir = berth_vmtests::target_dir().join("vmtests/run/berth-vm");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let host = dir.join("host.kdl");
+    std::fs::write(
+        &host,
+        format!(
+            "host \"vm\"\n{SLEEPER}\n{}",
+            check(&["sleeper"], "echo CHECK-VM; berth poweroff")
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(berth_vmtests::berth_bin())
+        .arg("vm")
+        .arg(&host)
+        .arg("--kernel")
+        .arg(&k.vmlinuz)
+        .arg("--modules")
+        .arg(&k.modules)
+        .args(["--add", "/bin/busybox", "--no-reboot", "-o"])
+        .arg(dir.join("image"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "booting",
+        "TCG",
+        "all 2 containers ready",
+        "CHECK-VM",
+        "reboot: Power down",
+    ] {
+        assert!(
+            text.contains(needle),
+            "berth vm output lacks {needle:?}:\n{text}"
+        );
+    }
+}
