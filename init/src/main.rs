@@ -72,7 +72,7 @@ Kernel command line: berth.config=PATH boots another host file of the image."
     #[command(
         after_help = "Writes DIR/initramfs.gz, DIR/vmlinuz and, with --disk, DIR/disk.img (ext4, \
 kept if it exists). The berth running this command is the one in the image.\n\n\
-Example:\n  berth build examples/appliance.kdl --kernel /boot/vmlinuz-$(uname -r) -o image/"
+Example:\n  berth build host.kdl --kernel /boot/vmlinuz-$(uname -r) -o image/"
     )]
     Build {
         file: PathBuf,
@@ -85,7 +85,7 @@ Example:\n  berth build examples/appliance.kdl --kernel /boot/vmlinuz-$(uname -r
     /// Build the image of a host and boot it in qemu, the console on this terminal
     /// (software emulation; KVM with --kvm when it works).
     #[command(
-        after_help = "Quit qemu with ctrl-a x. Example:\n  berth vm examples/appliance.kdl --kernel /boot/vmlinuz-$(uname -r)"
+        after_help = "Quit qemu with ctrl-a x. Example:\n  berth vm host.kdl --kernel /boot/vmlinuz-$(uname -r) --add /bin/busybox"
     )]
     Vm {
         file: PathBuf,

@@ -60,6 +60,9 @@ fn answer(request: &Request) -> Response {
         Request::Down => Response::Ok {
             message: Some("stopping every container".into()),
         },
+        Request::Reboot | Request::Poweroff | Request::Halt => Response::Error {
+            message: "this berth is not the machine's init (PID 1)".into(),
+        },
     }
 }
 

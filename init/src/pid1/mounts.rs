@@ -163,13 +163,13 @@ pub fn api_filesystems() {
             continue;
         }
         let _ = std::fs::create_dir_all(target);
-        if let Err(e) = mount(src, target, fstype, flags, data) {
-            if e.raw_os_error() != Some(libc::EBUSY) {
-                log(&format!(
-                    "cannot mount {fstype} on {}: {e}",
-                    target.display()
-                ));
-            }
+        if let Err(e) = mount(src, target, fstype, flags, data)
+            && e.raw_os_error() != Some(libc::EBUSY)
+        {
+            log(&format!(
+                "cannot mount {fstype} on {}: {e}",
+                target.display()
+            ));
         }
     }
 }
