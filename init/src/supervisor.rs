@@ -1004,6 +1004,9 @@ impl Supervisor {
                 log_dir: self.setup.log_dir.display().to_string(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
             },
+            Request::Down if self.pid1.is_some() => Response::Error {
+                message: "berth is the machine's init (PID 1): use `berth poweroff`, `berth reboot` or `berth halt`".into(),
+            },
             Request::Down => {
                 self.shutdown();
                 Response::Ok {

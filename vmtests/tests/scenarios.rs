@@ -38,7 +38,8 @@ container "sleeper" {{
 {}"#,
         check(
             &["writer", "sleeper"],
-            "n=$(berth status | grep -c running); echo CHECK-RUNNING $n; berth poweroff"
+            "n=$(berth status | grep -c running); echo CHECK-RUNNING $n; \
+             berth down 2>&1 | grep -q \"machine's init\" && echo CHECK-DOWN-REFUSED; berth poweroff"
         )
     );
     let mut s = Scenario::new("poweroff", &kdl);
@@ -47,6 +48,7 @@ container "sleeper" {{
     out.expect(&[
         "all 3 containers ready",
         "CHECK-RUNNING 3",
+        "CHECK-DOWN-REFUSED",
         "poweroff: stopping every container",
         "file systems unmounted",
         "reboot: Power down",

@@ -14,7 +14,7 @@
 //!   "Attempted to kill init". Never set it on a real machine.
 //! - `berth.test-orphans=N`: TEST-ONLY switch used by vmtests/: once every container is
 //!   ready, fork a process that forks N children and exits, so N orphans are reparented
-//!   to PID 1 at once; they exit 4 s later (PID 1 must reap them all).
+//!   to PID 1 at once; they exit 10 s later (PID 1 must reap them all).
 
 pub mod console;
 pub mod mounts;
@@ -349,7 +349,7 @@ fn boot_host(file: &Path, test_panic: Option<&str>) -> Result<Power, String> {
 
 /// The `berth.test-orphans=N` switch (tests only): N orphans for PID 1 to reap. A
 /// child forks N grandchildren and exits; they wait for its exit (EOF on a pipe only
-/// it still writes to), so all become orphans at once, then live 4 s more.
+/// it still writes to), so all become orphans at once, then live 10 s more.
 fn make_orphans(n: u32) {
     log(&format!("test: making {n} orphans"));
     // SAFETY: fork in the single-threaded PID 1; the children call only pipe, fork,
@@ -368,7 +368,7 @@ fn make_orphans(n: u32) {
                     let mut b = 0u8;
                     while libc::read(fds[0], (&raw mut b).cast(), 1) > 0 {}
                     let t = libc::timespec {
-                        tv_sec: 4,
+                        tv_sec: 10,
                         tv_nsec: 0,
                     };
                     libc::nanosleep(&t, std::ptr::null_mut());
