@@ -8,6 +8,7 @@ use berth_modules::{Evaluation, Kind, Value};
 use super::{INVALID, load};
 use crate::build::kmod::{ModIndex, bzimage_version};
 use crate::build::{Entry, Image, elf};
+use crate::pid1::rescue::{PanicPolicy, strings};
 use crate::pid1::{BootRecord, CONFIG_DIR};
 
 /// Where berth itself lives in the image; `/init` is a symlink to it.
@@ -92,14 +93,6 @@ pub fn build(opts: &BuildOptions, out: &mut dyn Write, err: &mut dyn Write, colo
     }
 }
 
-fn strs(v: Option<&Value>) -> Vec<String> {
-    v.map(Value::as_list)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|x| x.as_str().map(str::to_string))
-        .collect()
-}
-
 /// Collects and writes the image; returns what was written and the number of files.
 pub fn build_image(opts: &BuildOptions, ev: &Evaluation) -> Result<(Built, usize), String> {
     let kernel_bytes = std::fs::read(&opts.kernel)
@@ -178,14 +171,11 @@ pub fn build_image(opts: &BuildOptions, ev: &Evaluation) -> Result<(Built, usize
         );
     }
     let host = ev.host();
+    let policy = PanicPolicy::of_host(host);
     let record = BootRecord {
         config: main.ok_or("the host has no source file")?,
-        on_panic: host
-            .get("on-panic")
-            .and_then(Value::as_str)
-            .unwrap_or("reboot")
-            .to_string(),
-        rescue_shell: strs(host.get("rescue-shell")),
+        on_panic: policy.on_panic,
+        rescue_shell: policy.rescue_shell,
         kernel: release.clone(),
     };
     img.insert(
@@ -197,7 +187,7 @@ pub fn build_image(opts: &BuildOptions, ev: &Evaluation) -> Result<(Built, usize
     );
 
     // Kernel modules: the closure of what the host lists, with a filtered index.
-    let wanted = strs(host.get("kernel-modules"));
+    let wanted = strings(host.get("kernel-modules"));
     if !wanted.is_empty() {
         let dir = modules_dir(opts, &release)?;
         let ix = ModIndex::read(&dir).map_err(|e| e.to_string())?;

@@ -228,21 +228,7 @@ fn boot_host(file: &Path, test_panic: Option<&str>) -> Result<Power, String> {
         log(line);
     }
     let host = ev.host();
-    let strs = |v: Option<&Value>| -> Vec<String> {
-        v.map(Value::as_list)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|x| x.as_str().map(str::to_string))
-            .collect()
-    };
-    rescue::set_policy(PanicPolicy {
-        on_panic: host
-            .get("on-panic")
-            .and_then(Value::as_str)
-            .unwrap_or("reboot")
-            .to_string(),
-        rescue_shell: strs(host.get("rescue-shell")),
-    });
+    rescue::set_policy(PanicPolicy::of_host(host));
     if let Some(name) = host.get("name").and_then(Value::as_str)
         && let Err(e) = rustix::system::sethostname(name.as_bytes())
     {
@@ -257,7 +243,7 @@ fn boot_host(file: &Path, test_panic: Option<&str>) -> Result<Power, String> {
             }
         }
     }
-    load_modules(&strs(host.get("kernel-modules")));
+    load_modules(&rescue::strings(host.get("kernel-modules")));
     for fs in host
         .get("filesystem")
         .map(Value::as_list)

@@ -14,6 +14,30 @@ pub struct PanicPolicy {
     pub rescue_shell: Vec<String>,
 }
 
+impl PanicPolicy {
+    /// The host's `on-panic` and `rescue-shell`.
+    pub fn of_host(host: &berth_modules::Node) -> PanicPolicy {
+        use berth_modules::Value;
+        PanicPolicy {
+            on_panic: host
+                .get("on-panic")
+                .and_then(Value::as_str)
+                .unwrap_or("reboot")
+                .to_string(),
+            rescue_shell: strings(host.get("rescue-shell")),
+        }
+    }
+}
+
+/// The strings of a list value (argv, module names).
+pub fn strings(v: Option<&berth_modules::Value>) -> Vec<String> {
+    v.map(berth_modules::Value::as_list)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|x| x.as_str().map(str::to_string))
+        .collect()
+}
+
 static POLICY: RwLock<Option<PanicPolicy>> = RwLock::new(None);
 
 /// Sets what the panic hook does (first from the image's boot record, then from the
