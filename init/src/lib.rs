@@ -1,12 +1,14 @@
 //! berth's effects side: the commands of the `berth` binary. `main.rs` only parses
 //! arguments and calls into here.
 
+pub mod build;
 pub mod cmd;
 pub mod control;
 pub mod fsutil;
 pub mod generations;
 pub mod logs;
 pub mod net;
+pub mod pid1;
 pub mod plan;
 pub mod probe;
 pub mod runtime;

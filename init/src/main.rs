@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use berth_init::pid1::Power;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[global_allocator]
@@ -51,6 +52,81 @@ Example:\n  berth up examples/demo.kdl"
         state_dir: PathBuf,
         /// The control socket the CLI talks to.
         #[arg(long, value_name = "PATH", default_value = "/run/berth/control.sock")]
+        socket: PathBuf,
+    },
+    /// Run as the machine's init: mount the API file systems, load the host's kernel
+    /// modules, mount its file systems, then supervise its containers until a reboot,
+    /// power-off or halt. berth does this by itself when started as PID 1.
+    #[command(
+        after_help = "Never exits: a panic reboots (or starts the rescue shell, `on-panic \"shell\"`); an \
+invalid host starts the rescue shell of the image's boot record, if any.\n\n\
+Kernel command line: berth.config=PATH boots another host file of the image."
+    )]
+    Init {
+        /// The host file (default: the one `berth build` put in the image).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Build a bootable image of a host: an initramfs with berth as /init, the host
+    /// file, its kernel modules and the containers' root file systems.
+    #[command(
+        after_help = "Writes DIR/initramfs.gz, DIR/vmlinuz and, with --disk, DIR/disk.img (ext4, \
+kept if it exists). The berth running this command is the one in the image.\n\n\
+Example:\n  berth build host.kdl --kernel /boot/vmlinuz-$(uname -r) -o image/"
+    )]
+    Build {
+        file: PathBuf,
+        #[command(flatten)]
+        image: ImageArgs,
+        /// Where to write the image.
+        #[arg(short = 'o', long = "out", value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Build the image of a host and boot it in qemu, the console on this terminal
+    /// (software emulation; KVM with --kvm when it works).
+    #[command(
+        after_help = "Quit qemu with ctrl-a x. Example:\n  berth vm host.kdl --kernel /boot/vmlinuz-$(uname -r) --add /bin/busybox"
+    )]
+    Vm {
+        file: PathBuf,
+        #[command(flatten)]
+        image: ImageArgs,
+        /// Where to write the image (default: a directory per host file in the
+        /// temporary directory, so the state disk survives between runs).
+        #[arg(short = 'o', long = "out", value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Memory of the machine, in MiB.
+        #[arg(long, default_value_t = 1024)]
+        memory: u32,
+        /// Number of CPUs.
+        #[arg(long, default_value_t = 2)]
+        cpus: u32,
+        /// Extra kernel command line.
+        #[arg(long, value_name = "ARGS", default_value = "")]
+        append: String,
+        /// Use KVM when /dev/kvm works (the CPU has vmx or svm); otherwise TCG.
+        #[arg(long)]
+        kvm: bool,
+        /// Exit qemu when the guest reboots instead of booting again.
+        #[arg(long)]
+        no_reboot: bool,
+    },
+    /// Stop every container and restart the machine (berth as PID 1).
+    Reboot {
+        /// The control socket of the running berth.
+        #[arg(long, value_name = "PATH", default_value = berth_init::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Stop every container and power the machine off (berth as PID 1).
+    Poweroff {
+        /// The control socket of the running berth.
+        #[arg(long, value_name = "PATH", default_value = berth_init::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Stop every container and halt the machine (berth as PID 1).
+    Halt {
+        /// The control socket of the running berth.
+        #[arg(long, value_name = "PATH", default_value = berth_init::control::DEFAULT_SOCKET)]
         socket: PathBuf,
     },
     /// Run one container of a host once, in the foreground, with this terminal's stdio.
@@ -366,6 +442,62 @@ Examples:\n  berth exec web sh\n  berth exec db -- psql -c 'select 1'"
     },
 }
 
+/// What goes into an image (`berth build`, `berth vm`).
+#[derive(clap::Args, Debug)]
+struct ImageArgs {
+    /// The kernel (a bzImage, e.g. /boot/vmlinuz-VERSION); `berth vm` defaults to the
+    /// running kernel's.
+    #[arg(long, value_name = "PATH")]
+    kernel: Option<PathBuf>,
+    /// The kernel's modules directory (default: ROOT/lib/modules/VERSION next to
+    /// ROOT/boot/vmlinuz-VERSION, then /lib/modules/VERSION).
+    #[arg(long, value_name = "DIR")]
+    modules: Option<PathBuf>,
+    /// Also create an ext4 state disk of this size (e.g. 64M), attached as /dev/vda.
+    #[arg(long, value_name = "SIZE")]
+    disk: Option<String>,
+    /// Put a file or directory of this machine into the image (at DST, default the
+    /// same path); executables get their shared libraries too.
+    #[arg(long, value_name = "SRC[:DST]")]
+    add: Vec<String>,
+}
+
+impl ImageArgs {
+    fn options(
+        self,
+        file: PathBuf,
+        out: PathBuf,
+    ) -> Result<berth_init::cmd::build::BuildOptions, String> {
+        let disk = self
+            .disk
+            .map(|d| berth_modules::units::size(&d).map_err(|e| format!("--disk {d}: {}", e.label)))
+            .transpose()?;
+        let add = self
+            .add
+            .iter()
+            .map(|a| berth_init::cmd::build::parse_add(a))
+            .collect::<Result<_, _>>()?;
+        let kernel = match self.kernel {
+            Some(k) => k,
+            None => berth_init::cmd::vm::default_kernel()
+                .ok_or("no kernel: give --kernel PATH (a bzImage)")?,
+        };
+        Ok(berth_init::cmd::build::BuildOptions {
+            file,
+            kernel,
+            modules: self.modules,
+            out,
+            disk,
+            add,
+        })
+    }
+}
+
+fn usage_error(err: &mut dyn std::io::Write, message: &str) -> u8 {
+    let _ = writeln!(err, "error: {message}");
+    2
+}
+
 /// Runs before `main` and before the first allocation (glibc passes argc and argv to
 /// `.init_array` entries): a berth that stays resident (`berth up`, PID 1) keeps huge
 /// pages away from its small heap, which would otherwise pin 2 MiB pages under a few
@@ -390,7 +522,17 @@ extern "C" fn before_main(argc: libc::c_int, argv: *const *const libc::c_char) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Started by the kernel as PID 1, the arguments are the kernel's leftovers, not a
+    // command line: be the init. (A berth verb as PID 1 of a container's pid namespace,
+    // `sh -c "berth status"`, is still that verb.)
+    let cli = if std::process::id() == 1 {
+        match Cli::try_parse() {
+            Ok(cli) => cli,
+            Err(_) => berth_init::pid1::main(None),
+        }
+    } else {
+        Cli::parse()
+    };
     let color = match cli.color {
         Color::Always => true,
         Color::Never => false,
@@ -404,6 +546,47 @@ fn main() -> ExitCode {
             state_dir,
             socket,
         } => cmd::up(&file, &state_dir, &socket, &mut err, color),
+        Verb::Init { config } => berth_init::pid1::main(config),
+        Verb::Build {
+            file,
+            image,
+            out: dir,
+        } => match image.options(file, dir) {
+            Ok(opts) => cmd::build(&opts, &mut out, &mut err, color),
+            Err(e) => usage_error(&mut err, &e),
+        },
+        Verb::Vm {
+            file,
+            image,
+            out: dir,
+            memory,
+            cpus,
+            append,
+            kvm,
+            no_reboot,
+        } => {
+            let dir = dir.unwrap_or_else(|| {
+                let abs = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
+                let h = blake3::hash(abs.as_os_str().as_encoded_bytes());
+                std::env::temp_dir().join(format!("berth-vm-{}", &h.to_hex()[..12]))
+            });
+            match image.options(file, dir) {
+                Ok(opts) => {
+                    let vm = cmd::vm::VmOptions {
+                        memory,
+                        cpus,
+                        append,
+                        no_reboot,
+                        kvm,
+                    };
+                    cmd::vm(&opts, &vm, &mut out, &mut err, color)
+                }
+                Err(e) => usage_error(&mut err, &e),
+            }
+        }
+        Verb::Reboot { socket } => cmd::power(&socket, Power::Reboot, &mut out, &mut err),
+        Verb::Poweroff { socket } => cmd::power(&socket, Power::Poweroff, &mut out, &mut err),
+        Verb::Halt { socket } => cmd::power(&socket, Power::Halt, &mut out, &mut err),
         Verb::Run {
             file,
             name,

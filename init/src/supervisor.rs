@@ -21,6 +21,7 @@ use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 use crate::control::proto::{ContainerStatus, Request, Response, State};
 use crate::control::server::ControlServer;
 use crate::logs::{LogWriter, Stream};
+use crate::pid1::Power;
 use crate::runtime::{Cgroup, CgroupTree, Mount, Stdio, spawn};
 use crate::unit::{Ready, Restart, UnitSpec};
 
@@ -121,6 +122,14 @@ pub struct Supervisor {
     by_pid: HashMap<i32, usize>,
     shutting_down: bool,
     announced_ready: bool,
+    /// Set when berth is the machine's init (see [`Supervisor::pid1_mode`]).
+    pid1: Option<Pid1>,
+}
+
+/// PID 1 mode: the power signals and requests, and who hears of readiness.
+struct Pid1 {
+    power: Option<Power>,
+    on_ready: Box<dyn FnMut(usize)>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -131,19 +140,28 @@ impl std::fmt::Debug for Supervisor {
     }
 }
 
-/// Blocks the signals the loop reads from its signalfd, and returns the signalfd.
-fn signalfd() -> io::Result<OwnedFd> {
-    signalfd_for(&[
-        libc::SIGCHLD,
-        libc::SIGTERM,
-        libc::SIGINT,
-        libc::SIGHUP,
-        libc::SIGPIPE,
-    ])
+/// The signals the loop reads from its signalfd.
+const LOOP_SIGNALS: [i32; 5] = [
+    libc::SIGCHLD,
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGPIPE,
+];
+
+/// Blocks the loop's signals and `extra` and makes `existing` read them, or returns a
+/// new signalfd for them.
+fn signalfd_with(existing: Option<&OwnedFd>, extra: &[i32]) -> io::Result<Option<OwnedFd>> {
+    let all: Vec<i32> = LOOP_SIGNALS.iter().chain(extra).copied().collect();
+    signalfd_for(existing, &all)
 }
 
-/// Blocks `signals` and returns a non-blocking signalfd that reads them.
-pub(crate) fn signalfd_for(signals: &[i32]) -> io::Result<OwnedFd> {
+/// Blocks `signals` and makes `existing` (a signalfd) read exactly them, or returns a
+/// new non-blocking signalfd for them.
+pub(crate) fn signalfd_for(
+    existing: Option<&OwnedFd>,
+    signals: &[i32],
+) -> io::Result<Option<OwnedFd>> {
     // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it; the process
     // mask is changed before any container is spawned (spawn saves and restores it).
     unsafe {
@@ -155,12 +173,18 @@ pub(crate) fn signalfd_for(signals: &[i32]) -> io::Result<OwnedFd> {
         if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
             return Err(io::Error::last_os_error());
         }
-        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        // With an existing signalfd, signalfd(2) replaces its set and returns it.
+        let raw = existing.map_or(-1, |f| f.as_raw_fd());
+        let fd = libc::signalfd(raw, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(OwnedFd::from_raw_fd(fd))
+        Ok(existing.is_none().then(|| OwnedFd::from_raw_fd(fd)))
     }
+}
+
+fn signalfd() -> io::Result<OwnedFd> {
+    signalfd_with(None, &[])?.ok_or_else(|| io::Error::other("signalfd"))
 }
 
 /// Reads pending signal numbers from a signalfd.
@@ -215,6 +239,7 @@ impl Supervisor {
             by_pid: HashMap::new(),
             shutting_down: false,
             announced_ready: false,
+            pid1: None,
         })
     }
 }
@@ -251,6 +276,36 @@ impl Unit {
 }
 
 impl Supervisor {
+    /// Makes this the supervisor of berth as PID 1: the power signals of busybox,
+    /// sysvinit and systemd (see [`crate::pid1::signal_action`]) and the
+    /// reboot/poweroff/halt requests stop everything and end [`Supervisor::run`] with
+    /// [`Supervisor::power`] set; `on_ready` hears once when every container is ready
+    /// (with their number).
+    pub fn pid1_mode(&mut self, on_ready: Box<dyn FnMut(usize)>) -> Result<(), SupervisorError> {
+        signalfd_with(Some(&self.signals), &crate::pid1::power_signals())
+            .map_err(io_err("signalfd"))?;
+        self.pid1 = Some(Pid1 {
+            power: None,
+            on_ready,
+        });
+        Ok(())
+    }
+
+    /// The power action a signal or request asked for (PID 1 mode).
+    pub fn power(&self) -> Option<Power> {
+        self.pid1.as_ref().and_then(|p| p.power)
+    }
+
+    fn power_off(&mut self, power: Power) {
+        if let Some(p) = &mut self.pid1
+            && p.power.is_none()
+        {
+            p.power = Some(power);
+            eprintln!("berth: {}: stopping every container", power.verb());
+        }
+        self.shutdown();
+    }
+
     /// Runs until every container is stopped after SIGTERM, SIGINT or `berth down`.
     pub fn run(&mut self) -> Result<(), SupervisorError> {
         self.notify_parent(&format!("STATUS=starting {} containers", self.units.len()));
@@ -322,6 +377,11 @@ impl Supervisor {
         for sig in read_signals(&self.signals) {
             match sig {
                 libc::SIGCHLD => self.reap(),
+                _ if self.pid1.is_some() => {
+                    if let Some(power) = crate::pid1::signal_action(sig) {
+                        self.power_off(power);
+                    }
+                }
                 libc::SIGTERM | libc::SIGINT => self.shutdown(),
                 _ => {}
             }
@@ -387,20 +447,27 @@ impl Supervisor {
             }
             return;
         }
-        for i in 0..self.units.len() {
-            let u = &self.units[i];
-            let due = match u.phase {
-                Phase::Stopped => u.wanted,
-                Phase::Backoff => u.deadline.is_some_and(|d| d <= now),
-                _ => false,
-            };
-            let deps_ready = u
-                .spec
-                .after
-                .iter()
-                .all(|&d| self.units[d].phase == Phase::Running && self.units[d].ready);
-            if due && deps_ready {
-                self.start(i);
+        // Again after any start: a container that became ready at once (no readiness
+        // check) may let one that comes earlier in the list start now.
+        let mut started = true;
+        while started {
+            started = false;
+            for i in 0..self.units.len() {
+                let u = &self.units[i];
+                let due = match u.phase {
+                    Phase::Stopped => u.wanted,
+                    Phase::Backoff => u.deadline.is_some_and(|d| d <= now),
+                    _ => false,
+                };
+                let deps_ready = u
+                    .spec
+                    .after
+                    .iter()
+                    .all(|&d| self.units[d].phase == Phase::Running && self.units[d].ready);
+                if due && deps_ready {
+                    self.start(i);
+                    started = true;
+                }
             }
         }
         if !self.announced_ready
@@ -410,6 +477,9 @@ impl Supervisor {
                 .all(|u| !u.wanted || (u.phase == Phase::Running && u.ready))
         {
             self.announced_ready = true;
+            if let Some(p) = &mut self.pid1 {
+                (p.on_ready)(self.units.len());
+            }
             self.notify_parent(&format!(
                 "READY=1\nSTATUS={} containers running",
                 self.units
@@ -1162,10 +1232,32 @@ impl Supervisor {
                 test,
                 boot,
             } => self.switch(Path::new(&file), dry_run, test, boot),
+            Request::Down if self.pid1.is_some() => Response::Error {
+                message: "berth is the machine's init (PID 1): use `berth poweroff`, `berth reboot` or `berth halt`".into(),
+            },
             Request::Down => {
                 self.shutdown();
                 Response::Ok {
                     message: Some("stopping every container".into()),
+                }
+            }
+            Request::Reboot | Request::Poweroff | Request::Halt => {
+                let power = match req {
+                    Request::Reboot => Power::Reboot,
+                    Request::Poweroff => Power::Poweroff,
+                    _ => Power::Halt,
+                };
+                if self.pid1.is_none() {
+                    return Response::Error {
+                        message: format!(
+                            "this berth is not the machine's init (PID 1); use the system's own `{}`",
+                            power.verb()
+                        ),
+                    };
+                }
+                self.power_off(power);
+                Response::Ok {
+                    message: Some(format!("{}: stopping every container", power.verb())),
                 }
             }
             Request::Start { name } => match self.find(&name) {

@@ -95,6 +95,9 @@ fn answer(request: &Request) -> Response {
                 to: "10.88.0.7".into(),
             }],
         },
+        Request::Reboot | Request::Poweroff | Request::Halt => Response::Error {
+            message: "this berth is not the machine's init (PID 1)".into(),
+        },
     }
 }
 

@@ -1,6 +1,7 @@
 //! The verbs of `berth` that read host files. Each takes its output streams, so tests
 //! drive them without a process, and returns the exit code: 0 ok, 1 invalid input.
 
+pub mod build;
 mod check;
 pub mod ctl;
 pub mod exec;
@@ -10,15 +11,18 @@ mod graph;
 pub mod logs;
 pub mod net;
 mod options;
+pub mod power;
 mod render;
 mod run;
 mod set;
 mod up;
+pub mod vm;
 mod why;
 
 use std::io::Write;
 use std::path::Path;
 
+pub use build::build;
 pub use check::{check, eval};
 pub use ctl::{down, restart, start, status, stop, switch};
 pub use exec::exec;
@@ -28,9 +32,11 @@ pub use graph::graph;
 pub use logs::logs;
 pub use net::net;
 pub use options::options;
+pub use power::power;
 pub use run::run;
 pub use set::set;
 pub use up::up;
+pub use vm::vm;
 pub use why::why;
 
 use berth_config::FsSource;
@@ -65,4 +71,15 @@ pub(crate) fn load(file: &Path, err: &mut dyn Write, color: bool) -> Option<Eval
             None
         }
     }
+}
+
+/// Returns the allocator's free pages to the system (mimalloc otherwise keeps them for
+/// reuse until its next allocations trigger a purge, which an idle berth never makes).
+pub(crate) fn release_free_memory() {
+    unsafe extern "C" {
+        // mimalloc's public API (mimalloc.h), linked in with the global allocator.
+        fn mi_collect(force: bool);
+    }
+    // SAFETY: mi_collect takes no pointers and may be called at any time.
+    unsafe { mi_collect(true) };
 }

@@ -131,7 +131,9 @@ fn run_in(
     };
     // Blocked before the container exists, so none of them is lost in between; the
     // child unblocks everything before exec.
-    let signals = match crate::supervisor::signalfd_for(&FORWARDED) {
+    let signals = match crate::supervisor::signalfd_for(None, &FORWARDED)
+        .and_then(|fd| fd.ok_or_else(|| std::io::Error::other("no signalfd")))
+    {
         Ok(fd) => fd,
         Err(e) => {
             let _ = writeln!(err, "error: signalfd: {e}");

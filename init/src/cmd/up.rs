@@ -78,7 +78,7 @@ pub fn up(file: &Path, state_dir: &Path, socket: &Path, err: &mut dyn Write, col
     // The supervisor keeps what it needs; the evaluation and whatever evaluating took
     // go back to the system before berth settles down for a long time.
     drop(ev);
-    release_free_memory();
+    super::release_free_memory();
     let result = sup.run();
     // Every container is stopped: dropping the supervisor also tears the networks down.
     drop(sup);
@@ -88,15 +88,4 @@ pub fn up(file: &Path, state_dir: &Path, socket: &Path, err: &mut dyn Write, col
         Ok(()) => 0,
         Err(e) => fail(err, e.to_string()),
     }
-}
-
-/// Returns the allocator's free pages to the system (mimalloc otherwise keeps them for
-/// reuse until its next allocations trigger a purge, which an idle berth never makes).
-pub(crate) fn release_free_memory() {
-    unsafe extern "C" {
-        // mimalloc's public API (mimalloc.h), linked in with the global allocator.
-        fn mi_collect(force: bool);
-    }
-    // SAFETY: mi_collect takes no pointers and may be called at any time.
-    unsafe { mi_collect(true) };
 }

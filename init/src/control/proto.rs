@@ -36,6 +36,12 @@ pub enum Request {
         #[serde(default)]
         boot: bool,
     },
+    /// PID 1 only: stop everything, then restart the machine.
+    Reboot,
+    /// PID 1 only: stop everything, then power the machine off.
+    Poweroff,
+    /// PID 1 only: stop everything, then halt the machine.
+    Halt,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -37,6 +37,9 @@ pub(crate) fn run(plan: &mut ChildPlan) -> ! {
             Err(_) => sys::exit_now(126),
         }
     }
+    // Containers do not inherit berth's protection from the OOM killer (PID 1 sets
+    // oom_score_adj -1000 on itself): back to the default, before the container runs.
+    sys::reset_oom_score_adj();
     for (index, op) in plan.ops.iter().enumerate() {
         if let Err((step, errno)) = run_op(op, &mut plan.slots, err_fd) {
             report(err_fd, index as u32, step, errno.raw_os_error());

@@ -305,3 +305,16 @@ pub fn execve(
     unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
     errno()
 }
+
+/// Writes 0 to /proc/self/oom_score_adj (raising it needs no privilege); errors are
+/// ignored (no /proc). Async-signal-safe: open, write and close only.
+pub fn reset_oom_score_adj() {
+    use rustix::fs::{Mode, OFlags};
+    if let Ok(fd) = rustix::fs::open(
+        c"/proc/self/oom_score_adj",
+        OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        let _ = rustix::io::write(&fd, b"0");
+    }
+}

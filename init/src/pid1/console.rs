@@ -1,0 +1,44 @@
+//! PID 1's log: each line goes to the console (berth's stderr, which the kernel opened
+//! on /dev/console) and to the kernel log (/dev/kmsg), so it is on the screen and in
+//! `dmesg` both.
+
+use std::fs::File;
+use std::io::Write;
+use std::sync::Mutex;
+
+static KMSG: Mutex<Option<File>> = Mutex::new(None);
+
+/// Opens /dev/kmsg (after /dev is mounted); until then lines go to the console only.
+pub fn open_kmsg() {
+    if let Ok(f) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg")
+        && let Ok(mut k) = KMSG.lock()
+    {
+        *k = Some(f);
+    }
+}
+
+/// Logs one line, `berth: MESSAGE`, prefixed by the seconds since boot.
+pub fn log(msg: &str) {
+    let line = format!("[{:8.3}] berth: {msg}\n", uptime());
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    // A poisoned lock (a panic while writing) must not stop the panic hook's own log.
+    let mut k = match KMSG.lock() {
+        Ok(k) => k,
+        Err(p) => p.into_inner(),
+    };
+    if let Some(f) = k.as_mut() {
+        // <6>: info; the kernel adds its own time stamp.
+        let _ = f.write_all(format!("<6>berth: {msg}").as_bytes());
+    }
+}
+
+/// Seconds since boot (CLOCK_BOOTTIME, as the kernel's own time stamps).
+pub fn uptime() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
