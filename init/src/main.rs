@@ -546,7 +546,17 @@ fn main() -> ExitCode {
             state_dir,
             socket,
         } => cmd::up(&file, &state_dir, &socket, &mut err, color),
-        Verb::Init { config } => berth_init::pid1::main(config),
+        Verb::Init { config } => {
+            if std::process::id() != 1 {
+                usage_error(
+                    &mut err,
+                    "`berth init` runs only as PID 1 (of the machine, or of a pid namespace): it mounts \
+                     /proc, /dev, /run and /tmp and ends with reboot(2); use `berth up` under another init",
+                )
+            } else {
+                berth_init::pid1::main(config)
+            }
+        }
         Verb::Build {
             file,
             image,

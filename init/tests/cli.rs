@@ -220,3 +220,30 @@ fn set_and_unset_keep_comments_and_refuse_invalid_edits() {
         text.replace("\"64M\"", "\"256M\"")
     );
 }
+
+#[test]
+fn pid1_verbs_refuse_outside_pid1_and_build_names_a_bad_kernel() {
+    let out = berth(&["init"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("runs only as PID 1"));
+    let sock = tmp("no-berth.sock", "");
+    let out = berth(&["poweroff", "--socket", sock.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let good = tmp("build", GOOD);
+    let not_a_kernel = tmp("vmlinuz", "not a kernel");
+    let dir = good.with_extension("image");
+    let out = berth(&[
+        "build",
+        good.to_str().unwrap(),
+        "--kernel",
+        not_a_kernel.to_str().unwrap(),
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a bzImage kernel"), "{err}");
+    for verb in ["init", "build", "vm", "reboot", "poweroff", "halt"] {
+        assert_eq!(berth(&[verb, "--help"]).status.code(), Some(0), "{verb}");
+    }
+}
