@@ -160,6 +160,7 @@ mod tests {
             nat,
             allow: allow.iter().map(|s| s.to_string()).collect(),
             dns: vec![],
+            ipv6: false,
         }
     }
 
