@@ -692,6 +692,7 @@ fn measure_network_setup_per_container() {
             nat: false,
             allow: vec![],
             dns: vec![],
+            ipv6: false,
         }],
         containers: (0..SETUP_N)
             .map(|i| ContainerPlan {

@@ -179,6 +179,7 @@ mod tests {
                 nat: false,
                 allow: vec![],
                 dns: vec![],
+                ipv6: false,
             }],
             containers: names
                 .iter()

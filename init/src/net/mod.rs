@@ -119,6 +119,12 @@ impl NetHost {
     /// Reconciles what a previous berth left and sets up every network and every
     /// attached container's namespace. On error nothing of it is left behind.
     pub fn up(plan: NetPlan, state_dir: &Path) -> Result<NetHost, NetError> {
+        for n in plan.networks.iter().filter(|n| n.ipv6) {
+            eprintln!(
+                "berth: warning: network `{}`: IPv6 (`subnet6`) is not set up yet; its containers get IPv4 only",
+                n.name
+            );
+        }
         let tag = tag_of(state_dir);
         let run = state_dir.join("run");
         let mut leases = ipam::Leases::load(&state_dir.join("net").join("leases.json"))?;

@@ -142,3 +142,82 @@ pub fn remove() -> Result<(), NetError> {
         r => r,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::net::plan::NetworkPlan;
+
+    fn net(name: &str, third: u8, nat: bool, allow: &[&str]) -> NetworkPlan {
+        NetworkPlan {
+            name: name.into(),
+            bridge: format!("br-{name}"),
+            subnet: Ipv4Addr::new(10, 0, third, 0),
+            prefix: 24,
+            gateway: Ipv4Addr::new(10, 0, third, 1),
+            mtu: 1500,
+            nat,
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+            dns: vec![],
+            ipv6: false,
+        }
+    }
+
+    #[test]
+    fn one_network_without_nat_or_forwards_needs_no_table() {
+        let plan = NetPlan {
+            networks: vec![net("a", 1, false, &[])],
+            containers: vec![],
+        };
+        assert_eq!(ruleset(&plan, &[]), None);
+    }
+
+    #[test]
+    fn isolation_nat_and_forwards() {
+        let plan = NetPlan {
+            networks: vec![
+                net("a", 1, true, &[]),
+                net("b", 2, false, &[]),
+                net("c", 3, false, &["a"]),
+            ],
+            containers: vec![],
+        };
+        let dnat = [Dnat {
+            host_port: 8080,
+            proto: "tcp",
+            address: None,
+            to: Ipv4Addr::new(10, 0, 1, 5),
+            to_port: 80,
+            bridge: "br-a".into(),
+        }];
+        let t = ruleset(&plan, &dnat).unwrap();
+        // Replaced as a whole, in one file (one transaction).
+        assert!(
+            t.starts_with("table inet berth {\n}\ndelete table inet berth\ntable inet berth {\n")
+        );
+        for pair in [("a", "b"), ("b", "a"), ("b", "c"), ("c", "b")] {
+            let rule = format!("iifname \"br-{}\" oifname \"br-{}\" drop", pair.0, pair.1);
+            assert!(t.contains(&rule), "{rule}\n{t}");
+        }
+        assert!(!t.contains("iifname \"br-a\" oifname \"br-c\""), "{t}");
+        assert!(!t.contains("iifname \"br-c\" oifname \"br-a\""), "{t}");
+        assert!(
+            t.contains(
+                "ip saddr 10.0.1.0/24 ip daddr != 10.0.1.0/24 oifname != \"br-a\" masquerade"
+            ),
+            "{t}"
+        );
+        assert!(!t.contains("ip saddr 10.0.2.0/24"), "{t}");
+        assert_eq!(
+            t.matches("fib daddr type local tcp dport 8080 dnat ip to 10.0.1.5:80")
+                .count(),
+            2,
+            "{t}"
+        );
+        assert!(
+            t.contains("oifname \"br-a\" ip saddr 127.0.0.0/8 masquerade"),
+            "{t}"
+        );
+    }
+}

@@ -18,6 +18,8 @@ pub struct NetworkPlan {
     /// Networks whose containers may exchange traffic with this one.
     pub allow: Vec<String>,
     pub dns: Vec<IpAddr>,
+    /// `subnet6` is set (IPv6 is not configured yet; berth says so at start).
+    pub ipv6: bool,
 }
 
 impl NetworkPlan {
@@ -118,6 +120,7 @@ impl NetPlan {
                         _ => None,
                     })
                     .collect(),
+                ipv6: n.get("subnet6").is_some(),
             });
         }
         let mut containers = Vec::new();
