@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::path::Path;
 
-use berth_config::FsSource;
 use berth_config::diag::render_all;
 use berth_modules::Evaluation;
 
@@ -121,16 +120,8 @@ pub fn plan(
     err: &mut dyn Write,
     color: bool,
 ) -> u8 {
-    let new = match berth_modules::evaluate(&FsSource, file) {
-        Ok(ev) => ev,
-        Err(f) => {
-            let _ = write!(
-                err,
-                "{}",
-                render_all(&f.diagnostics, &f.tree.sources, color)
-            );
-            return INVALID;
-        }
+    let Some(new) = super::load(file, err, color) else {
+        return INVALID;
     };
     let g = Generations::new(state_dir);
     let old = match g.current() {

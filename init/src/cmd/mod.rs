@@ -53,6 +53,12 @@ pub(crate) fn leak(ev: Evaluation) {
     std::mem::forget(ev);
 }
 
+/// Writes `error: MSG` and returns [`INVALID`].
+pub(crate) fn fail(err: &mut dyn Write, msg: String) -> u8 {
+    let _ = writeln!(err, "error: {msg}");
+    INVALID
+}
+
 /// Evaluates `file`, or writes its diagnostics to `err` and returns `None`.
 pub(crate) fn load(file: &Path, err: &mut dyn Write, color: bool) -> Option<Evaluation> {
     match evaluate(&FsSource, file) {

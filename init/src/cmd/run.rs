@@ -13,8 +13,6 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Duration;
 
-use berth_config::FsSource;
-use berth_config::diag::render_all;
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::process::Signal;
 
@@ -33,20 +31,9 @@ pub fn run(
     err: &mut dyn Write,
     color: bool,
 ) -> u8 {
-    let fail = |err: &mut dyn Write, msg: String| {
-        let _ = writeln!(err, "error: {msg}");
-        INVALID
-    };
-    let ev = match berth_modules::evaluate(&FsSource, file) {
-        Ok(ev) => ev,
-        Err(f) => {
-            let _ = write!(
-                err,
-                "{}",
-                render_all(&f.diagnostics, &f.tree.sources, color)
-            );
-            return INVALID;
-        }
+    let fail = super::fail;
+    let Some(ev) = super::load(file, err, color) else {
+        return INVALID;
     };
     let specs = crate::unit::units(&ev, state_dir);
     // Networks with a subnet are berth up's (it owns the bridges, leases and firewall,

@@ -12,7 +12,6 @@ use berth_config::edit::{self, EditError};
 use berth_config::{FsSource, Source};
 use berth_modules::Kind;
 
-use super::INVALID;
 use crate::fsutil::write_atomic;
 
 /// The real file system, except that one file reads as `text`.
@@ -79,10 +78,7 @@ pub fn set(
     err: &mut dyn Write,
     color: bool,
 ) -> u8 {
-    let fail = |err: &mut dyn Write, msg: String| {
-        let _ = writeln!(err, "error: {msg}");
-        INVALID
-    };
+    let fail = super::fail;
     let (kind, name, option) = match parse_path(path) {
         Ok(p) => p,
         Err(e) => return fail(err, e),

@@ -1,9 +1,6 @@
 use std::io::Write;
 use std::path::Path;
 
-use berth_config::FsSource;
-use berth_config::diag::render_all;
-
 use super::INVALID;
 use crate::control::server::ControlServer;
 use crate::runtime::CgroupTree;
@@ -14,21 +11,10 @@ use crate::supervisor::{Setup, Supervisor};
 /// until SIGTERM/SIGINT or `berth down`, stop in reverse order.
 pub fn up(file: &Path, state_dir: &Path, socket: &Path, err: &mut dyn Write, color: bool) -> u8 {
     // Validate everything before the first side effect.
-    let ev = match berth_modules::evaluate(&FsSource, file) {
-        Ok(ev) => ev,
-        Err(f) => {
-            let _ = write!(
-                err,
-                "{}",
-                render_all(&f.diagnostics, &f.tree.sources, color)
-            );
-            return INVALID;
-        }
+    let Some(ev) = super::load(file, err, color) else {
+        return INVALID;
     };
-    let fail = |err: &mut dyn Write, msg: String| {
-        let _ = writeln!(err, "error: {msg}");
-        INVALID
-    };
+    let fail = super::fail;
     let lock = match StateLock::acquire(state_dir) {
         Ok(l) => l,
         Err(e) => return fail(err, e.to_string()),
