@@ -304,6 +304,10 @@ fn common_dir<'a>(mut paths: impl Iterator<Item = &'a Path>) -> PathBuf {
 /// The commit and dirty flag of the git checkout holding `dir`, if it is one and git
 /// is installed.
 fn git_info(dir: &Path) -> Option<Git> {
+    // Only a checkout is asked (no git process for a host file outside one).
+    if !dir.ancestors().any(|d| d.join(".git").exists()) {
+        return None;
+    }
     let run = |args: &[&str]| {
         std::process::Command::new("git")
             .arg("-C")
@@ -410,6 +414,36 @@ mod tests {
         let left: Vec<u64> = g.list().unwrap().iter().map(|m| m.number).collect();
         assert_eq!(left, vec![1, 3]);
         assert!(matches!(g.meta(2), Err(GenerationError::Missing(2, _))));
+    }
+
+    #[test]
+    fn a_git_checkout_records_its_commit_and_dirty_flag() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = tmp.path().join("cfg");
+        let root = host(&cfg, "64M");
+        assert_eq!(git_info(&cfg), None, "not a checkout");
+        let git = |args: &[&str]| {
+            let ok = std::process::Command::new("git")
+                .arg("-C")
+                .arg(&cfg)
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+                .args(args)
+                .output()
+                .expect("git (the test command installs it)")
+                .status
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        git(&["add", "."]);
+        git(&["commit", "-q", "-m", "host"]);
+        let g = Generations::new(&tmp.path().join("state"));
+        let m = g.record(&eval(&root), &root, "boot").unwrap();
+        let info = m.git.unwrap();
+        assert_eq!(info.commit.len(), 40);
+        assert!(!info.dirty);
+        host(&cfg, "128M");
+        assert!(git_info(&cfg).unwrap().dirty);
     }
 
     #[test]
