@@ -349,7 +349,7 @@ pub fn utc(secs: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn host(dir: &Path, mem: &str) -> PathBuf {
