@@ -182,8 +182,9 @@ pub fn evaluate_tree(tree: Tree, mut diags: Vec<Diagnostic>) -> Result<Evaluatio
             diagnostics: diags,
         });
     }
+    let mut buf = Vec::with_capacity(4096);
     for n in &mut nodes {
-        n.hash = canon::node_hash(n);
+        n.hash = canon::node_hash_with(n, &mut buf);
     }
     let hash = canon::host_hash(&nodes);
     Ok(Evaluation {

@@ -405,3 +405,70 @@ fn volume_owner_forms() {
         .is_err()
     );
 }
+
+/// The canonical JSON of the reference host, byte for byte, as `berth eval --json`
+/// wrote it before the JSON writer streamed from values (serde_json's compact form):
+/// the form and the hashes in it must not change for the same input.
+const HOST_JSON: &str = r#"{"containers":{"db":{"hash":"930998881e4e59c54fb2c3a1363c9936040555614c29cb4cc63700fc5f921ca7","options":{"backoff":{"factor":2.0,"initial":"100ms","max":"30s","reset-after":"10s"},"checkpoint":true,"env":{"LANG":"C","PGDATA":"/data"},"exec":["/usr/bin/postgres","-D","/data"],"hostname":"db","limits":{"cpu":1.5,"cpu-weight":100,"io-weight":100,"memory":536870912,"memory-high":"max","memory-swap":"max","pids":256},"log":{"keep":3,"max-size":10485760},"mount":[{"ro":false,"source":"pgdata","target":"/data"}],"network":[{"address":"10.88.0.10","name":"lan"}],"read-only":false,"ready":{"interval":"2s","kind":"notify","retries":3,"timeout":"1s"},"reload-signal":"SIGHUP","restart":"always","rootfs":"host","start-limit":{"burst":5,"interval":"10s"},"start-timeout":"1m","stop-signal":"SIGTERM","stop-timeout":"10s","user":0,"workdir":"/"}},"web":{"hash":"b160cc482304e597e9a5802e58fc5a60beea2a0baa4023fdb08270dcca088cf6","options":{"after":["db"],"backoff":{"factor":2.0,"initial":"100ms","max":"30s","reset-after":"10s"},"checkpoint":false,"exec":["/bin/busybox","httpd","-f"],"hostname":"web","limits":{"cpu":"max","cpu-weight":100,"io-weight":100,"memory":"max","memory-high":"max","memory-swap":"max","pids":"max"},"log":{"keep":3,"max-size":10485760},"network":[{"name":"lan"}],"port":[{"container":443,"host":8443,"protocol":"tcp"},{"container":80,"host":8080,"protocol":"tcp"}],"read-only":false,"reload-signal":"SIGHUP","restart":"on-failure","rootfs":"host","start-limit":{"burst":5,"interval":"10s"},"start-timeout":"1m","stop-signal":"SIGTERM","stop-timeout":"10s","user":0,"workdir":"/"}}},"graph":{"edges":[{"from":"container.db","kind":"network","to":"network.lan"},{"from":"container.db","kind":"volume","to":"volume.pgdata"},{"from":"container.web","kind":"network","to":"network.lan"},{"from":"container.web","kind":"after","to":"container.db"}],"layers":[["network.lan","volume.pgdata"],["container.db"],["container.web"]]},"hash":"a5c7bb82d70a37d608e121180ab7fe39e9031860c3213514c35550e2ba781159","host":{"hash":"9647aa181d2485f01c0cf397e41c8181c7ccfd0995d6b663289c42829d66d0d7","options":{"name":"edge-1","on-panic":"reboot","state-dir":"/var/lib/berth","timezone":"UTC","watch":false}},"networks":{"lan":{"hash":"f4391e5a8d5fc7f917a71540b2f39cf25b59dc01fb58d6c86186a7ca6ba60cd5","options":{"bridge":"br-lan","gateway":"10.88.0.1","mtu":1500,"nat":true,"subnet":"10.88.0.0/24"}}},"volumes":{"pgdata":{"hash":"1804510bcce40333f29f6bf17b3dcca95bd4bb8f40d3b65a935b1f5445fc2b7c","options":{"mode":"0755","owner":"0:0"}}}}"#;
+
+#[test]
+fn canonical_json_and_hashes_are_stable() {
+    let ev = eval(HOST);
+    let mut out = Vec::new();
+    berth_modules::canon::write_evaluation_json(&ev, &mut out).unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), HOST_JSON);
+    assert_eq!(
+        ev.hash.to_hex().as_str(),
+        "a5c7bb82d70a37d608e121180ab7fe39e9031860c3213514c35550e2ba781159"
+    );
+}
+
+#[test]
+fn streamed_json_is_the_serde_form_of_every_node() {
+    let texts = [
+        HOST,
+        r#"
+host { kernel-modules "br_netfilter" "overlay"; sysctl a.b="1" c.d="2" }
+network "a" { subnet "10.1.0.0/24"; allow "b" }
+network "b" { subnet "10.2.0.0/24"; subnet6 "fd00:2::/64" }
+volume "v" { owner "1000:1000"; mode "0700" }
+container "x" {
+    rootfs "host"
+    exec "/bin/sh" "-c" "echo \"quoted\" \\ tab\t é"
+    env Z="z" A="a\nb"
+    network "b" address="10.2.0.9"
+    network "a"
+    mount "v" "/v" ro=#true
+    mount "/srv" "/srv"
+    port 9000 90 "udp"
+    port 8000 80
+    after "y"
+    requires "y"
+    stop-signal "SIGRTMIN+3"
+    stop-timeout "1m30s"
+    limits { cpu 0.5; memory "1.5G"; memory-high "max"; pids "max" }
+    ready "exec" "/bin/true" "x" interval="250ms"
+}
+container "y" { rootfs "host"; exec "/bin/true"; ready "tcp" 80 }
+"#,
+    ];
+    for text in texts {
+        let ev = eval(text);
+        let json = berth_modules::canon::evaluation_json(&ev);
+        for n in &ev.nodes {
+            let got = match n.id.kind {
+                Kind::Host => &json["host"],
+                Kind::Container => &json["containers"][&n.id.name],
+                Kind::Network => &json["networks"][&n.id.name],
+                Kind::Volume => &json["volumes"][&n.id.name],
+            };
+            assert_eq!(
+                got["options"],
+                berth_modules::canon::node_values(n),
+                "{}",
+                n.id
+            );
+            assert_eq!(got["hash"], n.hash.to_hex().as_str(), "{}", n.id);
+        }
+    }
+}
