@@ -7,6 +7,7 @@
 //! (crate `berth-modules`); this crate knows only the syntax and the node kinds.
 
 pub mod diag;
+pub mod fasthash;
 pub mod fmt;
 pub mod kdl;
 mod load;

@@ -1,10 +1,11 @@
 //! Evaluation: a loaded [`Tree`] becomes typed, merged, validated nodes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
 use berth_config::diag::did_you_mean;
+use berth_config::fasthash::FastMap;
 use berth_config::{Diagnostic, Entity, OptionDef, Priority, Source, Tree, load};
 
 use crate::check::{Typed, check_def, default_value};
@@ -71,17 +72,11 @@ pub struct Evaluation {
     /// The generation hash: changes exactly when an evaluated value changes.
     pub hash: blake3::Hash,
     pub warnings: Vec<Diagnostic>,
-    index: HashMap<NodeId, usize>,
 }
 
 impl Evaluation {
     pub fn node(&self, kind: Kind, name: &str) -> Option<&Node> {
-        self.index
-            .get(&NodeId {
-                kind,
-                name: name.to_string(),
-            })
-            .map(|&i| &self.nodes[i])
+        find_node(&self.nodes, kind, name).map(|i| &self.nodes[i])
     }
     pub fn host(&self) -> &Node {
         &self.nodes[0]
@@ -89,6 +84,13 @@ impl Evaluation {
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Node> {
         self.nodes.iter().filter(move |n| n.id.kind == kind)
     }
+}
+
+/// The index of a node in nodes sorted by id (as [`Evaluation::nodes`] are).
+pub(crate) fn find_node(nodes: &[Node], kind: Kind, name: &str) -> Option<usize> {
+    nodes
+        .binary_search_by(|n| (n.id.kind, n.id.name.as_str()).cmp(&(kind, name)))
+        .ok()
 }
 
 /// An evaluation that found errors: the tree (for rendering) and every diagnostic.
@@ -108,7 +110,7 @@ pub fn evaluate(source: &dyn Source, root: &Path) -> Result<Evaluation, Failure>
 /// Evaluates a loaded tree; `diags` are the loader's.
 #[allow(clippy::result_large_err)]
 pub fn evaluate_tree(tree: Tree, mut diags: Vec<Diagnostic>) -> Result<Evaluation, Failure> {
-    let lookups: Vec<HashMap<&'static str, usize>> = Kind::ALL
+    let lookups: Vec<FastMap<&'static str, usize>> = Kind::ALL
         .iter()
         .map(|k| {
             k.schema()
@@ -166,14 +168,9 @@ pub fn evaluate_tree(tree: Tree, mut diags: Vec<Diagnostic>) -> Result<Evaluatio
     }
     nodes.sort_by(|a, b| a.id.cmp(&b.id));
     derive_defaults(&mut nodes);
-    let index: HashMap<NodeId, usize> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.id.clone(), i))
-        .collect();
 
     netcheck::check(&tree, &nodes, &mut diags);
-    let graph = graph::build(&tree, &nodes, &index, &mut diags);
+    let graph = graph::build(&tree, &nodes, &mut diags);
 
     if diags.iter().any(Diagnostic::is_error) {
         berth_config::diag::sort_dedup(&mut diags);
@@ -193,7 +190,6 @@ pub fn evaluate_tree(tree: Tree, mut diags: Vec<Diagnostic>) -> Result<Evaluatio
         graph,
         hash,
         warnings: diags,
-        index,
     })
 }
 
@@ -237,7 +233,7 @@ fn resolve_entity(
     tree: &Tree,
     kind: Kind,
     entity: &Entity,
-    lookup: &HashMap<&'static str, usize>,
+    lookup: &FastMap<&'static str, usize>,
     defaults: &[Option<Value>],
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Option<Value>> {
@@ -385,33 +381,35 @@ fn merge(
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Value> {
     let top = defs.iter().map(|(d, _)| d.priority).max()?;
-    let what = if entity.name.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind} `{}`", entity.name)
+    let what = || {
+        if entity.name.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind} `{}`", entity.name)
+        }
     };
     match spec.shape {
         Shape::Map(_) => {
             let mut keys: BTreeMap<String, (Priority, Value, &OptionDef)> = BTreeMap::new();
-            for (def, typed) in &defs {
+            for (def, typed) in defs {
                 let Typed::Keys(kv) = typed else { continue };
                 for (k, v, p) in kv {
-                    match keys.get(k) {
-                        Some((q, _, _)) if q > p => {}
-                        Some((q, w, first)) if q == p && w != v => {
+                    match keys.get(&k) {
+                        Some((q, _, _)) if *q > p => {}
+                        Some((q, w, first)) if *q == p && *w != v => {
                             diags.push(conflict(
                                 tree,
                                 &format!("{}.{k}", spec.path),
-                                &what,
+                                &what(),
                                 first,
                                 def,
                                 w,
-                                v,
+                                &v,
                             ));
                         }
-                        Some((q, _, _)) if q == p => {}
+                        Some((q, _, _)) if *q == p => {}
                         _ => {
-                            keys.insert(k.clone(), (*p, v.clone(), def));
+                            keys.insert(k, (p, v, def));
                         }
                     }
                 }
@@ -444,7 +442,7 @@ fn merge(
                 match &winner {
                     None => winner = Some((def, v)),
                     Some((first, w)) if *w != v => {
-                        diags.push(conflict(tree, spec.path, &what, first, def, w, &v));
+                        diags.push(conflict(tree, spec.path, &what(), first, def, w, &v));
                     }
                     Some(_) => {}
                 }
