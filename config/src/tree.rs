@@ -4,6 +4,7 @@
 //! provenance so that `berth why` can show all of them.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::fasthash::FastMap;
 
@@ -74,7 +75,8 @@ pub struct Arg {
 /// `limits { }` inside `container "web"` has path `limits.memory`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OptionDef {
-    pub path: String,
+    /// Shared between all definitions of the same path (interned by the loader).
+    pub path: Arc<str>,
     pub name_span: Span,
     pub args: Vec<Arg>,
     /// Properties in source order; keys are unique within one definition.

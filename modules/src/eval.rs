@@ -238,12 +238,12 @@ fn resolve_entity(
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Option<Value>> {
     let schema = kind.schema();
-    let mut per_option: Vec<Vec<(&OptionDef, Typed)>> =
-        (0..schema.options.len()).map(|_| Vec::new()).collect();
+    // Typed definitions with their option's index, in load order.
+    let mut typed: Vec<(usize, &OptionDef, Typed)> = Vec::with_capacity(entity.options.len());
     // Defined at all, valid or not: an invalid value is not also reported as missing.
     let mut defined = vec![false; schema.options.len()];
     for def in &entity.options {
-        let Some(&i) = lookup.get(def.path.as_str()) else {
+        let Some(&i) = lookup.get(&*def.path) else {
             diags.push(unknown_option(kind, &entity.name, def));
             continue;
         };
@@ -254,7 +254,7 @@ fn resolve_entity(
         let spec = &schema.options[i];
         let name = spec.path.rsplit('.').next().unwrap_or(spec.path);
         match check_def(spec.shape, name, def) {
-            Ok(t) => per_option[i].push((def, t)),
+            Ok(t) => typed.push((i, def, t)),
             Err(problems) => {
                 for p in problems {
                     let (file, span) = p
@@ -286,9 +286,16 @@ fn resolve_entity(
             }
         }
     }
+    // By option, each option's definitions still in load order (the sort is stable).
+    typed.sort_by_key(|t| t.0);
+    let mut typed = typed.into_iter().peekable();
+    let mut defs = Vec::new();
     let mut values: Vec<Option<Value>> = defaults.to_vec();
-    for (i, defs) in per_option.into_iter().enumerate() {
-        let spec = &schema.options[i];
+    for (i, spec) in schema.options.iter().enumerate() {
+        defs.clear();
+        while let Some((_, def, t)) = typed.next_if(|t| t.0 == i) {
+            defs.push((def, t));
+        }
         if defs.is_empty() {
             if spec.required && !defined[i] && !entity.decls.is_empty() {
                 let decl = entity.decls[0];
@@ -300,7 +307,7 @@ fn resolve_entity(
             }
             continue;
         }
-        if let Some(v) = merge(tree, kind, entity, spec, defs, diags) {
+        if let Some(v) = merge(tree, kind, entity, spec, &mut defs, diags) {
             values[i] = Some(v);
         }
     }
@@ -316,7 +323,7 @@ fn unknown_option(kind: Kind, name: &str, def: &OptionDef) -> Diagnostic {
     };
     let is_block = schema.options.iter().any(|o| {
         o.path
-            .strip_prefix(def.path.as_str())
+            .strip_prefix(&*def.path)
             .is_some_and(|r| r.starts_with('.'))
     });
     let mut d = Diagnostic::error(format!("unknown option `{}` in {what}", def.path)).label(
@@ -326,7 +333,7 @@ fn unknown_option(kind: Kind, name: &str, def: &OptionDef) -> Diagnostic {
     );
     if let Some(top) = ["import", "module", "container", "network", "volume", "host"]
         .iter()
-        .find(|t| def.path == **t)
+        .find(|t| *def.path == ***t)
     {
         return d.help(format!(
             "`{top}` goes at the top level of a file, not inside a node"
@@ -338,7 +345,7 @@ fn unknown_option(kind: Kind, name: &str, def: &OptionDef) -> Diagnostic {
             .iter()
             .filter_map(|o| {
                 o.path
-                    .strip_prefix(def.path.as_str())
+                    .strip_prefix(&*def.path)
                     .and_then(|r| r.strip_prefix('.'))
             })
             .collect();
@@ -372,12 +379,12 @@ fn unknown_option(kind: Kind, name: &str, def: &OptionDef) -> Diagnostic {
 
 /// Merges the typed definitions of one option: only the highest priority counts;
 /// scalars there must agree, lists and records concatenate, maps merge by key.
-fn merge(
+fn merge<'t>(
     tree: &Tree,
     kind: Kind,
     entity: &Entity,
     spec: &OptionSpec,
-    defs: Vec<(&OptionDef, Typed)>,
+    defs: &mut Vec<(&'t OptionDef, Typed)>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Value> {
     let top = defs.iter().map(|(d, _)| d.priority).max()?;
@@ -391,7 +398,7 @@ fn merge(
     match spec.shape {
         Shape::Map(_) => {
             let mut keys: BTreeMap<String, (Priority, Value, &OptionDef)> = BTreeMap::new();
-            for (def, typed) in defs {
+            for (def, typed) in defs.drain(..) {
                 let Typed::Keys(kv) = typed else { continue };
                 for (k, v, p) in kv {
                     match keys.get(&k) {
@@ -420,7 +427,7 @@ fn merge(
         }
         Shape::List(_) | Shape::Records(_) => {
             let mut items = Vec::new();
-            for (def, typed) in defs {
+            for (def, typed) in defs.drain(..) {
                 if def.priority != top {
                     continue;
                 }
@@ -434,7 +441,7 @@ fn merge(
         }
         Shape::Scalar(_) | Shape::Argv | Shape::Ready => {
             let mut winner: Option<(&OptionDef, Value)> = None;
-            for (def, typed) in defs {
+            for (def, typed) in defs.drain(..) {
                 if def.priority != top {
                     continue;
                 }
@@ -536,6 +543,11 @@ fn n_hostname(name: &str) -> String {
 /// `br-` and the network name, cut to the 15 bytes Linux allows.
 pub fn bridge_name(network: &str) -> String {
     let mut s = format!("br-{network}");
-    s.truncate(15);
+    // Valid names are ASCII; an invalid one (already reported) must not panic here.
+    let mut end = s.len().min(15);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
     s
 }

@@ -8,7 +8,7 @@ use crate::eval::Node;
 /// The definitions of `path` in a node's entity, in load order.
 pub fn defs<'t>(tree: &'t Tree, node: &Node, path: &str) -> Vec<&'t OptionDef> {
     entity(tree, node).map_or_else(Vec::new, |e| {
-        e.options.iter().filter(|d| d.path == path).collect()
+        e.options.iter().filter(|d| *d.path == *path).collect()
     })
 }
 
@@ -34,7 +34,7 @@ pub fn item_places(tree: &Tree, node: &Node, path: &str, per_arg: bool) -> Vec<(
     let Some(e) = entity(tree, node) else {
         return out;
     };
-    let of_path = || e.options.iter().filter(|d| d.path == path);
+    let of_path = || e.options.iter().filter(|d| *d.path == *path);
     let Some(top) = of_path().map(|d| d.priority).max() else {
         return out;
     };
