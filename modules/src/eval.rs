@@ -379,12 +379,12 @@ fn unknown_option(kind: Kind, name: &str, def: &OptionDef) -> Diagnostic {
 
 /// Merges the typed definitions of one option: only the highest priority counts;
 /// scalars there must agree, lists and records concatenate, maps merge by key.
-fn merge<'t>(
+fn merge(
     tree: &Tree,
     kind: Kind,
     entity: &Entity,
     spec: &OptionSpec,
-    defs: &mut Vec<(&'t OptionDef, Typed)>,
+    defs: &mut Vec<(&OptionDef, Typed)>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Value> {
     let top = defs.iter().map(|(d, _)| d.priority).max()?;
