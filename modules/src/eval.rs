@@ -10,6 +10,7 @@ use berth_config::{Diagnostic, Entity, OptionDef, Priority, Source, Tree, load};
 
 use crate::check::{Typed, check_def, default_value};
 use crate::graph::{self, HostGraph};
+use crate::par::halves;
 use crate::schema::{Dflt, KINDS, Kind, KindSchema, OptionSpec, Shape};
 use crate::value::Value;
 use crate::{canon, netcheck};
@@ -132,28 +133,44 @@ pub fn evaluate_tree(tree: Tree, mut diags: Vec<Diagnostic>) -> Result<Evaluatio
         })
         .collect();
 
+    // Entities resolve independently: a large host is cut in two halves, the second
+    // resolved on another thread. Nodes and diagnostics are joined in entity order, so
+    // the result is the same as one pass.
+    let resolve_range = |range: std::ops::Range<usize>| {
+        let mut nodes: Vec<Node> = Vec::with_capacity(range.len() + 1);
+        let mut diags = Vec::new();
+        let mut host_seen = false;
+        for ei in range {
+            let entity = &tree.entities[ei];
+            let Some(kind) = Kind::from_name(&entity.kind) else {
+                continue;
+            };
+            if kind == Kind::Host {
+                host_seen = true;
+            } else {
+                check_name(kind, entity, &mut diags);
+            }
+            let ki = kind as usize;
+            let values =
+                resolve_entity(&tree, kind, entity, &lookups[ki], &defaults[ki], &mut diags);
+            nodes.push(Node {
+                id: NodeId {
+                    kind,
+                    name: entity.name.clone(),
+                },
+                entity: Some(ei),
+                values,
+                hash: blake3::Hash::from_bytes([0; 32]),
+            });
+        }
+        (nodes, diags, host_seen)
+    };
     let mut nodes: Vec<Node> = Vec::with_capacity(tree.entities.len() + 1);
     let mut host_seen = false;
-    for (ei, entity) in tree.entities.iter().enumerate() {
-        let Some(kind) = Kind::from_name(&entity.kind) else {
-            continue;
-        };
-        if kind == Kind::Host {
-            host_seen = true;
-        } else {
-            check_name(kind, entity, &mut diags);
-        }
-        let ki = kind as usize;
-        let values = resolve_entity(&tree, kind, entity, &lookups[ki], &defaults[ki], &mut diags);
-        nodes.push(Node {
-            id: NodeId {
-                kind,
-                name: entity.name.clone(),
-            },
-            entity: Some(ei),
-            values,
-            hash: blake3::Hash::from_bytes([0; 32]),
-        });
+    for (part, part_diags, seen) in halves(tree.entities.len(), resolve_range) {
+        nodes.extend(part);
+        diags.extend(part_diags);
+        host_seen |= seen;
     }
     if !host_seen {
         nodes.push(Node {
@@ -179,9 +196,15 @@ pub fn evaluate_tree(tree: Tree, mut diags: Vec<Diagnostic>) -> Result<Evaluatio
             diagnostics: diags,
         });
     }
-    let mut buf = Vec::with_capacity(4096);
-    for n in &mut nodes {
-        n.hash = canon::node_hash_with(n, &mut buf);
+    let hashes = halves(nodes.len(), |range| {
+        let mut buf = Vec::with_capacity(4096);
+        nodes[range]
+            .iter()
+            .map(|n| canon::node_hash_with(n, &mut buf))
+            .collect::<Vec<_>>()
+    });
+    for (n, h) in nodes.iter_mut().zip(hashes.into_iter().flatten()) {
+        n.hash = h;
     }
     let hash = canon::host_hash(&nodes);
     Ok(Evaluation {

@@ -472,3 +472,44 @@ container "y" { rootfs "host"; exec "/bin/true"; ready "tcp" 80 }
         }
     }
 }
+
+/// A host large enough that evaluation, hashing and JSON output split work over two
+/// threads and the JSON comes in several rounds: the result must be that of one pass.
+#[test]
+fn large_host_split_over_threads_evaluates_like_one_pass() {
+    let mut text = String::from("network \"lan\" { subnet \"10.0.0.0/16\" }\n");
+    for i in 0..5000 {
+        text.push_str(&format!(
+            "container \"c{i}\" {{ rootfs \"host\"; exec \"/bin/true\" \"{i}\"; network \"lan\"; env N=\"{i}\"; limits {{ memory \"{}M\" }}{} }}\n",
+            1 + i % 7,
+            if i % 10 == 0 { String::new() } else { format!("; after \"c{}\"", i - 1) }
+        ));
+    }
+    let ev = eval(&text);
+    assert_eq!(ev.of_kind(Kind::Container).count(), 5000);
+    let json = berth_modules::canon::evaluation_json(&ev);
+    let containers = json["containers"].as_object().unwrap();
+    assert_eq!(containers.len(), 5000);
+    let mut h = blake3::Hasher::new();
+    h.update(b"berth-host-v1\0");
+    for n in &ev.nodes {
+        assert_eq!(n.hash, berth_modules::canon::node_hash(n), "{}", n.id);
+        h.update(n.id.kind.name().as_bytes());
+        h.update(&[0]);
+        h.update(n.id.name.as_bytes());
+        h.update(&[0]);
+        h.update(n.hash.as_bytes());
+        if n.id.kind == Kind::Container {
+            let got = &containers[&n.id.name];
+            assert_eq!(
+                got["options"],
+                berth_modules::canon::node_values(n),
+                "{}",
+                n.id
+            );
+            assert_eq!(got["hash"], n.hash.to_hex().as_str(), "{}", n.id);
+        }
+    }
+    assert_eq!(ev.hash, h.finalize());
+    assert_eq!(ev.graph.layers.len(), 11);
+}
