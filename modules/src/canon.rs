@@ -7,7 +7,6 @@
 use serde_json::{Map, Value as Json};
 
 use crate::eval::{Evaluation, Node};
-use crate::par::halves;
 use crate::schema::Kind;
 use crate::units::{write_duration, write_signal_name};
 use crate::value::Value;
@@ -195,7 +194,7 @@ pub fn write_evaluation_json(eval: &Evaluation, w: &mut dyn std::io::Write) -> s
     let mut out = JsonOut {
         buf: Vec::with_capacity(FLUSH_AT + 4096),
         scratch: Vec::new(),
-        w: Some(w),
+        w,
     };
     out.buf.extend_from_slice(b"{\"containers\":");
     out.kind(eval, Kind::Container)?;
@@ -242,24 +241,18 @@ pub fn write_evaluation_json(eval: &Evaluation, w: &mut dyn std::io::Write) -> s
 
 const FLUSH_AT: usize = 1 << 16;
 
-/// Nodes rendered per round; each round's two halves render on two threads.
-const CHUNK: usize = 4096;
-
-/// The output buffer and, for the top-level writer, where it goes.
+/// The output buffer and where it goes.
 struct JsonOut<'w> {
     buf: Vec<u8>,
     /// For the items of unordered lists, which are sorted by their JSON text.
     scratch: Vec<u8>,
-    /// `None` for a helper that renders one part into `buf`.
-    w: Option<&'w mut dyn std::io::Write>,
+    w: &'w mut dyn std::io::Write,
 }
 
 impl JsonOut<'_> {
     fn write_all(&mut self) -> std::io::Result<()> {
-        if let Some(w) = self.w.as_mut() {
-            w.write_all(&self.buf)?;
-            self.buf.clear();
-        }
+        self.w.write_all(&self.buf)?;
+        self.buf.clear();
         Ok(())
     }
 
@@ -277,27 +270,14 @@ impl JsonOut<'_> {
         let end = eval.nodes.partition_point(|n| n.id.kind <= kind);
         let nodes = &eval.nodes[start..end];
         self.buf.push(b'{');
-        for (c, chunk) in nodes.chunks(CHUNK).enumerate() {
-            let parts = halves(chunk.len(), |range| {
-                let mut part = JsonOut {
-                    buf: Vec::new(),
-                    scratch: Vec::new(),
-                    w: None,
-                };
-                for (k, n) in chunk[range.clone()].iter().enumerate() {
-                    if c > 0 || range.start + k > 0 {
-                        part.buf.push(b',');
-                    }
-                    json_str(&mut part.buf, &n.id.name);
-                    part.buf.push(b':');
-                    part.node(n);
-                }
-                part.buf
-            });
-            for part in parts {
-                self.buf.extend_from_slice(&part);
-                self.flush_some()?;
+        for (k, n) in nodes.iter().enumerate() {
+            if k > 0 {
+                self.buf.push(b',');
             }
+            json_str(&mut self.buf, &n.id.name);
+            self.buf.push(b':');
+            self.node(n);
+            self.flush_some()?;
         }
         self.buf.push(b'}');
         Ok(())
