@@ -414,31 +414,23 @@ fn json_value(out: &mut Vec<u8>, v: &Value) {
             }
             out.push(b']');
         }
-        Value::Map(m) => {
-            out.push(b'{');
-            for (k, (key, item)) in m.iter().enumerate() {
-                if k > 0 {
-                    out.push(b',');
-                }
-                json_str(out, key);
-                out.push(b':');
-                json_value(out, item);
-            }
-            out.push(b'}');
-        }
-        Value::Record(m) => {
-            out.push(b'{');
-            for (k, (key, item)) in m.iter().enumerate() {
-                if k > 0 {
-                    out.push(b',');
-                }
-                json_str(out, key);
-                out.push(b':');
-                json_value(out, item);
-            }
-            out.push(b'}');
-        }
+        Value::Map(m) => json_object(out, m.iter().map(|(k, v)| (k.as_str(), v))),
+        Value::Record(m) => json_object(out, m.iter().map(|(k, v)| (*k, v))),
     }
+}
+
+/// `{"KEY":VALUE,…}` in the order given (sorted, from a BTreeMap).
+fn json_object<'v>(out: &mut Vec<u8>, entries: impl Iterator<Item = (&'v str, &'v Value)>) {
+    out.push(b'{');
+    for (k, (key, item)) in entries.enumerate() {
+        if k > 0 {
+            out.push(b',');
+        }
+        json_str(out, key);
+        out.push(b':');
+        json_value(out, item);
+    }
+    out.push(b'}');
 }
 
 /// The options of a kind as nested objects: one level per path segment, keys sorted

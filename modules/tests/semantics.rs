@@ -462,15 +462,20 @@ container "y" { rootfs "host"; exec "/bin/true"; ready "tcp" 80 }
                 Kind::Network => &json["networks"][&n.id.name],
                 Kind::Volume => &json["volumes"][&n.id.name],
             };
-            assert_eq!(
-                got["options"],
-                berth_modules::canon::node_values(n),
-                "{}",
-                n.id
-            );
-            assert_eq!(got["hash"], n.hash.to_hex().as_str(), "{}", n.id);
+            assert_node_json(got, n);
         }
     }
+}
+
+/// A node's part of the streamed JSON is the serde_json form of its values and hash.
+fn assert_node_json(got: &serde_json::Value, n: &berth_modules::Node) {
+    assert_eq!(
+        got["options"],
+        berth_modules::canon::node_values(n),
+        "{}",
+        n.id
+    );
+    assert_eq!(got["hash"], n.hash.to_hex().as_str(), "{}", n.id);
 }
 
 /// A host large enough that evaluation, hashing and JSON output split work over two
@@ -500,14 +505,7 @@ fn large_host_split_over_threads_evaluates_like_one_pass() {
         h.update(&[0]);
         h.update(n.hash.as_bytes());
         if n.id.kind == Kind::Container {
-            let got = &containers[&n.id.name];
-            assert_eq!(
-                got["options"],
-                berth_modules::canon::node_values(n),
-                "{}",
-                n.id
-            );
-            assert_eq!(got["hash"], n.hash.to_hex().as_str(), "{}", n.id);
+            assert_node_json(&containers[&n.id.name], n);
         }
     }
     assert_eq!(ev.hash, h.finalize());
