@@ -8,6 +8,7 @@
 
 pub mod diag;
 pub mod edit;
+pub mod fasthash;
 pub mod fmt;
 pub mod kdl;
 mod load;

@@ -5,8 +5,10 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::diag::{Diagnostic, did_you_mean};
+use crate::fasthash::FastSet;
 use crate::kdl::{self, Document, Entry, Node, Span, Spanned, Value};
 use crate::source::{FileId, Source, SourceFile, SourceMap, normalize};
 use crate::subst::{Piece, pieces};
@@ -78,6 +80,8 @@ pub fn load(source: &dyn Source, root: &Path, kinds: &[KindSpec]) -> (Tree, Vec<
         diags,
         kinds,
         modules: HashMap::new(),
+        paths: FastSet::default(),
+        scratch: String::new(),
     };
     ex.collect_modules(&module_nodes);
     for (file, i) in rest {
@@ -294,11 +298,37 @@ struct Expander<'a, 't> {
     diags: Vec<Diagnostic>,
     kinds: &'a [KindSpec],
     modules: HashMap<&'a str, ModuleDef<'a>>,
+    /// Every option path seen, shared by all definitions of it.
+    paths: FastSet<Arc<str>>,
+    /// For building paths before interning them.
+    scratch: String,
 }
 
 impl<'a> Expander<'a, '_> {
     fn err(&mut self, d: Diagnostic) {
         self.diags.push(d);
+    }
+
+    /// The shared copy of an option path: a large host has a few dozen distinct paths
+    /// and hundreds of thousands of definitions.
+    fn intern(&mut self, prefix: &str, name: &str) -> Arc<str> {
+        let mut s = std::mem::take(&mut self.scratch);
+        s.clear();
+        if !prefix.is_empty() {
+            s.push_str(prefix);
+            s.push('.');
+        }
+        s.push_str(name);
+        let path = match self.paths.get(s.as_str()) {
+            Some(p) => p.clone(),
+            None => {
+                let p: Arc<str> = Arc::from(s.as_str());
+                self.paths.insert(p.clone());
+                p
+            }
+        };
+        self.scratch = s;
+        path
     }
 
     fn collect_modules(&mut self, module_nodes: &'a [(FileId, Node)]) {
@@ -593,9 +623,10 @@ impl<'a> Expander<'a, '_> {
             }
             (Naming::Singleton, first) => {
                 if let Some(def) = first.and_then(|e| {
+                    let path = self.intern("", "name");
                     self.def(
                         file,
-                        "name".to_string(),
+                        path,
                         node.name.span,
                         None,
                         std::slice::from_ref(e),
@@ -631,11 +662,7 @@ impl<'a> Expander<'a, '_> {
         out: &mut Vec<OptionDef>,
     ) {
         for child in nodes {
-            let path = if prefix.is_empty() {
-                child.name.value.clone()
-            } else {
-                format!("{prefix}.{}", child.name.value)
-            };
+            let path = self.intern(prefix, &child.name.value);
             let has_def = !child.entries.is_empty() || child.children.is_none();
             if has_def
                 && let Some(def) = self.def(
@@ -693,7 +720,7 @@ impl<'a> Expander<'a, '_> {
     fn def(
         &mut self,
         file: FileId,
-        path: String,
+        path: Arc<str>,
         name_span: Span,
         ty: Option<&Spanned<String>>,
         entries: &[Entry],

@@ -3,8 +3,10 @@
 //! happens in `berth-modules`; this keeps every definition with its priority and
 //! provenance so that `berth why` can show all of them.
 
-use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
+
+use crate::fasthash::FastMap;
 
 use crate::kdl::{Span, Value};
 use crate::source::{FileId, SourceMap};
@@ -73,7 +75,8 @@ pub struct Arg {
 /// `limits { }` inside `container "web"` has path `limits.memory`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OptionDef {
-    pub path: String,
+    /// Shared between all definitions of the same path (interned by the loader).
+    pub path: Arc<str>,
     pub name_span: Span,
     pub args: Vec<Arg>,
     /// Properties in source order; keys are unique within one definition.
@@ -111,30 +114,41 @@ pub struct Tree {
     pub sources: SourceMap,
     pub entities: Vec<Entity>,
     pub instances: Vec<Instance>,
-    index: HashMap<(String, String), usize>,
+    /// Per kind (a handful), name to the entity's index: looked up without allocating.
+    index: Vec<(String, FastMap<String, usize>)>,
 }
 
 impl Tree {
     pub fn entity(&self, kind: &str, name: &str) -> Option<&Entity> {
         self.index
-            .get(&(kind.to_string(), name.to_string()))
+            .iter()
+            .find(|(k, _)| k == kind)
+            .and_then(|(_, names)| names.get(name))
             .map(|&i| &self.entities[i])
     }
 
     /// The entity for `kind`/`name`, created (with no options) on first use.
     pub(crate) fn entity_mut(&mut self, kind: &str, name: &str) -> &mut Entity {
-        let key = (kind.to_string(), name.to_string());
-        let i = match self.index.get(&key) {
+        let k = match self.index.iter().position(|(k, _)| k == kind) {
+            Some(k) => k,
+            None => {
+                self.index.push((kind.to_string(), FastMap::default()));
+                self.index.len() - 1
+            }
+        };
+        let names = &mut self.index[k].1;
+        let i = match names.get(name) {
             Some(&i) => i,
             None => {
+                let i = self.entities.len();
+                names.insert(name.to_string(), i);
                 self.entities.push(Entity {
-                    kind: key.0.clone(),
-                    name: key.1.clone(),
+                    kind: kind.to_string(),
+                    name: name.to_string(),
                     decls: Vec::new(),
                     options: Vec::new(),
                 });
-                self.index.insert(key, self.entities.len() - 1);
-                self.entities.len() - 1
+                i
             }
         };
         &mut self.entities[i]

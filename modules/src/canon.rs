@@ -4,10 +4,11 @@
 //! and options, and how files are split into imports do not change it. Unordered lists
 //! (`port`, `after`, …) are sorted. Keys are sorted (serde_json's map is ordered).
 
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Map, Value as Json};
 
 use crate::eval::{Evaluation, Node};
 use crate::schema::Kind;
+use crate::units::{write_duration, write_signal_name};
 use crate::value::Value;
 
 /// A node's values as a JSON object nested by path (`limits.memory` → `{"limits":
@@ -41,46 +42,73 @@ pub fn node_values(node: &Node) -> Json {
 /// A node's hash: blake3 over a type-tagged binary encoding of every option value in
 /// schema order (the same information as [`node_values`], without building JSON).
 pub fn node_hash(node: &Node) -> blake3::Hash {
-    let mut h = blake3::Hasher::new();
-    h.update(node.id.kind.name().as_bytes());
-    h.update(&[0]);
-    h.update(node.id.name.as_bytes());
-    h.update(&[0]);
-    let mut buf = Vec::with_capacity(256);
+    node_hash_with(node, &mut Vec::with_capacity(1024))
+}
+
+/// [`node_hash`] with a scratch buffer the caller reuses across nodes. The whole
+/// encoding goes through one `update`: the same bytes as one update per option.
+pub(crate) fn node_hash_with(node: &Node, buf: &mut Vec<u8>) -> blake3::Hash {
+    buf.clear();
+    buf.extend_from_slice(node.id.kind.name().as_bytes());
+    buf.push(0);
+    buf.extend_from_slice(node.id.name.as_bytes());
+    buf.push(0);
     for (spec, value) in node.options() {
-        buf.clear();
         buf.extend_from_slice(spec.path.as_bytes());
         buf.push(0);
         match value {
             Value::List(items) if spec.unordered => {
-                let mut encoded: Vec<Vec<u8>> = items
-                    .iter()
-                    .map(|v| {
-                        let mut b = Vec::new();
-                        encode(v, &mut b);
-                        b
-                    })
-                    .collect();
-                encoded.sort_unstable();
+                // Each item encoded on its own, the encodings sorted.
+                let mut encoded = Vec::new();
+                let mut ranges = Vec::with_capacity(items.len());
+                for v in items {
+                    let at = encoded.len();
+                    encode(v, &mut encoded);
+                    ranges.push(at..encoded.len());
+                }
+                ranges.sort_unstable_by(|a, b| encoded[a.clone()].cmp(&encoded[b.clone()]));
                 buf.push(b'L');
-                buf.extend_from_slice(&(encoded.len() as u64).to_le_bytes());
-                for e in encoded {
-                    buf.extend_from_slice(&e);
+                buf.extend_from_slice(&(items.len() as u64).to_le_bytes());
+                for r in ranges {
+                    buf.extend_from_slice(&encoded[r]);
                 }
             }
-            v => encode(v, &mut buf),
+            v => encode(v, buf),
         }
-        h.update(&buf);
     }
-    h.finalize()
+    blake3::hash(buf)
+}
+
+/// Appends `b` with its length in front.
+fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+/// Appends the text of `v` (an address, a duration) with its length in front, without
+/// an intermediate `String`.
+fn text(out: &mut Vec<u8>, v: impl FnOnce(&mut Utf8<'_>) -> std::fmt::Result) {
+    let at = out.len();
+    out.extend_from_slice(&[0; 8]);
+    // Writing to a Vec cannot fail.
+    let _ = v(&mut Utf8(out));
+    let len = (out.len() - at - 8) as u64;
+    out[at..at + 8].copy_from_slice(&len.to_le_bytes());
+}
+
+/// `fmt::Write` into a byte buffer.
+struct Utf8<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Utf8<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
 }
 
 /// Type tag, then a self-delimiting payload, so distinct values never encode alike.
 fn encode(v: &Value, out: &mut Vec<u8>) {
-    let bytes = |out: &mut Vec<u8>, b: &[u8]| {
-        out.extend_from_slice(&(b.len() as u64).to_le_bytes());
-        out.extend_from_slice(b);
-    };
+    use std::fmt::Write as _;
     match v {
         Value::Bool(b) => out.extend_from_slice(&[b'b', u8::from(*b)]),
         Value::Int(i) => {
@@ -110,11 +138,11 @@ fn encode(v: &Value, out: &mut Vec<u8>) {
         }
         Value::Ip(ip) => {
             out.push(b'a');
-            bytes(out, ip.to_string().as_bytes());
+            text(out, |w| write!(w, "{ip}"));
         }
         Value::Cidr(ip, len) => {
             out.push(b'c');
-            bytes(out, ip.to_string().as_bytes());
+            text(out, |w| write!(w, "{ip}"));
             out.push(*len);
         }
         Value::List(items) => {
@@ -158,48 +186,313 @@ pub fn host_hash(nodes: &[Node]) -> blake3::Hash {
 }
 
 /// `berth eval --json`: the hash, every node by kind and name with its own hash and
-/// values, and the graph (edges and start layers by node id). Written node by node, so
-/// a large host never holds its whole JSON form in memory. Keys come in sorted order,
-/// like every object in the canonical form.
+/// values, and the graph (edges and start layers by node id). Written node by node
+/// straight from the values, so a large host never holds its JSON form in memory. Keys
+/// come in sorted order, like every object in the canonical form; the bytes are those
+/// of serde_json's compact form of [`node_values`] (a test checks that).
 pub fn write_evaluation_json(eval: &Evaluation, w: &mut dyn std::io::Write) -> std::io::Result<()> {
-    let node_json =
-        |n: &Node| json!({ "hash": n.hash.to_hex().as_str(), "options": node_values(n) });
-    let id = |i: usize| eval.nodes[i].id.to_string();
-    let kinds = |kind: Kind, w: &mut dyn std::io::Write| -> std::io::Result<()> {
-        w.write_all(b"{")?;
-        for (k, n) in eval.of_kind(kind).enumerate() {
-            if k > 0 {
-                w.write_all(b",")?;
-            }
-            serde_json::to_writer(&mut *w, &n.id.name)?;
-            w.write_all(b":")?;
-            serde_json::to_writer(&mut *w, &node_json(n))?;
-        }
-        w.write_all(b"}")
+    let mut out = JsonOut {
+        buf: Vec::with_capacity(FLUSH_AT + 4096),
+        scratch: Vec::new(),
+        w,
     };
-    w.write_all(b"{\"containers\":")?;
-    kinds(Kind::Container, w)?;
-    let edges: Vec<Json> = eval
-        .graph
-        .edges
-        .iter()
-        .map(|e| json!({ "from": id(e.from), "kind": e.kind.name(), "to": id(e.to) }))
-        .collect();
-    let layers: Vec<Json> = eval
-        .graph
-        .layers
-        .iter()
-        .map(|l| Json::Array(l.iter().map(|&i| json!(id(i))).collect()))
-        .collect();
-    w.write_all(b",\"graph\":")?;
-    serde_json::to_writer(&mut *w, &json!({ "edges": edges, "layers": layers }))?;
-    write!(w, ",\"hash\":\"{}\",\"host\":", eval.hash.to_hex())?;
-    serde_json::to_writer(&mut *w, &node_json(eval.host()))?;
-    w.write_all(b",\"networks\":")?;
-    kinds(Kind::Network, w)?;
-    w.write_all(b",\"volumes\":")?;
-    kinds(Kind::Volume, w)?;
-    w.write_all(b"}")
+    out.buf.extend_from_slice(b"{\"containers\":");
+    out.kind(eval, Kind::Container)?;
+    out.buf.extend_from_slice(b",\"graph\":{\"edges\":[");
+    for (k, e) in eval.graph.edges.iter().enumerate() {
+        if k > 0 {
+            out.buf.push(b',');
+        }
+        out.buf.extend_from_slice(b"{\"from\":");
+        json_id(&mut out.buf, &eval.nodes[e.from]);
+        out.buf.extend_from_slice(b",\"kind\":");
+        json_str(&mut out.buf, e.kind.name());
+        out.buf.extend_from_slice(b",\"to\":");
+        json_id(&mut out.buf, &eval.nodes[e.to]);
+        out.buf.push(b'}');
+        out.flush_some()?;
+    }
+    out.buf.extend_from_slice(b"],\"layers\":[");
+    for (k, layer) in eval.graph.layers.iter().enumerate() {
+        if k > 0 {
+            out.buf.push(b',');
+        }
+        out.buf.push(b'[');
+        for (j, &i) in layer.iter().enumerate() {
+            if j > 0 {
+                out.buf.push(b',');
+            }
+            json_id(&mut out.buf, &eval.nodes[i]);
+            out.flush_some()?;
+        }
+        out.buf.push(b']');
+    }
+    out.buf.extend_from_slice(b"]},\"hash\":\"");
+    out.buf.extend_from_slice(eval.hash.to_hex().as_bytes());
+    out.buf.extend_from_slice(b"\",\"host\":");
+    out.node(eval.host());
+    out.buf.extend_from_slice(b",\"networks\":");
+    out.kind(eval, Kind::Network)?;
+    out.buf.extend_from_slice(b",\"volumes\":");
+    out.kind(eval, Kind::Volume)?;
+    out.buf.push(b'}');
+    out.write_all()
+}
+
+const FLUSH_AT: usize = 1 << 16;
+
+/// The output buffer and where it goes.
+struct JsonOut<'w> {
+    buf: Vec<u8>,
+    /// For the items of unordered lists, which are sorted by their JSON text.
+    scratch: Vec<u8>,
+    w: &'w mut dyn std::io::Write,
+}
+
+impl JsonOut<'_> {
+    fn write_all(&mut self) -> std::io::Result<()> {
+        self.w.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    fn flush_some(&mut self) -> std::io::Result<()> {
+        if self.buf.len() >= FLUSH_AT {
+            self.write_all()?;
+        }
+        Ok(())
+    }
+
+    /// `{"NAME":{"hash":…,"options":…},…}` for every node of a kind. Nodes are sorted
+    /// by kind, so they are one slice.
+    fn kind(&mut self, eval: &Evaluation, kind: Kind) -> std::io::Result<()> {
+        let start = eval.nodes.partition_point(|n| n.id.kind < kind);
+        let end = eval.nodes.partition_point(|n| n.id.kind <= kind);
+        let nodes = &eval.nodes[start..end];
+        self.buf.push(b'{');
+        for (k, n) in nodes.iter().enumerate() {
+            if k > 0 {
+                self.buf.push(b',');
+            }
+            json_str(&mut self.buf, &n.id.name);
+            self.buf.push(b':');
+            self.node(n);
+            self.flush_some()?;
+        }
+        self.buf.push(b'}');
+        Ok(())
+    }
+
+    fn node(&mut self, n: &Node) {
+        self.buf.extend_from_slice(b"{\"hash\":\"");
+        self.buf.extend_from_slice(n.hash.to_hex().as_bytes());
+        self.buf.extend_from_slice(b"\",\"options\":");
+        let layout = &layouts()[n.id.kind as usize];
+        if !self.group(layout, n) {
+            self.buf.extend_from_slice(b"{}");
+        }
+        self.buf.push(b'}');
+    }
+
+    /// One object of the nested options; writes nothing and returns false when no
+    /// option under it has a value.
+    fn group(&mut self, items: &[Item], n: &Node) -> bool {
+        let open = self.buf.len();
+        self.buf.push(b'{');
+        let mut any = false;
+        for item in items {
+            let mark = self.buf.len();
+            if any {
+                self.buf.push(b',');
+            }
+            json_str(&mut self.buf, item.key);
+            self.buf.push(b':');
+            let wrote = match &item.child {
+                Child::Leaf(i) => match &n.values[*i] {
+                    Some(v) => {
+                        let unordered = n.schema().options[*i].unordered;
+                        self.value(v, unordered);
+                        true
+                    }
+                    None => false,
+                },
+                Child::Group(inner) => self.group(inner, n),
+            };
+            if wrote {
+                any = true;
+            } else {
+                self.buf.truncate(mark);
+            }
+        }
+        if any {
+            self.buf.push(b'}');
+        } else {
+            self.buf.truncate(open);
+        }
+        any
+    }
+
+    fn value(&mut self, v: &Value, unordered: bool) {
+        match v {
+            Value::List(items) if unordered && items.len() > 1 => {
+                let mut scratch = std::mem::take(&mut self.scratch);
+                scratch.clear();
+                let mut ranges = Vec::with_capacity(items.len());
+                for item in items {
+                    let at = scratch.len();
+                    json_value(&mut scratch, item);
+                    ranges.push(at..scratch.len());
+                }
+                ranges.sort_by(|a, b| scratch[a.clone()].cmp(&scratch[b.clone()]));
+                self.buf.push(b'[');
+                for (k, r) in ranges.into_iter().enumerate() {
+                    if k > 0 {
+                        self.buf.push(b',');
+                    }
+                    self.buf.extend_from_slice(&scratch[r]);
+                }
+                self.buf.push(b']');
+                self.scratch = scratch;
+            }
+            v => json_value(&mut self.buf, v),
+        }
+    }
+}
+
+/// A JSON string, escaped as serde_json escapes it.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// A node's id as a JSON string: `"container.web"`, `"host"`.
+fn json_id(out: &mut Vec<u8>, n: &Node) {
+    use std::fmt::Write as _;
+    if n.id.name.is_empty() {
+        json_str(out, n.id.kind.name());
+    } else {
+        let mut id = String::with_capacity(n.id.kind.name().len() + 1 + n.id.name.len());
+        let _ = write!(id, "{}", n.id);
+        json_str(out, &id);
+    }
+}
+
+/// A string that needs no escaping (numbers, addresses, durations, signal names).
+fn json_plain(out: &mut Vec<u8>, v: impl FnOnce(&mut Utf8<'_>) -> std::fmt::Result) {
+    out.push(b'"');
+    let _ = v(&mut Utf8(out));
+    out.push(b'"');
+}
+
+/// [`Value::to_json`], written as serde_json writes it.
+fn json_value(out: &mut Vec<u8>, v: &Value) {
+    use std::fmt::Write as _;
+    match v {
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Int(i) => {
+            let _ = write!(Utf8(out), "{i}");
+        }
+        Value::Float(f) => {
+            let _ = serde_json::to_writer(&mut *out, f);
+        }
+        Value::Str(s) => json_str(out, s),
+        Value::Size(b) => {
+            let _ = write!(Utf8(out), "{b}");
+        }
+        Value::Max => out.extend_from_slice(b"\"max\""),
+        Value::Duration(ns) => json_plain(out, |w| write_duration(*ns, w)),
+        Value::Signal(n) => json_plain(out, |w| write_signal_name(*n, w)),
+        Value::Ip(ip) => json_plain(out, |w| write!(w, "{ip}")),
+        Value::Cidr(ip, len) => json_plain(out, |w| write!(w, "{ip}/{len}")),
+        Value::List(items) => {
+            out.push(b'[');
+            for (k, item) in items.iter().enumerate() {
+                if k > 0 {
+                    out.push(b',');
+                }
+                json_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Map(m) => json_object(out, m.iter().map(|(k, v)| (k.as_str(), v))),
+        Value::Record(m) => json_object(out, m.iter().map(|(k, v)| (*k, v))),
+    }
+}
+
+/// `{"KEY":VALUE,…}` in the order given (sorted, from a BTreeMap).
+fn json_object<'v>(out: &mut Vec<u8>, entries: impl Iterator<Item = (&'v str, &'v Value)>) {
+    out.push(b'{');
+    for (k, (key, item)) in entries.enumerate() {
+        if k > 0 {
+            out.push(b',');
+        }
+        json_str(out, key);
+        out.push(b':');
+        json_value(out, item);
+    }
+    out.push(b'}');
+}
+
+/// The options of a kind as nested objects: one level per path segment, keys sorted
+/// (the order of serde_json's map). Built once per process.
+#[derive(Debug)]
+struct Item {
+    key: &'static str,
+    child: Child,
+}
+
+#[derive(Debug)]
+enum Child {
+    /// Index into the kind's options.
+    Leaf(usize),
+    Group(Vec<Item>),
+}
+
+fn layouts() -> &'static [Vec<Item>; 4] {
+    static LAYOUTS: std::sync::OnceLock<[Vec<Item>; 4]> = std::sync::OnceLock::new();
+    LAYOUTS.get_or_init(|| Kind::ALL.map(|k| layout(k.schema().options)))
+}
+
+fn layout(options: &'static [crate::schema::OptionSpec]) -> Vec<Item> {
+    let mut root: Vec<Item> = Vec::new();
+    for (i, o) in options.iter().enumerate() {
+        let mut level = &mut root;
+        let mut segments = o.path.split('.').peekable();
+        while let Some(seg) = segments.next() {
+            let last = segments.peek().is_none();
+            let pos = match level.iter().position(|it| it.key == seg) {
+                Some(p) => p,
+                None => {
+                    level.push(Item {
+                        key: seg,
+                        child: if last {
+                            Child::Leaf(i)
+                        } else {
+                            Child::Group(Vec::new())
+                        },
+                    });
+                    level.len() - 1
+                }
+            };
+            match &mut level[pos].child {
+                Child::Group(inner) if !last => level = inner,
+                // The schema has no path that is also a block of other paths (a test
+                // checks that), so this is the leaf just pushed.
+                _ => break,
+            }
+        }
+    }
+    sort(&mut root);
+    root
+}
+
+fn sort(items: &mut [Item]) {
+    items.sort_by(|a, b| a.key.cmp(b.key));
+    for it in items {
+        if let Child::Group(inner) = &mut it.child {
+            sort(inner);
+        }
+    }
 }
 
 /// [`write_evaluation_json`] as a value, for tests and small hosts.
@@ -208,4 +501,30 @@ pub fn evaluation_json(eval: &Evaluation) -> Json {
     // Writing to a Vec cannot fail, and the writer produces valid JSON.
     let _ = write_evaluation_json(eval, &mut buf);
     serde_json::from_slice(&buf).unwrap_or(Json::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The nested layout of the JSON form needs every path to be either an option or a
+    /// block of options, never both.
+    #[test]
+    fn no_option_path_is_also_a_block() {
+        for kind in Kind::ALL {
+            let options = kind.schema().options;
+            for a in options {
+                for b in options {
+                    assert!(
+                        !b.path
+                            .strip_prefix(a.path)
+                            .is_some_and(|r| r.starts_with('.')),
+                        "{kind}: `{}` is an option and a block (`{}`)",
+                        a.path,
+                        b.path
+                    );
+                }
+            }
+        }
+    }
 }

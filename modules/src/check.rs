@@ -176,11 +176,11 @@ fn record<'d>(
     };
     let mut out = BTreeMap::new();
     let mut errs = Vec::new();
-    let positional: Vec<&Field> = fields.iter().filter(|f| f.positional).collect();
-    if let Some(extra) = args.get(positional.len()) {
+    let positional = || fields.iter().filter(|f| f.positional);
+    if let Some(extra) = args.get(positional().count()) {
         errs.push(at(extra, invalid("too many values", usage())));
     }
-    for (i, f) in positional.iter().enumerate() {
+    for (i, f) in positional().enumerate() {
         match args.get(i) {
             Some(a) => match check(f.ty, a) {
                 Ok(v) => {

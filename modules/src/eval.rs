@@ -1,14 +1,16 @@
 //! Evaluation: a loaded [`Tree`] becomes typed, merged, validated nodes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
 use berth_config::diag::did_you_mean;
+use berth_config::fasthash::FastMap;
 use berth_config::{Diagnostic, Entity, OptionDef, Priority, Source, Tree, load};
 
 use crate::check::{Typed, check_def, default_value};
 use crate::graph::{self, HostGraph};
+use crate::par::halves;
 use crate::schema::{Dflt, KINDS, Kind, KindSchema, OptionSpec, Shape};
 use crate::value::Value;
 use crate::{canon, netcheck};
@@ -71,17 +73,11 @@ pub struct Evaluation {
     /// The generation hash: changes exactly when an evaluated value changes.
     pub hash: blake3::Hash,
     pub warnings: Vec<Diagnostic>,
-    index: HashMap<NodeId, usize>,
 }
 
 impl Evaluation {
     pub fn node(&self, kind: Kind, name: &str) -> Option<&Node> {
-        self.index
-            .get(&NodeId {
-                kind,
-                name: name.to_string(),
-            })
-            .map(|&i| &self.nodes[i])
+        find_node(&self.nodes, kind, name).map(|i| &self.nodes[i])
     }
     pub fn host(&self) -> &Node {
         &self.nodes[0]
@@ -89,6 +85,13 @@ impl Evaluation {
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Node> {
         self.nodes.iter().filter(move |n| n.id.kind == kind)
     }
+}
+
+/// The index of a node in nodes sorted by id (as [`Evaluation::nodes`] are).
+pub(crate) fn find_node(nodes: &[Node], kind: Kind, name: &str) -> Option<usize> {
+    nodes
+        .binary_search_by(|n| (n.id.kind, n.id.name.as_str()).cmp(&(kind, name)))
+        .ok()
 }
 
 /// An evaluation that found errors: the tree (for rendering) and every diagnostic.
@@ -108,7 +111,7 @@ pub fn evaluate(source: &dyn Source, root: &Path) -> Result<Evaluation, Failure>
 /// Evaluates a loaded tree; `diags` are the loader's.
 #[allow(clippy::result_large_err)]
 pub fn evaluate_tree(tree: Tree, mut diags: Vec<Diagnostic>) -> Result<Evaluation, Failure> {
-    let lookups: Vec<HashMap<&'static str, usize>> = Kind::ALL
+    let lookups: Vec<FastMap<&'static str, usize>> = Kind::ALL
         .iter()
         .map(|k| {
             k.schema()
@@ -130,28 +133,44 @@ pub fn evaluate_tree(tree: Tree, mut diags: Vec<Diagnostic>) -> Result<Evaluatio
         })
         .collect();
 
+    // Entities resolve independently: a large host is cut in two halves, the second
+    // resolved on another thread. Nodes and diagnostics are joined in entity order, so
+    // the result is the same as one pass.
+    let resolve_range = |range: std::ops::Range<usize>| {
+        let mut nodes: Vec<Node> = Vec::with_capacity(range.len() + 1);
+        let mut diags = Vec::new();
+        let mut host_seen = false;
+        for ei in range {
+            let entity = &tree.entities[ei];
+            let Some(kind) = Kind::from_name(&entity.kind) else {
+                continue;
+            };
+            if kind == Kind::Host {
+                host_seen = true;
+            } else {
+                check_name(kind, entity, &mut diags);
+            }
+            let ki = kind as usize;
+            let values =
+                resolve_entity(&tree, kind, entity, &lookups[ki], &defaults[ki], &mut diags);
+            nodes.push(Node {
+                id: NodeId {
+                    kind,
+                    name: entity.name.clone(),
+                },
+                entity: Some(ei),
+                values,
+                hash: blake3::Hash::from_bytes([0; 32]),
+            });
+        }
+        (nodes, diags, host_seen)
+    };
     let mut nodes: Vec<Node> = Vec::with_capacity(tree.entities.len() + 1);
     let mut host_seen = false;
-    for (ei, entity) in tree.entities.iter().enumerate() {
-        let Some(kind) = Kind::from_name(&entity.kind) else {
-            continue;
-        };
-        if kind == Kind::Host {
-            host_seen = true;
-        } else {
-            check_name(kind, entity, &mut diags);
-        }
-        let ki = kind as usize;
-        let values = resolve_entity(&tree, kind, entity, &lookups[ki], &defaults[ki], &mut diags);
-        nodes.push(Node {
-            id: NodeId {
-                kind,
-                name: entity.name.clone(),
-            },
-            entity: Some(ei),
-            values,
-            hash: blake3::Hash::from_bytes([0; 32]),
-        });
+    for (part, part_diags, seen) in halves(tree.entities.len(), resolve_range) {
+        nodes.extend(part);
+        diags.extend(part_diags);
+        host_seen |= seen;
     }
     if !host_seen {
         nodes.push(Node {
@@ -166,14 +185,9 @@ pub fn evaluate_tree(tree: Tree, mut diags: Vec<Diagnostic>) -> Result<Evaluatio
     }
     nodes.sort_by(|a, b| a.id.cmp(&b.id));
     derive_defaults(&mut nodes);
-    let index: HashMap<NodeId, usize> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.id.clone(), i))
-        .collect();
 
     netcheck::check(&tree, &nodes, &mut diags);
-    let graph = graph::build(&tree, &nodes, &index, &mut diags);
+    let graph = graph::build(&tree, &nodes, &mut diags);
 
     if diags.iter().any(Diagnostic::is_error) {
         berth_config::diag::sort_dedup(&mut diags);
@@ -182,8 +196,15 @@ pub fn evaluate_tree(tree: Tree, mut diags: Vec<Diagnostic>) -> Result<Evaluatio
             diagnostics: diags,
         });
     }
-    for n in &mut nodes {
-        n.hash = canon::node_hash(n);
+    let hashes = halves(nodes.len(), |range| {
+        let mut buf = Vec::with_capacity(4096);
+        nodes[range]
+            .iter()
+            .map(|n| canon::node_hash_with(n, &mut buf))
+            .collect::<Vec<_>>()
+    });
+    for (n, h) in nodes.iter_mut().zip(hashes.into_iter().flatten()) {
+        n.hash = h;
     }
     let hash = canon::host_hash(&nodes);
     Ok(Evaluation {
@@ -192,7 +213,6 @@ pub fn evaluate_tree(tree: Tree, mut diags: Vec<Diagnostic>) -> Result<Evaluatio
         graph,
         hash,
         warnings: diags,
-        index,
     })
 }
 
@@ -236,17 +256,17 @@ fn resolve_entity(
     tree: &Tree,
     kind: Kind,
     entity: &Entity,
-    lookup: &HashMap<&'static str, usize>,
+    lookup: &FastMap<&'static str, usize>,
     defaults: &[Option<Value>],
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Option<Value>> {
     let schema = kind.schema();
-    let mut per_option: Vec<Vec<(&OptionDef, Typed)>> =
-        (0..schema.options.len()).map(|_| Vec::new()).collect();
+    // Typed definitions with their option's index, in load order.
+    let mut typed: Vec<(usize, &OptionDef, Typed)> = Vec::with_capacity(entity.options.len());
     // Defined at all, valid or not: an invalid value is not also reported as missing.
     let mut defined = vec![false; schema.options.len()];
     for def in &entity.options {
-        let Some(&i) = lookup.get(def.path.as_str()) else {
+        let Some(&i) = lookup.get(&*def.path) else {
             diags.push(unknown_option(kind, &entity.name, def));
             continue;
         };
@@ -257,7 +277,7 @@ fn resolve_entity(
         let spec = &schema.options[i];
         let name = spec.path.rsplit('.').next().unwrap_or(spec.path);
         match check_def(spec.shape, name, def) {
-            Ok(t) => per_option[i].push((def, t)),
+            Ok(t) => typed.push((i, def, t)),
             Err(problems) => {
                 for p in problems {
                     let (file, span) = p
@@ -289,9 +309,16 @@ fn resolve_entity(
             }
         }
     }
+    // By option, each option's definitions still in load order (the sort is stable).
+    typed.sort_by_key(|t| t.0);
+    let mut typed = typed.into_iter().peekable();
+    let mut defs = Vec::new();
     let mut values: Vec<Option<Value>> = defaults.to_vec();
-    for (i, defs) in per_option.into_iter().enumerate() {
-        let spec = &schema.options[i];
+    for (i, spec) in schema.options.iter().enumerate() {
+        defs.clear();
+        while let Some((_, def, t)) = typed.next_if(|t| t.0 == i) {
+            defs.push((def, t));
+        }
         if defs.is_empty() {
             if spec.required && !defined[i] && !entity.decls.is_empty() {
                 let decl = entity.decls[0];
@@ -303,7 +330,7 @@ fn resolve_entity(
             }
             continue;
         }
-        if let Some(v) = merge(tree, kind, entity, spec, defs, diags) {
+        if let Some(v) = merge(tree, kind, entity, spec, &mut defs, diags) {
             values[i] = Some(v);
         }
     }
@@ -319,7 +346,7 @@ fn unknown_option(kind: Kind, name: &str, def: &OptionDef) -> Diagnostic {
     };
     let is_block = schema.options.iter().any(|o| {
         o.path
-            .strip_prefix(def.path.as_str())
+            .strip_prefix(&*def.path)
             .is_some_and(|r| r.starts_with('.'))
     });
     let mut d = Diagnostic::error(format!("unknown option `{}` in {what}", def.path)).label(
@@ -329,7 +356,7 @@ fn unknown_option(kind: Kind, name: &str, def: &OptionDef) -> Diagnostic {
     );
     if let Some(top) = ["import", "module", "container", "network", "volume", "host"]
         .iter()
-        .find(|t| def.path == **t)
+        .find(|t| *def.path == ***t)
     {
         return d.help(format!(
             "`{top}` goes at the top level of a file, not inside a node"
@@ -341,7 +368,7 @@ fn unknown_option(kind: Kind, name: &str, def: &OptionDef) -> Diagnostic {
             .iter()
             .filter_map(|o| {
                 o.path
-                    .strip_prefix(def.path.as_str())
+                    .strip_prefix(&*def.path)
                     .and_then(|r| r.strip_prefix('.'))
             })
             .collect();
@@ -380,37 +407,39 @@ fn merge(
     kind: Kind,
     entity: &Entity,
     spec: &OptionSpec,
-    defs: Vec<(&OptionDef, Typed)>,
+    defs: &mut Vec<(&OptionDef, Typed)>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Value> {
     let top = defs.iter().map(|(d, _)| d.priority).max()?;
-    let what = if entity.name.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind} `{}`", entity.name)
+    let what = || {
+        if entity.name.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind} `{}`", entity.name)
+        }
     };
     match spec.shape {
         Shape::Map(_) => {
             let mut keys: BTreeMap<String, (Priority, Value, &OptionDef)> = BTreeMap::new();
-            for (def, typed) in &defs {
+            for (def, typed) in defs.drain(..) {
                 let Typed::Keys(kv) = typed else { continue };
                 for (k, v, p) in kv {
-                    match keys.get(k) {
-                        Some((q, _, _)) if q > p => {}
-                        Some((q, w, first)) if q == p && w != v => {
+                    match keys.get(&k) {
+                        Some((q, _, _)) if *q > p => {}
+                        Some((q, w, first)) if *q == p && *w != v => {
                             diags.push(conflict(
                                 tree,
                                 &format!("{}.{k}", spec.path),
-                                &what,
+                                &what(),
                                 first,
                                 def,
                                 w,
-                                v,
+                                &v,
                             ));
                         }
-                        Some((q, _, _)) if q == p => {}
+                        Some((q, _, _)) if *q == p => {}
                         _ => {
-                            keys.insert(k.clone(), (*p, v.clone(), def));
+                            keys.insert(k, (p, v, def));
                         }
                     }
                 }
@@ -421,7 +450,7 @@ fn merge(
         }
         Shape::List(_) | Shape::Records(_) => {
             let mut items = Vec::new();
-            for (def, typed) in defs {
+            for (def, typed) in defs.drain(..) {
                 if def.priority != top {
                     continue;
                 }
@@ -435,7 +464,7 @@ fn merge(
         }
         Shape::Scalar(_) | Shape::Argv | Shape::Ready => {
             let mut winner: Option<(&OptionDef, Value)> = None;
-            for (def, typed) in defs {
+            for (def, typed) in defs.drain(..) {
                 if def.priority != top {
                     continue;
                 }
@@ -443,7 +472,7 @@ fn merge(
                 match &winner {
                     None => winner = Some((def, v)),
                     Some((first, w)) if *w != v => {
-                        diags.push(conflict(tree, spec.path, &what, first, def, w, &v));
+                        diags.push(conflict(tree, spec.path, &what(), first, def, w, &v));
                     }
                     Some(_) => {}
                 }
@@ -537,6 +566,11 @@ fn n_hostname(name: &str) -> String {
 /// `br-` and the network name, cut to the 15 bytes Linux allows.
 pub fn bridge_name(network: &str) -> String {
     let mut s = format!("br-{network}");
-    s.truncate(15);
+    // Valid names are ASCII; an invalid one (already reported) must not panic here.
+    let mut end = s.len().min(15);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
     s
 }

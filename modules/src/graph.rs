@@ -3,13 +3,11 @@
 //! cut into start layers: everything in one layer can start in parallel once the
 //! layers before it are up.
 
-use std::collections::HashMap;
-
 use berth_config::diag::did_you_mean;
 use berth_config::kdl::Span;
 use berth_config::{Diagnostic, FileId, Tree};
 
-use crate::eval::{Node, NodeId};
+use crate::eval::{Node, find_node};
 use crate::provenance::{item_places, value_place};
 use crate::schema::Kind;
 use crate::value::Value;
@@ -64,12 +62,7 @@ impl HostGraph {
     }
 }
 
-pub(crate) fn build(
-    tree: &Tree,
-    nodes: &[Node],
-    index: &HashMap<NodeId, usize>,
-    diags: &mut Vec<Diagnostic>,
-) -> HostGraph {
+pub(crate) fn build(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) -> HostGraph {
     let mut edges = Vec::new();
     let names = |kind: Kind| {
         nodes
@@ -77,14 +70,7 @@ pub(crate) fn build(
             .filter(move |n| n.id.kind == kind)
             .map(|n| n.id.name.as_str())
     };
-    let find = |kind: Kind, name: &str| {
-        index
-            .get(&NodeId {
-                kind,
-                name: name.to_string(),
-            })
-            .copied()
-    };
+    let find = |kind: Kind, name: &str| find_node(nodes, kind, name);
     let missing = |diags: &mut Vec<Diagnostic>,
                    from: &Node,
                    kind: Kind,

@@ -11,6 +11,7 @@ pub mod docs;
 mod eval;
 pub mod graph;
 mod netcheck;
+mod par;
 pub mod provenance;
 pub mod schema;
 pub mod units;

@@ -2,6 +2,8 @@
 //! outside their subnet or taken twice, bridges and host ports used twice.
 
 use std::collections::HashMap;
+
+use berth_config::fasthash::FastMap;
 use std::net::IpAddr;
 
 use berth_config::kdl::Span;
@@ -113,23 +115,22 @@ pub(crate) fn check(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) {
         }
     }
 
-    // Every attached container needs an address of its own.
+    // Every attached container needs an address of its own (one pass over the
+    // containers, then one comparison per network).
+    let mut attached: FastMap<&str, u64> = FastMap::default();
+    for c in nodes.iter().filter(|c| c.id.kind == Kind::Container) {
+        for a in c.get("network").map(Value::as_list).unwrap_or_default() {
+            if let Some(name) = a.field("name").and_then(Value::as_str) {
+                *attached.entry(name).or_insert(0) += 1;
+            }
+        }
+    }
     for n in &networks {
         let Some((net, taken)) = reserved.get(n.id.name.as_str()) else {
             continue;
         };
         let room = (1u64 << (32 - u32::from(net.1))).saturating_sub(taken.len() as u64);
-        let attached = nodes
-            .iter()
-            .filter(|c| c.id.kind == Kind::Container)
-            .filter(|c| {
-                c.get("network")
-                    .map(Value::as_list)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|a| a.field("name").and_then(Value::as_str) == Some(n.id.name.as_str()))
-            })
-            .count() as u64;
+        let attached = attached.get(n.id.name.as_str()).copied().unwrap_or(0);
         if attached > room {
             let p = place(tree, n, "subnet");
             diags.push(
@@ -143,10 +144,10 @@ pub(crate) fn check(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) {
         }
     }
 
-    let mut statics: HashMap<(String, IpAddr), (FileId, Span, String)> = HashMap::new();
+    let mut statics: FastMap<(&str, IpAddr), (FileId, Span, &Node)> = FastMap::default();
     // (host port, protocol) → who forwards it: (host address, place, container).
-    type Users = Vec<(Option<IpAddr>, FileId, Span, String)>;
-    let mut ports: HashMap<(i64, String), Users> = HashMap::new();
+    type Users<'n> = Vec<(Option<IpAddr>, FileId, Span, &'n Node)>;
+    let mut ports: FastMap<(i64, &str), Users<'_>> = FastMap::default();
     for n in nodes.iter().filter(|n| n.id.kind == Kind::Container) {
         let attachments = n.get("network").map(Value::as_list).unwrap_or_default();
         let places = item_places(tree, n, "network", false);
@@ -171,13 +172,12 @@ pub(crate) fn check(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) {
                     .label(p.0, p.1, "network, broadcast or gateway address")
                     .help("pick another address, or leave it out to get one assigned"),
                 );
-            } else if let Some((f, s, other)) =
-                statics.insert((net.clone(), *addr), (p.0, p.1, n.id.to_string()))
+            } else if let Some((f, s, other)) = statics.insert((net.as_str(), *addr), (p.0, p.1, n))
             {
                 diags.push(
                     Diagnostic::error(format!(
-                        "address {addr} in network `{net}` is given to {other} and {}",
-                        n.id
+                        "address {addr} in network `{net}` is given to {} and {}",
+                        other.id, n.id
                     ))
                     .label(p.0, p.1, "here")
                     .label(f, s, "and here"),
@@ -197,7 +197,7 @@ pub(crate) fn check(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) {
                 _ => None,
             };
             let p = places.get(k).copied().unwrap_or_default();
-            let users = ports.entry((*port, proto.clone())).or_default();
+            let users = ports.entry((*port, proto.as_str())).or_default();
             // No address means every address, so it clashes with any other use.
             if let Some((_, f, s, other)) = users
                 .iter()
@@ -205,15 +205,15 @@ pub(crate) fn check(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) {
             {
                 diags.push(
                     Diagnostic::error(format!(
-                        "host port {port}/{proto} is forwarded twice ({other} and {})",
-                        n.id
+                        "host port {port}/{proto} is forwarded twice ({} and {})",
+                        other.id, n.id
                     ))
                     .label(p.0, p.1, "here")
                     .label(*f, *s, "and here")
                     .help("each host port can go to one container; pick another host port"),
                 );
             }
-            users.push((addr, p.0, p.1, n.id.to_string()));
+            users.push((addr, p.0, p.1, n));
         }
     }
 }

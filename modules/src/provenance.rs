@@ -8,7 +8,7 @@ use crate::eval::Node;
 /// The definitions of `path` in a node's entity, in load order.
 pub fn defs<'t>(tree: &'t Tree, node: &Node, path: &str) -> Vec<&'t OptionDef> {
     entity(tree, node).map_or_else(Vec::new, |e| {
-        e.options.iter().filter(|d| d.path == path).collect()
+        e.options.iter().filter(|d| *d.path == *path).collect()
     })
 }
 
@@ -31,7 +31,14 @@ pub fn winning<'t>(tree: &'t Tree, node: &Node, path: &str) -> Vec<&'t OptionDef
 /// argument for `List` options (`after "a" "b"`), one per definition for records.
 pub fn item_places(tree: &Tree, node: &Node, path: &str, per_arg: bool) -> Vec<(FileId, Span)> {
     let mut out = Vec::new();
-    for d in winning(tree, node, path) {
+    let Some(e) = entity(tree, node) else {
+        return out;
+    };
+    let of_path = || e.options.iter().filter(|d| *d.path == *path);
+    let Some(top) = of_path().map(|d| d.priority).max() else {
+        return out;
+    };
+    for d in of_path().filter(|d| d.priority == top) {
         if per_arg {
             out.extend(d.args.iter().map(|a| (a.file, a.span)));
         } else {

@@ -113,11 +113,18 @@ pub fn duration(s: &str) -> Result<u64, Invalid> {
 }
 
 /// The canonical text of a duration: largest units first, e.g. `1m30s`, `100ms`, `0s`.
-pub fn format_duration(mut ns: u64) -> String {
-    if ns == 0 {
-        return "0s".into();
-    }
+pub fn format_duration(ns: u64) -> String {
     let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_duration(ns, &mut out);
+    out
+}
+
+/// [`format_duration`] into a writer, without allocating.
+pub fn write_duration(mut ns: u64, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+    if ns == 0 {
+        return out.write_str("0s");
+    }
     for (unit, mult) in [
         ("d", 86_400_000_000_000u64),
         ("h", 3_600_000_000_000),
@@ -128,11 +135,11 @@ pub fn format_duration(mut ns: u64) -> String {
         ("ns", 1),
     ] {
         if ns >= mult {
-            out.push_str(&format!("{}{unit}", ns / mult));
+            write!(out, "{}{unit}", ns / mult)?;
             ns %= mult;
         }
     }
-    out
+    Ok(())
 }
 
 /// A size in the largest binary unit that divides it: `512M`, `1536K`, `100`.
@@ -198,12 +205,20 @@ pub fn signal_number(n: i32) -> Option<i32> {
 
 /// `SIGTERM`, `SIGRTMIN+3`.
 pub fn signal_name(n: i32) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_signal_name(n, &mut out);
+    out
+}
+
+/// [`signal_name`] into a writer, without allocating.
+pub fn write_signal_name(n: i32, out: &mut impl std::fmt::Write) -> std::fmt::Result {
     match n {
-        1..=31 => format!("SIG{}", SIGNALS[n as usize - 1]),
-        34 => "SIGRTMIN".into(),
-        64 => "SIGRTMAX".into(),
-        35..=63 => format!("SIGRTMIN+{}", n - 34),
-        _ => n.to_string(),
+        1..=31 => write!(out, "SIG{}", SIGNALS[n as usize - 1]),
+        34 => out.write_str("SIGRTMIN"),
+        64 => out.write_str("SIGRTMAX"),
+        35..=63 => write!(out, "SIGRTMIN+{}", n - 34),
+        _ => write!(out, "{n}"),
     }
 }
 

@@ -405,3 +405,111 @@ fn volume_owner_forms() {
         .is_err()
     );
 }
+
+/// The canonical JSON of the reference host, byte for byte, as `berth eval --json`
+/// wrote it before the JSON writer streamed from values (serde_json's compact form):
+/// the form and the hashes in it must not change for the same input. (Updated when the
+/// schema gained `container.init`: a new option's default is
+/// part of every node's value, so every hash changed with it.)
+const HOST_JSON: &str = r#"{"containers":{"db":{"hash":"abb11675c0fafef25330abcbd3282621bc6bed3095ff1bdc7b0754691a579ab9","options":{"backoff":{"factor":2.0,"initial":"100ms","max":"30s","reset-after":"10s"},"checkpoint":true,"env":{"LANG":"C","PGDATA":"/data"},"exec":["/usr/bin/postgres","-D","/data"],"hostname":"db","init":false,"limits":{"cpu":1.5,"cpu-weight":100,"io-weight":100,"memory":536870912,"memory-high":"max","memory-swap":"max","pids":256},"log":{"keep":3,"max-size":10485760},"mount":[{"ro":false,"source":"pgdata","target":"/data"}],"network":[{"address":"10.88.0.10","name":"lan"}],"read-only":false,"ready":{"interval":"2s","kind":"notify","retries":3,"timeout":"1s"},"reload-signal":"SIGHUP","restart":"always","rootfs":"host","start-limit":{"burst":5,"interval":"10s"},"start-timeout":"1m","stop-signal":"SIGTERM","stop-timeout":"10s","user":0,"workdir":"/"}},"web":{"hash":"a44dfeb9287c7c42673b41cceb4216f843f2fa4d4322a313c2dd5fe85ebef041","options":{"after":["db"],"backoff":{"factor":2.0,"initial":"100ms","max":"30s","reset-after":"10s"},"checkpoint":false,"exec":["/bin/busybox","httpd","-f"],"hostname":"web","init":false,"limits":{"cpu":"max","cpu-weight":100,"io-weight":100,"memory":"max","memory-high":"max","memory-swap":"max","pids":"max"},"log":{"keep":3,"max-size":10485760},"network":[{"name":"lan"}],"port":[{"container":443,"host":8443,"protocol":"tcp"},{"container":80,"host":8080,"protocol":"tcp"}],"read-only":false,"reload-signal":"SIGHUP","restart":"on-failure","rootfs":"host","start-limit":{"burst":5,"interval":"10s"},"start-timeout":"1m","stop-signal":"SIGTERM","stop-timeout":"10s","user":0,"workdir":"/"}}},"graph":{"edges":[{"from":"container.db","kind":"network","to":"network.lan"},{"from":"container.db","kind":"volume","to":"volume.pgdata"},{"from":"container.web","kind":"network","to":"network.lan"},{"from":"container.web","kind":"after","to":"container.db"}],"layers":[["network.lan","volume.pgdata"],["container.db"],["container.web"]]},"hash":"2dac712939540c0b5ce8be455f4ab6545c075ed029d005d80e5ff5c79fbac67e","host":{"hash":"9647aa181d2485f01c0cf397e41c8181c7ccfd0995d6b663289c42829d66d0d7","options":{"name":"edge-1","on-panic":"reboot","state-dir":"/var/lib/berth","timezone":"UTC","watch":false}},"networks":{"lan":{"hash":"f4391e5a8d5fc7f917a71540b2f39cf25b59dc01fb58d6c86186a7ca6ba60cd5","options":{"bridge":"br-lan","gateway":"10.88.0.1","mtu":1500,"nat":true,"subnet":"10.88.0.0/24"}}},"volumes":{"pgdata":{"hash":"1804510bcce40333f29f6bf17b3dcca95bd4bb8f40d3b65a935b1f5445fc2b7c","options":{"mode":"0755","owner":"0:0"}}}}"#;
+
+#[test]
+fn canonical_json_and_hashes_are_stable() {
+    let ev = eval(HOST);
+    let mut out = Vec::new();
+    berth_modules::canon::write_evaluation_json(&ev, &mut out).unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), HOST_JSON);
+    assert_eq!(
+        ev.hash.to_hex().as_str(),
+        "2dac712939540c0b5ce8be455f4ab6545c075ed029d005d80e5ff5c79fbac67e"
+    );
+}
+
+#[test]
+fn streamed_json_is_the_serde_form_of_every_node() {
+    let texts = [
+        HOST,
+        r#"
+host { kernel-modules "br_netfilter" "overlay"; sysctl a.b="1" c.d="2" }
+network "a" { subnet "10.1.0.0/24"; allow "b" }
+network "b" { subnet "10.2.0.0/24"; subnet6 "fd00:2::/64" }
+volume "v" { owner "1000:1000"; mode "0700" }
+container "x" {
+    rootfs "host"
+    exec "/bin/sh" "-c" "echo \"quoted\" \\ tab\t é"
+    env Z="z" A="a\nb"
+    network "b" address="10.2.0.9"
+    network "a"
+    mount "v" "/v" ro=#true
+    mount "/srv" "/srv"
+    port 9000 90 "udp"
+    port 8000 80
+    after "y"
+    requires "y"
+    stop-signal "SIGRTMIN+3"
+    stop-timeout "1m30s"
+    limits { cpu 0.5; memory "1.5G"; memory-high "max"; pids "max" }
+    ready "exec" "/bin/true" "x" interval="250ms"
+}
+container "y" { rootfs "host"; exec "/bin/true"; ready "tcp" 80 }
+"#,
+    ];
+    for text in texts {
+        let ev = eval(text);
+        let json = berth_modules::canon::evaluation_json(&ev);
+        for n in &ev.nodes {
+            let got = match n.id.kind {
+                Kind::Host => &json["host"],
+                Kind::Container => &json["containers"][&n.id.name],
+                Kind::Network => &json["networks"][&n.id.name],
+                Kind::Volume => &json["volumes"][&n.id.name],
+            };
+            assert_node_json(got, n);
+        }
+    }
+}
+
+/// A node's part of the streamed JSON is the serde_json form of its values and hash.
+fn assert_node_json(got: &serde_json::Value, n: &berth_modules::Node) {
+    assert_eq!(
+        got["options"],
+        berth_modules::canon::node_values(n),
+        "{}",
+        n.id
+    );
+    assert_eq!(got["hash"], n.hash.to_hex().as_str(), "{}", n.id);
+}
+
+/// A host large enough that evaluation, hashing and JSON output split work over two
+/// threads and the JSON comes in several rounds: the result must be that of one pass.
+#[test]
+fn large_host_split_over_threads_evaluates_like_one_pass() {
+    let mut text = String::from("network \"lan\" { subnet \"10.0.0.0/16\" }\n");
+    for i in 0..5000 {
+        text.push_str(&format!(
+            "container \"c{i}\" {{ rootfs \"host\"; exec \"/bin/true\" \"{i}\"; network \"lan\"; env N=\"{i}\"; limits {{ memory \"{}M\" }}{} }}\n",
+            1 + i % 7,
+            if i % 10 == 0 { String::new() } else { format!("; after \"c{}\"", i - 1) }
+        ));
+    }
+    let ev = eval(&text);
+    assert_eq!(ev.of_kind(Kind::Container).count(), 5000);
+    let json = berth_modules::canon::evaluation_json(&ev);
+    let containers = json["containers"].as_object().unwrap();
+    assert_eq!(containers.len(), 5000);
+    let mut h = blake3::Hasher::new();
+    h.update(b"berth-host-v1\0");
+    for n in &ev.nodes {
+        assert_eq!(n.hash, berth_modules::canon::node_hash(n), "{}", n.id);
+        h.update(n.id.kind.name().as_bytes());
+        h.update(&[0]);
+        h.update(n.id.name.as_bytes());
+        h.update(&[0]);
+        h.update(n.hash.as_bytes());
+        if n.id.kind == Kind::Container {
+            assert_node_json(&containers[&n.id.name], n);
+        }
+    }
+    assert_eq!(ev.hash, h.finalize());
+    assert_eq!(ev.graph.layers.len(), 11);
+}
