@@ -112,6 +112,8 @@ struct Unit {
     watchdog: Option<Instant>,
     /// Gone from the configuration by a switch: stopped, hidden, never started again.
     removed: bool,
+    /// The process said STOPPING=1: shown as `stopping` until it exits.
+    stopping_notified: bool,
 }
 
 pub struct Supervisor {
@@ -271,6 +273,7 @@ impl Unit {
             failures: 0,
             watchdog: None,
             removed: false,
+            stopping_notified: false,
         }
     }
 }
@@ -678,6 +681,7 @@ impl Supervisor {
         u.notify = None;
         u.probe = None;
         u.ready = false;
+        u.stopping_notified = false;
         u.next_check = None;
         u.watchdog = None;
         u.last_exit = Some(how.to_string());
@@ -985,7 +989,13 @@ impl Supervisor {
                             }
                         }
                     }
-                    "STOPPING" if v == "1" => self.event(i, "stopping (STOPPING=1)"),
+                    "STOPPING" if v == "1" => {
+                        // Shown as `stopping` until it exits; its restart policy
+                        // still decides what follows (as systemd's deactivating).
+                        self.units[i].stopping_notified = true;
+                        self.units[i].ready = false;
+                        self.event(i, "stopping (STOPPING=1)");
+                    }
                     _ => {}
                 }
             }
@@ -1326,6 +1336,7 @@ impl Supervisor {
 
 fn status(u: &Unit) -> ContainerStatus {
     let state = match u.phase {
+        Phase::Starting | Phase::Running if u.stopping_notified => State::Stopping,
         Phase::Stopped => State::Stopped,
         Phase::Starting => State::Starting,
         Phase::Running => State::Running,

@@ -875,6 +875,14 @@ container slow {
     start-timeout "1s"
     restart always
 }
+// Says STOPPING=1, then exits 2 s later: `stopping` meanwhile.
+container leaving {
+    rootfs host
+    network none
+    exec "/bin/sh" "-c" "systemd-notify --ready; sleep 0.5; systemd-notify STOPPING=1; sleep 2"
+    ready notify
+    restart never
+}
 // Healthy while /tmp/ok exists: removed after 1 s, two failed checks restart it.
 container sick {
     rootfs host
@@ -903,6 +911,15 @@ container sick {
     b.wait_for(
         || b.state("slow") == "running" && b.container("slow")["ready"] == true,
         "slow ready",
+    );
+    b.wait_for(
+        || b.state("leaving") == "stopping",
+        "leaving shown as stopping",
+    );
+    assert_eq!(b.container("leaving")["ready"], false);
+    b.wait_for(
+        || b.state("leaving") == "stopped",
+        "leaving stopped after its exit",
     );
     assert_eq!(
         b.container("slow")["restarts"],
