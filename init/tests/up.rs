@@ -500,12 +500,15 @@ fn a_containers_init_reaps_1000_orphans_and_passes_sigterm_on() {
     if !requirements_met() {
         return;
     }
-    // Each `( … & )` subshell exits at once, orphaning its `sleep`, which exits 3 s
-    // later (after the shell has exec'd `sleep 1000`): 1,000 orphans for whoever is
-    // PID 1. With `init #true` that is berth's init,
-    // which reaps them; without it, it is the program (here `sleep`, which never
-    // reaps), and they stay zombies — the control case that shows the test can fail.
-    let script = "for i in $(/bin/busybox seq 1000); do (/bin/busybox sleep 3 &); done; echo spawned; exec /bin/busybox sleep 1000";
+    // 1,000 orphans that exit exactly when the shell has become `sleep`, whatever the
+    // load: the shell holds the only writer of a FIFO (fd 3); each `( … & )` subshell
+    // opens the FIFO for reading (so every reader exists before the loop ends), then
+    // exits at once, orphaning a `cat` reading it (without fd 3); `exec sleep` closes
+    // fd 3, so every `cat` sees EOF and exits after the shell stopped reaping.
+    // With `init #true` the orphans' reaper is berth's init (the shell is PID 2);
+    // without it, it is the program (`sleep`, which never reaps), and they stay zombies
+    // — the control case that shows the test can fail.
+    let script = "/bin/busybox mkfifo /tmp/f; exec 4<>/tmp/f 3>/tmp/f 4<&-; for i in $(/bin/busybox seq 1000); do (exec 5</tmp/f 3>&-; /bin/busybox cat <&5 >/dev/null 5<&- &); done; echo spawned; exec /bin/busybox sleep 1000 3>&-";
     let host = format!(
         r#"host t
 container with-init {{
@@ -535,15 +538,20 @@ container without-init {{
         "1000 zombies under a program that is PID 1 and does not reap",
     );
     b.wait_for(|| zombies_of(with) == 0, "every orphan reaped by the init");
-    let procs = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("status"))
-                .is_ok_and(|s| s.lines().any(|l| l == format!("PPid:\t{with}")))
-        })
-        .count();
-    assert_eq!(procs, 1, "only the program is left under the init");
+    let children_of = |pid: i64| {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read_to_string(e.path().join("status"))
+                    .is_ok_and(|s| s.lines().any(|l| l == format!("PPid:\t{pid}")))
+            })
+            .count()
+    };
+    b.wait_for(
+        || children_of(with) == 1,
+        "only the program left under the init",
+    );
 
     // SIGTERM reaches `sleep` through the init (as PID 1 it would be ignored), so the
     // stop ends long before the 60 s stop timeout would kill the cgroup, and the
