@@ -75,6 +75,8 @@ fn answer(request: &Request) -> Response {
                 name: "lan".into(),
                 bridge: "br-lan".into(),
                 subnet: "10.88.0.0/24".into(),
+                subnet6: Some("fd00:88::/64".into()),
+                gateway6: Some("fd00:88::1".into()),
                 gateway: "10.88.0.1".into(),
                 mtu: 1500,
                 nat: true,
