@@ -298,6 +298,36 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_addresses_are_unique_stable_and_in_the_subnet() {
+        let names: Vec<String> = (0..50).map(|i| format!("c{i}")).collect();
+        let mut p = plan(
+            &names.iter().map(|n| (n.as_str(), None)).collect::<Vec<_>>(),
+            24,
+        );
+        let net6 = crate::net::plan::Net6::new("fd00:88::".parse().unwrap(), 64);
+        p.networks[0].v6 = Some(net6);
+        let mut l = leases();
+        let a = l.assign(&p).unwrap();
+        let set: HashSet<Ipv6Addr> = a.values().map(|v| v[0].1.unwrap()).collect();
+        assert_eq!(set.len(), 50);
+        assert!(set.iter().all(|x| net6.contains(*x) && *x != net6.gateway));
+        assert!(l.map.contains_key("lan/ipv6"));
+        assert_eq!(l.assign(&p).unwrap(), a);
+        assert_eq!(leases().assign(&p).unwrap(), a);
+        // A lease file from before IPv6 (IPv4 only) still loads and keeps its addresses.
+        let v4_only = plan(&[("c0", None)], 24);
+        let mut old = leases();
+        old.map.insert(
+            "lan".into(),
+            [("c0".to_string(), IpAddr::V4(a["c0"][0].0))].into(),
+        );
+        assert_eq!(
+            old.assign(&v4_only).unwrap()["c0"],
+            vec![(a["c0"][0].0, None)]
+        );
+    }
+
+    #[test]
     fn exhausted_subnet_is_an_error() {
         let mut l = leases();
         // /30: two hosts, one is the gateway.
