@@ -232,6 +232,20 @@ impl Berth {
         }
     }
 
+    /// Kills container `name` with SIGKILL and waits until berth has restarted it.
+    fn kill_and_wait_restart(&mut self, name: &str) {
+        let pid = self.container(name)["pid"].as_i64().unwrap() as i32;
+        // SAFETY: killing a container process this test's berth started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        self.wait_for(
+            |b| {
+                let c = b.container(name);
+                c["state"] == "running" && c["pid"].as_i64() != Some(i64::from(pid))
+            },
+            &format!("{name} restarted"),
+        );
+    }
+
     fn kill9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -436,17 +450,8 @@ fn addresses_are_stable_and_a_killed_berth_leaves_no_duplicates() {
     let (a, bb) = (b.address("a"), b.address("b"));
     assert_ne!(a, bb);
     // The container is killed and restarted: same address, also inside.
-    let pid = b.container("a")["pid"].as_i64().unwrap() as i32;
-    // SAFETY: killing a container process this test's berth started.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
     let mut b = b;
-    b.wait_for(
-        |b| {
-            let c = b.container("a");
-            c["state"] == "running" && c["pid"].as_i64() != Some(i64::from(pid))
-        },
-        "a restarted",
-    );
+    b.kill_and_wait_restart("a");
     assert_eq!(b.address("a"), a);
     let inside = ok(&b.exec("a", &["ip", "-4", "-o", "addr", "show", "eth0"]));
     assert!(inside.contains(&format!("{a}/24")), "{inside}");
@@ -897,16 +902,7 @@ fn dual_stack_containers_talk_over_ipv6_with_stable_addresses_and_isolation() {
     );
     assert!(!ping.status.success(), "IPv6 ping crossed networks");
     // Killed and restarted: the same IPv6 address, also inside.
-    let pid = b.container("db")["pid"].as_i64().unwrap() as i32;
-    // SAFETY: killing a container process this test's berth started.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    b.wait_for(
-        |b| {
-            let c = b.container("db");
-            c["state"] == "running" && c["pid"].as_i64() != Some(i64::from(pid))
-        },
-        "db restarted",
-    );
+    b.kill_and_wait_restart("db");
     assert_eq!(address6(&b, "db"), db6);
     let page = ok(&get_in(&b, "web", &db6));
     assert!(page.contains("hello from db"), "{page}");
