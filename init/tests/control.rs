@@ -75,6 +75,8 @@ fn answer(request: &Request) -> Response {
                 name: "lan".into(),
                 bridge: "br-lan".into(),
                 subnet: "10.88.0.0/24".into(),
+                subnet6: Some("fd00:88::/64".into()),
+                gateway6: Some("fd00:88::1".into()),
                 gateway: "10.88.0.1".into(),
                 mtu: 1500,
                 nat: true,
@@ -517,7 +519,7 @@ fn the_cli_verbs_talk_to_the_server() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out,
-        "lan  bridge br-lan  subnet 10.88.0.0/24  gateway 10.88.0.1  mtu 1500  nat\n  \
+        "lan  bridge br-lan  subnet 10.88.0.0/24  gateway 10.88.0.1  mtu 1500  subnet6 fd00:88::/64  gateway6 fd00:88::1  nat\n  \
          web  10.88.0.7        eth0 (host side vb0123456789a)\nforwards\n  *:8080/tcp -> web 10.88.0.7:80\n"
     );
     let (code, out, _) = berth(&["net", "--json", "--socket", sock]);

@@ -232,6 +232,20 @@ impl Berth {
         }
     }
 
+    /// Kills container `name` with SIGKILL and waits until berth has restarted it.
+    fn kill_and_wait_restart(&mut self, name: &str) {
+        let pid = self.container(name)["pid"].as_i64().unwrap() as i32;
+        // SAFETY: killing a container process this test's berth started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        self.wait_for(
+            |b| {
+                let c = b.container(name);
+                c["state"] == "running" && c["pid"].as_i64() != Some(i64::from(pid))
+            },
+            &format!("{name} restarted"),
+        );
+    }
+
     fn kill9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -436,17 +450,8 @@ fn addresses_are_stable_and_a_killed_berth_leaves_no_duplicates() {
     let (a, bb) = (b.address("a"), b.address("b"));
     assert_ne!(a, bb);
     // The container is killed and restarted: same address, also inside.
-    let pid = b.container("a")["pid"].as_i64().unwrap() as i32;
-    // SAFETY: killing a container process this test's berth started.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
     let mut b = b;
-    b.wait_for(
-        |b| {
-            let c = b.container("a");
-            c["state"] == "running" && c["pid"].as_i64() != Some(i64::from(pid))
-        },
-        "a restarted",
-    );
+    b.kill_and_wait_restart("a");
     assert_eq!(b.address("a"), a);
     let inside = ok(&b.exec("a", &["ip", "-4", "-o", "addr", "show", "eth0"]));
     assert!(inside.contains(&format!("{a}/24")), "{inside}");
@@ -692,7 +697,7 @@ fn measure_network_setup_per_container() {
             nat: false,
             allow: vec![],
             dns: vec![],
-            ipv6: false,
+            v6: None,
         }],
         containers: (0..SETUP_N)
             .map(|i| ContainerPlan {
@@ -834,5 +839,81 @@ container "client" {
         br / 1e9,
         ve / 1e9,
         br / ve
+    );
+}
+
+/// The container's IPv6 address (from `berth status`) without prefix.
+fn address6(b: &Berth, name: &str) -> String {
+    let c = b.container(name);
+    let a = c["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["address"].as_str())
+        .find(|a| a.contains(':'))
+        .unwrap_or_else(|| panic!("no IPv6 address: {c}"));
+    a.split('/').next().unwrap().to_string()
+}
+
+#[test]
+fn dual_stack_containers_talk_over_ipv6_with_stable_addresses_and_isolation() {
+    if !requirements_met() {
+        return;
+    }
+    let ns = Netns::new();
+    let dir = test_dir("ipv6");
+    let host = format!(
+        "network \"lan\" {{\n    subnet \"10.95.0.0/24\"\n    subnet6 \"fd00:95::/64\"\n    nat #true\n}}\nnetwork \"other\" {{\n    subnet \"10.96.0.0/24\"\n    subnet6 \"fd00:96::/64\"\n}}\n{}{}{}",
+        server("db", "lan", ""),
+        sleeper("web", "lan"),
+        sleeper("outsider", "other")
+    );
+    let mut b = Berth::up(&ns, &dir, &host);
+    let db6 = address6(&b, "db");
+    assert!(db6.starts_with("fd00:95::"), "{db6}");
+    assert_ne!(db6, "fd00:95::1");
+    assert_ne!(address6(&b, "web"), db6);
+    // Over IPv6 by address: TCP and ping; and by name through /etc/hosts.
+    let page = ok(&get_in(&b, "web", &db6));
+    assert!(page.contains("hello from db"), "{page}");
+    ok(&b.exec(
+        "web",
+        &["/bin/busybox", "ping", "-6", "-c", "1", "-W", "2", &db6],
+    ));
+    let hosts = ok(&b.exec("web", &["cat", "/etc/hosts"]));
+    assert!(hosts.contains(&format!("{db6}\tdb")), "{hosts}");
+    // The gateway (the host, through the bridge) reaches the container.
+    ns.run(&["/bin/busybox", "ping", "-6", "-c", "1", "-W", "2", &db6]);
+    // The address is inside the container, with an IPv6 default route via the gateway.
+    let inside = ok(&b.exec("db", &["ip", "-6", "-o", "addr", "show", "eth0"]));
+    assert!(inside.contains(&format!("{db6}/64")), "{inside}");
+    let route = ok(&b.exec("db", &["ip", "-6", "route", "show", "default"]));
+    assert!(route.contains("via fd00:95::1"), "{route}");
+    // NAT covers IPv6 too.
+    let rules = ns.run(&["nft", "list", "table", "inet", "berth"]);
+    assert!(rules.contains("ip6 saddr fd00:95::/64"), "{rules}");
+    // The other network cannot reach lan over IPv6 (not even from a routed address).
+    let denied = get_in(&b, "outsider", &db6);
+    let text = String::from_utf8_lossy(&denied.stdout);
+    assert!(!text.contains("hello"), "IPv6 isolation failed: {text}");
+    let ping = b.exec(
+        "outsider",
+        &["/bin/busybox", "ping", "-6", "-c", "1", "-W", "2", &db6],
+    );
+    assert!(!ping.status.success(), "IPv6 ping crossed networks");
+    // Killed and restarted: the same IPv6 address, also inside.
+    b.kill_and_wait_restart("db");
+    assert_eq!(address6(&b, "db"), db6);
+    let page = ok(&get_in(&b, "web", &db6));
+    assert!(page.contains("hello from db"), "{page}");
+    // berth itself restarted: the IPv6 lease holds.
+    b.down();
+    let b = Berth::up(&ns, &dir, &host);
+    assert_eq!(address6(&b, "db"), db6);
+    b.down();
+    let links = ns.links();
+    assert!(
+        links.iter().all(|l| l["ifname"] == "lo"),
+        "left behind: {links:?}"
     );
 }

@@ -50,6 +50,9 @@ pub fn net_text(networks: &[NetworkInfo], forwards: &[ForwardInfo]) -> String {
             "{}  bridge {}  subnet {}  gateway {}  mtu {}",
             n.name, n.bridge, n.subnet, n.gateway, n.mtu
         );
+        if let (Some(s6), Some(g6)) = (&n.subnet6, &n.gateway6) {
+            let _ = write!(t, "  subnet6 {s6}  gateway6 {g6}");
+        }
         if n.nat {
             t.push_str("  nat");
         }

@@ -111,6 +111,11 @@ pub struct NetworkInfo {
     pub bridge: String,
     pub subnet: String,
     pub gateway: String,
+    /// The IPv6 subnet and gateway of a dual-stack network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<String>,
     pub mtu: u32,
     pub nat: bool,
     pub allow: Vec<String>,

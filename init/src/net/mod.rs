@@ -17,7 +17,7 @@ pub mod plan;
 
 use std::collections::BTreeMap;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
@@ -65,6 +65,8 @@ pub struct Interface {
     pub host: String,
     pub address: Ipv4Addr,
     pub prefix: u8,
+    /// The IPv6 address and prefix length on a dual-stack network.
+    pub v6: Option<(Ipv6Addr, u8)>,
 }
 
 /// What a container gets from the network setup.
@@ -119,12 +121,6 @@ impl NetHost {
     /// Reconciles what a previous berth left and sets up every network and every
     /// attached container's namespace. On error nothing of it is left behind.
     pub fn up(plan: NetPlan, state_dir: &Path) -> Result<NetHost, NetError> {
-        for n in plan.networks.iter().filter(|n| n.ipv6) {
-            eprintln!(
-                "berth: warning: network `{}`: IPv6 (`subnet6`) is not set up yet; its containers get IPv4 only",
-                n.name
-            );
-        }
         let tag = tag_of(state_dir);
         let run = state_dir.join("run");
         let mut leases = ipam::Leases::load(&state_dir.join("net").join("leases.json"))?;
@@ -154,12 +150,15 @@ impl NetHost {
         }
     }
 
-    fn build(&mut self, addresses: &BTreeMap<String, Vec<Ipv4Addr>>) -> Result<(), NetError> {
+    fn build(&mut self, addresses: &ipam::Addresses) -> Result<(), NetError> {
         let leftovers = self.reconcile()?;
         if self.plan.networks.is_empty() {
             return if leftovers { nft::remove() } else { Ok(()) };
         }
         sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
+        if self.plan.networks.iter().any(|n| n.v6.is_some()) {
+            sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
+        }
         let mut bridges = Vec::new();
         for n in self.plan.networks.clone() {
             bridges.push(self.bridge(&n)?);
@@ -251,16 +250,27 @@ impl NetHost {
                     })?
             }
         };
+        let mut want = vec![(IpAddr::V4(n.gateway), n.prefix)];
+        if let Some(v6) = n.v6 {
+            // A bridge made while the host's default disables IPv6 would refuse it.
+            sysctl(
+                &format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", n.bridge),
+                "0",
+            )?;
+            want.push((IpAddr::V6(v6.gateway), v6.prefix));
+        }
         for (a, len) in self.host.addresses(link.index).map_err(io_err(&what))? {
-            if (a, len) != (n.gateway, n.prefix) {
+            if !want.contains(&(a, len)) {
                 self.host
                     .delete_address(link.index, a, len)
                     .map_err(io_err(&what))?;
             }
         }
-        self.host
-            .add_address(link.index, n.gateway, n.prefix)
-            .map_err(io_err(format!("give {what} address {}", n.gateway)))?;
+        for (a, len) in want {
+            self.host
+                .add_address(link.index, a, len)
+                .map_err(io_err(format!("give {what} address {a}")))?;
+        }
         // Port forwards to 127.0.0.1 leave through the bridge with a loopback source
         // (masqueraded in postrouting); the kernel drops such packets unless allowed.
         sysctl(
@@ -274,7 +284,7 @@ impl NetHost {
     fn container(
         &mut self,
         c: &plan::ContainerPlan,
-        addrs: &[Ipv4Addr],
+        addrs: &[(Ipv4Addr, Option<Ipv6Addr>)],
         bridges: &[u32],
     ) -> Result<ContainerNet, NetError> {
         let what = |s: &str| format!("network of container `{}`: {s}", c.name);
@@ -284,7 +294,8 @@ impl NetHost {
             .up_index(1)
             .map_err(io_err(what("bring up loopback")))?;
         let mut interfaces = Vec::new();
-        for (k, ((ni, _), addr)) in c.attachments.iter().zip(addrs).enumerate() {
+        let mut route6 = false;
+        for (k, ((ni, _), (addr, addr6))) in c.attachments.iter().zip(addrs).enumerate() {
             let n = &self.plan.networks[*ni];
             let host = veth_name(&self.tag, &c.name, k);
             let name = format!("eth{k}");
@@ -301,15 +312,28 @@ impl NetHost {
                     source: io::Error::other("not found in the namespace after creation"),
                 })?;
             ns.netlink
-                .add_address(inner.index, *addr, n.prefix)
+                .add_address(inner.index, IpAddr::V4(*addr), n.prefix)
                 .map_err(io_err(what(&format!("address {addr} on {name}"))))?;
+            let v6 = n.v6.zip(*addr6).map(|(net, a)| (a, net.prefix));
+            if let Some((a, len)) = v6 {
+                ns.netlink
+                    .add_address(inner.index, IpAddr::V6(a), len)
+                    .map_err(io_err(what(&format!("address {a} on {name}"))))?;
+            }
             ns.netlink
                 .up_index(inner.index)
                 .map_err(io_err(what(&format!("bring up {name}"))))?;
             if k == 0 {
                 ns.netlink
-                    .add_default_route(inner.index, n.gateway)
+                    .add_default_route(inner.index, IpAddr::V4(n.gateway))
                     .map_err(io_err(what(&format!("default route via {}", n.gateway))))?;
+            }
+            // The IPv6 default route goes via the first dual-stack network.
+            if let Some(net) = n.v6.filter(|_| v6.is_some() && !route6) {
+                route6 = true;
+                ns.netlink
+                    .add_default_route(inner.index, IpAddr::V6(net.gateway))
+                    .map_err(io_err(what(&format!("default route via {}", net.gateway))))?;
             }
             interfaces.push(Interface {
                 network: n.name.clone(),
@@ -317,6 +341,7 @@ impl NetHost {
                 host,
                 address: *addr,
                 prefix: n.prefix,
+                v6,
             });
         }
         let dir = self.files_dir.join(&c.name);
@@ -354,6 +379,9 @@ impl NetHost {
                 format!("{} {}", c.hostname, c.name)
             };
             hosts.push_str(&format!("{}\t{own}\n", me.interfaces[0].address));
+            if let Some((a, _)) = me.interfaces.iter().find_map(|i| i.v6) {
+                hosts.push_str(&format!("{a}\t{own}\n"));
+            }
             for other in &self.plan.containers {
                 if other.name == c.name {
                     continue;
@@ -368,6 +396,20 @@ impl NetHost {
                     .find_map(|mi| them.interfaces.iter().find(|ti| ti.network == mi.network))
                 {
                     hosts.push_str(&format!("{}\t{}\n", i.address, other.name));
+                }
+                // And their IPv6 address on the first dual-stack network we share.
+                if let Some((a, _)) =
+                    me.interfaces
+                        .iter()
+                        .filter(|mi| mi.v6.is_some())
+                        .find_map(|mi| {
+                            them.interfaces
+                                .iter()
+                                .find(|ti| ti.network == mi.network)
+                                .and_then(|ti| ti.v6)
+                        })
+                {
+                    hosts.push_str(&format!("{a}\t{}\n", other.name));
                 }
             }
             let first = &self.plan.networks[c.attachments[0].0];
@@ -432,10 +474,14 @@ impl NetHost {
             .map(|c| {
                 c.interfaces
                     .iter()
-                    .map(|i| AddressInfo {
-                        network: i.network.clone(),
-                        interface: i.name.clone(),
-                        address: format!("{}/{}", i.address, i.prefix),
+                    .flat_map(|i| {
+                        let v4 = format!("{}/{}", i.address, i.prefix);
+                        let v6 = i.v6.map(|(a, len)| format!("{a}/{len}"));
+                        std::iter::once(v4).chain(v6).map(|address| AddressInfo {
+                            network: i.network.clone(),
+                            interface: i.name.clone(),
+                            address,
+                        })
                     })
                     .collect()
             })
@@ -453,6 +499,8 @@ impl NetHost {
                 bridge: n.bridge.clone(),
                 subnet: format!("{}/{}", n.subnet, n.prefix),
                 gateway: n.gateway.to_string(),
+                subnet6: n.v6.map(|v| format!("{}/{}", v.subnet, v.prefix)),
+                gateway6: n.v6.map(|v| v.gateway.to_string()),
                 mtu: n.mtu,
                 nat: n.nat,
                 allow: n.allow.clone(),
@@ -463,11 +511,16 @@ impl NetHost {
                         net.interfaces
                             .iter()
                             .filter(|i| i.network == n.name)
-                            .map(|i| LeaseInfo {
-                                container: c.clone(),
-                                interface: i.name.clone(),
-                                host_interface: i.host.clone(),
-                                address: i.address.to_string(),
+                            .flat_map(|i| {
+                                let v6 = i.v6.map(|(a, _)| a.to_string());
+                                std::iter::once(i.address.to_string())
+                                    .chain(v6)
+                                    .map(|address| LeaseInfo {
+                                        container: c.clone(),
+                                        interface: i.name.clone(),
+                                        host_interface: i.host.clone(),
+                                        address,
+                                    })
                             })
                     })
                     .collect(),

@@ -4,14 +4,16 @@
 //! namespace from berth's own thread.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkHeader,
     NetlinkMessage, NetlinkPayload,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -216,19 +218,19 @@ impl Netlink {
         }
     }
 
-    /// The IPv4 addresses of link `index` with their prefix lengths.
-    pub fn addresses(&mut self, index: u32) -> io::Result<Vec<(Ipv4Addr, u8)>> {
-        let mut msg = AddressMessage::default();
-        msg.header.family = AddressFamily::Inet;
+    /// The global addresses of link `index` with their prefix lengths (IPv4, and IPv6
+    /// but not its link-local ones, which the kernel manages).
+    pub fn addresses(&mut self, index: u32) -> io::Result<Vec<(IpAddr, u8)>> {
+        let msg = AddressMessage::default();
         let answer = self.request(RouteNetlinkMessage::GetAddress(msg), NLM_F_DUMP)?;
         Ok(answer
             .into_iter()
             .filter_map(|m| match m {
-                RouteNetlinkMessage::NewAddress(a) if a.header.index == index => {
+                RouteNetlinkMessage::NewAddress(a)
+                    if a.header.index == index && a.header.scope == AddressScope::Universe =>
+                {
                     a.attributes.iter().find_map(|at| match at {
-                        AddressAttribute::Local(std::net::IpAddr::V4(ip)) => {
-                            Some((*ip, a.header.prefix_len))
-                        }
+                        AddressAttribute::Address(ip) => Some((*ip, a.header.prefix_len)),
                         _ => None,
                     })
                 }
@@ -237,24 +239,35 @@ impl Netlink {
             .collect())
     }
 
-    fn address_msg(index: u32, addr: Ipv4Addr, len: u8) -> AddressMessage {
+    fn address_msg(index: u32, addr: IpAddr, len: u8) -> AddressMessage {
         let mut msg = AddressMessage::default();
-        msg.header.family = AddressFamily::Inet;
         msg.header.prefix_len = len;
         msg.header.index = index;
-        let ip = std::net::IpAddr::V4(addr);
-        msg.attributes.push(AddressAttribute::Local(ip));
-        msg.attributes.push(AddressAttribute::Address(ip));
-        if len < 31 {
-            let bcast = u32::from(addr) | (u32::MAX >> len);
-            msg.attributes
-                .push(AddressAttribute::Broadcast(Ipv4Addr::from(bcast)));
+        msg.attributes.push(AddressAttribute::Local(addr));
+        msg.attributes.push(AddressAttribute::Address(addr));
+        match addr {
+            IpAddr::V4(v4) => {
+                msg.header.family = AddressFamily::Inet;
+                if len < 31 {
+                    let bcast = u32::from(v4) | (u32::MAX >> len);
+                    msg.attributes
+                        .push(AddressAttribute::Broadcast(Ipv4Addr::from(bcast)));
+                }
+            }
+            IpAddr::V6(_) => {
+                // No duplicate address detection: berth's leases make addresses
+                // unique, and the address is usable at once, not seconds later.
+                msg.header.family = AddressFamily::Inet6;
+                msg.header.flags = AddressHeaderFlags::Nodad;
+                msg.attributes
+                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            }
         }
         msg
     }
 
     /// Adds (or keeps) `addr/len` on link `index`.
-    pub fn add_address(&mut self, index: u32, addr: Ipv4Addr, len: u8) -> io::Result<()> {
+    pub fn add_address(&mut self, index: u32, addr: IpAddr, len: u8) -> io::Result<()> {
         self.request(
             RouteNetlinkMessage::NewAddress(Self::address_msg(index, addr, len)),
             NLM_F_CREATE | NLM_F_REPLACE,
@@ -262,7 +275,7 @@ impl Netlink {
         .map(drop)
     }
 
-    pub fn delete_address(&mut self, index: u32, addr: Ipv4Addr, len: u8) -> io::Result<()> {
+    pub fn delete_address(&mut self, index: u32, addr: IpAddr, len: u8) -> io::Result<()> {
         self.request(
             RouteNetlinkMessage::DelAddress(Self::address_msg(index, addr, len)),
             0,
@@ -271,15 +284,20 @@ impl Netlink {
     }
 
     /// Adds the default route via `gateway` out of link `index`.
-    pub fn add_default_route(&mut self, index: u32, gateway: Ipv4Addr) -> io::Result<()> {
+    pub fn add_default_route(&mut self, index: u32, gateway: IpAddr) -> io::Result<()> {
         let mut msg = RouteMessage::default();
-        msg.header.address_family = AddressFamily::Inet;
+        msg.header.address_family = match gateway {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        };
         msg.header.table = RouteHeader::RT_TABLE_MAIN;
         msg.header.protocol = RouteProtocol::Boot;
         msg.header.scope = RouteScope::Universe;
         msg.header.kind = RouteType::Unicast;
-        msg.attributes
-            .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
+        msg.attributes.push(RouteAttribute::Gateway(match gateway {
+            IpAddr::V4(g) => RouteAddress::Inet(g),
+            IpAddr::V6(g) => RouteAddress::Inet6(g),
+        }));
         msg.attributes.push(RouteAttribute::Oif(index));
         self.request(
             RouteNetlinkMessage::NewRoute(msg),

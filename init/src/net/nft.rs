@@ -53,6 +53,14 @@ pub fn ruleset(plan: &NetPlan, dnat: &[Dnat]) -> Option<String> {
             "\t\tip saddr {net} ip daddr != {net} oifname != \"{}\" masquerade",
             n.bridge
         );
+        if let Some(v6) = n.v6 {
+            let net = format!("{}/{}", v6.subnet, v6.prefix);
+            let _ = writeln!(
+                post,
+                "\t\tip6 saddr {net} ip6 daddr != {net} oifname != \"{}\" masquerade",
+                n.bridge
+            );
+        }
     }
     let mut pre = String::new();
     let mut bridges_with_forwards: Vec<&str> = Vec::new();
@@ -160,7 +168,7 @@ mod tests {
             nat,
             allow: allow.iter().map(|s| s.to_string()).collect(),
             dns: vec![],
-            ipv6: false,
+            v6: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! subnets, which container is on which network (in declaration order: eth0, eth1, …)
 //! and the port forwards. Pure data; `berth check` has already validated it.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use berth_modules::{Evaluation, Kind, Value, bridge_name};
 
@@ -18,8 +18,50 @@ pub struct NetworkPlan {
     /// Networks whose containers may exchange traffic with this one.
     pub allow: Vec<String>,
     pub dns: Vec<IpAddr>,
-    /// `subnet6` is set (IPv6 is not configured yet; berth says so at start).
-    pub ipv6: bool,
+    /// The IPv6 side of a dual-stack network (`subnet6`).
+    pub v6: Option<Net6>,
+}
+
+/// An IPv6 subnet; the gateway (the bridge's address) is its first address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Net6 {
+    pub subnet: Ipv6Addr,
+    pub prefix: u8,
+    pub gateway: Ipv6Addr,
+}
+
+impl Net6 {
+    pub fn new(subnet: Ipv6Addr, prefix: u8) -> Net6 {
+        Net6 {
+            subnet,
+            prefix,
+            gateway: Ipv6Addr::from(u128::from(subnet) + 1),
+        }
+    }
+
+    /// How many addresses containers may get: the subnet without its first (the
+    /// subnet-router anycast address) and the gateway; at most 2^64.
+    pub fn size(&self) -> u64 {
+        let bits = 128 - u32::from(self.prefix);
+        if bits >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << bits).saturating_sub(2)
+        }
+    }
+
+    /// The `i`th address containers may get (`i < size()`).
+    pub fn nth(&self, i: u64) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self.subnet) + 2 + u128::from(i))
+    }
+
+    pub fn contains(&self, a: Ipv6Addr) -> bool {
+        let mask = u128::MAX
+            .checked_shl(128 - u32::from(self.prefix))
+            .unwrap_or(0);
+        u128::from(a) & mask == u128::from(self.subnet)
+            && u128::from(a) - u128::from(self.subnet) >= 2
+    }
 }
 
 impl NetworkPlan {
@@ -120,7 +162,10 @@ impl NetPlan {
                         _ => None,
                     })
                     .collect(),
-                ipv6: n.get("subnet6").is_some(),
+                v6: match n.get("subnet6") {
+                    Some(Value::Cidr(IpAddr::V6(s6), p6)) => Some(Net6::new(*s6, *p6)),
+                    _ => None,
+                },
             });
         }
         let mut containers = Vec::new();
