@@ -6,6 +6,9 @@
 //! STATE/generations/N/evaluation.json  the evaluated host (`berth eval --json`)
 //! STATE/current -> generations/N    what runs (or ran last)
 //! STATE/booted  -> generations/N    what starts at boot
+//! STATE/generations/started.json    the host file berth last started from, its hash
+//! STATE/generations/confirm.json    a switch waiting for `berth confirm`
+//! STATE/journal                     the switch in progress
 //! ```
 //!
 //! A generation is written into a temporary directory and renamed into place, markers
@@ -279,6 +282,286 @@ impl Generations {
     }
 }
 
+/// `STATE/generations/confirm.json`: a switch made with `--confirm-within` that
+/// `berth confirm` has not kept yet. `current` names `generation` while `booted` still
+/// names `previous`, so a reboot or a crash before the confirmation starts `previous`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub generation: u64,
+    pub previous: u64,
+    /// Seconds since the epoch after which berth switches back to `previous`.
+    pub deadline: u64,
+}
+
+/// `STATE/journal`: a switch being applied. Written before its first step and after
+/// each one; removed when every step is issued. Found at start, it means the switch was
+/// interrupted; [`Generations::start`] resolves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journal {
+    pub from: u64,
+    pub to: u64,
+    /// The steps, as `ACTION KIND NAME`, in the order they apply.
+    pub steps: Vec<String>,
+    /// How many of them are done.
+    pub done: usize,
+}
+
+/// `STATE/generations/started.json`: the host file berth was last started with (or
+/// that a switch last read from the same path), and its hash then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    pub file: PathBuf,
+    pub hash: String,
+}
+
+/// What a starting berth runs: see [`Generations::start`].
+pub struct Start {
+    /// The generation that starts (`None` when the state dir cannot record one: FILE
+    /// starts anyway and the report says why).
+    pub generation: Option<u64>,
+    pub evaluation: Evaluation,
+    /// What was decided and why, one line each, for the log.
+    pub report: Vec<String>,
+}
+
+impl std::fmt::Debug for Start {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Start")
+            .field("generation", &self.generation)
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Generations {
+    fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &Path,
+    ) -> Result<Option<T>, GenerationError> {
+        match fs::read(path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| GenerationError::Io {
+                        what: "parse",
+                        path: path.to_path_buf(),
+                        source: io::Error::other(e),
+                    })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read", path)(e)),
+        }
+    }
+
+    fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), GenerationError> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+        }
+        let text = serde_json::to_vec_pretty(value).map_err(|e| GenerationError::Io {
+            what: "serialise",
+            path: path.to_path_buf(),
+            source: io::Error::other(e),
+        })?;
+        write_atomic(path, &text).map_err(io_err("write", path))
+    }
+
+    fn remove(&self, path: &Path) -> Result<(), GenerationError> {
+        match fs::remove_file(path) {
+            Ok(()) => sync_dir(path.parent().unwrap_or(Path::new("/"))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove", path)(e)),
+        }
+    }
+
+    fn pending_path(&self) -> PathBuf {
+        self.dir().join("confirm.json")
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        self.state.join("journal")
+    }
+
+    fn started_path(&self) -> PathBuf {
+        self.dir().join("started.json")
+    }
+
+    pub fn pending(&self) -> Result<Option<Pending>, GenerationError> {
+        self.read_json(&self.pending_path())
+    }
+
+    pub fn set_pending(&self, p: &Pending) -> Result<(), GenerationError> {
+        self.write_json(&self.pending_path(), p)
+    }
+
+    pub fn clear_pending(&self) -> Result<(), GenerationError> {
+        self.remove(&self.pending_path())
+    }
+
+    pub fn journal(&self) -> Result<Option<Journal>, GenerationError> {
+        self.read_json(&self.journal_path())
+    }
+
+    pub fn write_journal(&self, j: &Journal) -> Result<(), GenerationError> {
+        self.write_json(&self.journal_path(), j)
+    }
+
+    pub fn clear_journal(&self) -> Result<(), GenerationError> {
+        self.remove(&self.journal_path())
+    }
+
+    pub fn started(&self) -> Result<Option<Started>, GenerationError> {
+        self.read_json(&self.started_path())
+    }
+
+    /// Remembers `file` (as berth was given it) and the hash it had.
+    pub fn set_started(&self, file: &Path, hash: &str) -> Result<(), GenerationError> {
+        let file = fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+        self.write_json(
+            &self.started_path(),
+            &Started {
+                file,
+                hash: hash.to_string(),
+            },
+        )
+    }
+
+    /// A switch read `file`: when it is the file berth was started with, its new hash
+    /// is what berth has seen of it, so a restart does not take the file for new.
+    pub fn note_read(&self, file: &Path, ev: &Evaluation) -> Result<(), GenerationError> {
+        let file = fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+        match self.started()? {
+            Some(s) if s.file == file => self.set_started(&file, &ev.hash.to_hex()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The generation before `n` to go back to: the newest older one with another hash.
+    pub fn previous(&self, n: u64) -> Result<Option<u64>, GenerationError> {
+        let hash = self.meta(n)?.hash;
+        Ok(self
+            .list()?
+            .into_iter()
+            .rev()
+            .find(|m| m.number < n && m.hash != hash)
+            .map(|m| m.number))
+    }
+
+    /// Decides what a starting berth (`berth up FILE`, or PID 1 with the host file of its
+    /// image) runs, given FILE's evaluation:
+    ///
+    /// - FILE is new (another file, or its hash changed since berth last read it): FILE
+    ///   wins. It is recorded (reason `reason`) and marked current and booted.
+    /// - FILE is as berth last read it: the generation marked `booted` starts, which may
+    ///   be a later `berth switch` or `berth rollback`. (When it no longer evaluates,
+    ///   FILE starts, and the report says why.)
+    ///
+    /// Either way an interrupted switch (the journal) and an unconfirmed one
+    /// (`confirm.json`) are resolved and cleared, and the report says how: finished when
+    /// what starts is the switch's target, rolled back when it is its origin, superseded
+    /// otherwise. A switch still waiting for `berth confirm` is never carried over: its
+    /// generation is not `booted`, so the previous one starts.
+    pub fn start(&self, file: &Path, ev: Evaluation, reason: &str) -> Start {
+        let mut report = Vec::new();
+        let canonical = fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+        let hash = ev.hash.to_hex().to_string();
+        let seen = match self.started() {
+            Ok(s) => s.is_some_and(|s| s.file == canonical && s.hash == hash),
+            Err(e) => {
+                report.push(format!("warning: {e}"));
+                false
+            }
+        };
+        let mut chosen = None;
+        if seen && let Some(b) = self.booted() {
+            match self.evaluate(b) {
+                Ok(Ok(bev)) => chosen = Some((b, bev)),
+                Ok(Err(f)) => report.push(format!(
+                    "warning: generation {b} (booted) no longer evaluates ({} errors); starting {}",
+                    f.diagnostics.len(),
+                    file.display()
+                )),
+                Err(e) => report.push(format!("warning: {e}; starting {}", file.display())),
+            }
+        }
+        let (generation, evaluation) = match chosen {
+            Some((b, bev)) => (Some(b), bev),
+            None => match self.record(&ev, file, reason).and_then(|m| {
+                self.set_booted(m.number)?;
+                Ok(m.number)
+            }) {
+                Ok(n) => (Some(n), ev),
+                Err(e) => {
+                    report.push(format!("warning: could not record the generation: {e}"));
+                    (None, ev)
+                }
+            },
+        };
+        if let Some(n) = generation {
+            report.push(format!(
+                "generation {n} ({})",
+                &evaluation.hash.to_hex()[..12]
+            ));
+            if let Err(e) = self.resolve(n, file, &hash, &mut report) {
+                report.push(format!("warning: {e}"));
+            }
+        }
+        Start {
+            generation,
+            evaluation,
+            report,
+        }
+    }
+
+    /// Marks `number` current, resolves an interrupted or unconfirmed switch (see
+    /// [`Generations::start`]) and remembers `file` as read with `hash`.
+    fn resolve(
+        &self,
+        number: u64,
+        file: &Path,
+        hash: &str,
+        report: &mut Vec<String>,
+    ) -> Result<(), GenerationError> {
+        self.set_current(number)?;
+        let started_hash = self.meta(number)?.hash;
+        if let Some(j) = self.journal()? {
+            let hash_of = |n: u64| self.meta(n).map(|m| m.hash).ok();
+            let what = format!(
+                "the switch from generation {} to {} was interrupted after {} of {} steps",
+                j.from,
+                j.to,
+                j.done,
+                j.steps.len()
+            );
+            report.push(if hash_of(j.to).as_deref() == Some(started_hash.as_str()) {
+                format!("{what}; finished it: generation {number} starts")
+            } else if hash_of(j.from).as_deref() == Some(started_hash.as_str()) {
+                format!("{what}; rolled it back: generation {number} starts")
+            } else {
+                format!(
+                    "{what}; {} (generation {number}) starts instead",
+                    file.display()
+                )
+            });
+            self.clear_journal()?;
+        }
+        if let Some(p) = self.pending()? {
+            report.push(format!(
+                "generation {} was not confirmed before berth stopped; generation {number} starts",
+                p.generation
+            ));
+            self.clear_pending()?;
+        }
+        self.set_started(file, hash)
+    }
+}
+
 fn sync_dir(dir: &Path) -> Result<(), GenerationError> {
     fs::File::open(dir)
         .and_then(|f| f.sync_all())
@@ -414,6 +697,70 @@ mod tests {
         let left: Vec<u64> = g.list().unwrap().iter().map(|m| m.number).collect();
         assert_eq!(left, vec![1, 3]);
         assert!(matches!(g.meta(2), Err(GenerationError::Missing(2, _))));
+    }
+
+    #[test]
+    fn start_takes_a_new_file_else_the_booted_generation_and_resolves_interruptions() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = tmp.path().join("cfg");
+        let g = Generations::new(&tmp.path().join("state"));
+        let root = host(&cfg, "64M");
+        // First start: FILE is new.
+        let s = g.start(&root, eval(&root), "boot");
+        assert_eq!(s.generation, Some(1));
+        assert_eq!((g.current(), g.booted()), (Some(1), Some(1)));
+
+        // A switch to another file made generation 2 the boot default, then berth died
+        // mid-switch: the unchanged FILE starts generation 2 and says it finished.
+        let other = cfg.join("other.kdl");
+        fs::write(
+            &other,
+            "container x {\n    rootfs host\n    exec \"/bin/x\"\n}\n",
+        )
+        .unwrap();
+        let m2 = g.record(&eval(&other), &other, "switch").unwrap();
+        g.set_booted(m2.number).unwrap();
+        let j = Journal {
+            from: 1,
+            to: 2,
+            steps: vec!["create container x".into(), "remove container db".into()],
+            done: 1,
+        };
+        g.write_journal(&j).unwrap();
+        assert_eq!(g.journal().unwrap(), Some(j));
+        let s = g.start(&root, eval(&root), "boot");
+        assert_eq!(s.generation, Some(2));
+        assert_eq!(s.evaluation.hash, eval(&other).hash);
+        assert!(
+            s.report.iter().any(|l| l
+                == "the switch from generation 1 to 2 was interrupted after 1 of 2 steps; finished it: generation 2 starts"),
+            "{:?}",
+            s.report
+        );
+        assert_eq!(g.journal().unwrap(), None);
+
+        // An unconfirmed switch is dropped: `booted` still names the one before.
+        g.set_pending(&Pending {
+            generation: 3,
+            previous: 2,
+            deadline: now() + 600,
+        })
+        .unwrap();
+        let s = g.start(&root, eval(&root), "boot");
+        assert_eq!(s.generation, Some(2));
+        assert!(
+            s.report
+                .iter()
+                .any(|l| l.contains("generation 3 was not confirmed"))
+        );
+        assert_eq!(g.pending().unwrap(), None);
+
+        // An edited FILE wins over the boot default.
+        let root = host(&cfg, "96M");
+        let s = g.start(&root, eval(&root), "boot");
+        assert_eq!(s.generation, Some(3));
+        assert_eq!((g.current(), g.booted()), (Some(3), Some(3)));
+        assert_eq!(g.previous(3).unwrap(), Some(2));
     }
 
     #[test]

@@ -209,8 +209,15 @@ live changes (limits, restart policy, readiness, …) are written in place; relo
 signal; restart and recreate stop the container and start it again with its new definition, after \
 the containers it starts after; new containers start; removed ones stop. An invalid FILE changes \
 nothing. Not applied by a switch yet: changes to the host, networks, volumes or a container's \
-networks and ports — such a plan is refused whole; restart `berth up` to apply it.",
-        after_help = "Examples:\n  berth switch host.kdl --dry-run\n  berth switch host.kdl"
+networks and ports — such a plan is refused whole; restart `berth up` to apply it.\n\n\
+A plain switch also makes FILE the boot default (`booted`), so a restarted berth or a reboot starts \
+it. --test applies FILE now but keeps the boot default. --confirm-within applies FILE now and waits \
+for `berth confirm`: if it does not come in time (the change cut you off, say), berth switches back \
+to the generation before by itself; a restart or reboot in between starts the generation before too.\n\n\
+Every switch is journaled (STATE/journal): a berth that dies mid-switch finishes it when it starts \
+again (or rolls it back, for --test and --confirm-within), and says which in its log.",
+        after_help = "Examples:\n  berth switch host.kdl --dry-run\n  berth switch host.kdl\n  \
+berth switch host.kdl --confirm-within 2m && berth confirm"
     )]
     Switch {
         /// The host file (with its imports).
@@ -224,6 +231,41 @@ networks and ports — such a plan is refused whole; restart `berth up` to apply
         /// Make it the boot default without applying it now.
         #[arg(long)]
         boot: bool,
+        /// Switch back to the generation before unless `berth confirm` comes within
+        /// DURATION (e.g. 30s, 5m).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with_all = ["boot", "test"])]
+        confirm_within: Option<std::time::Duration>,
+        /// The control socket of the running berth.
+        #[arg(long, value_name = "PATH", default_value = berth_init::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Switch back to the previous generation, or to generation N.
+    #[command(
+        long_about = "Switch back to the previous generation, or to generation N, with the same \
+minimal-disruption rules as `berth switch` (only what differs is touched).\n\n\
+The previous generation is the newest one before the current one whose hash differs from it. The \
+generation is evaluated again from the sources stored with it, so the host gets back exactly that \
+graph (same hash), whatever happened to the files since. A rollback is recorded as a new generation \
+(reason `rollback`) and becomes the boot default. It also ends a switch waiting for `berth confirm`.",
+        after_help = "Examples:\n  berth rollback\n  berth rollback 3 --dry-run\n  berth generations"
+    )]
+    Rollback {
+        /// The generation to go back to (default: the previous one).
+        generation: Option<u64>,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The control socket of the running berth.
+        #[arg(long, value_name = "PATH", default_value = berth_init::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Keep a switch made with `berth switch --confirm-within`.
+    #[command(
+        long_about = "Keep a switch made with `berth switch --confirm-within`: it becomes the boot \
+default and berth no longer switches back.",
+        after_help = "Exit status: 0 confirmed, 1 nothing was waiting for a confirmation or berth is not running."
+    )]
+    Confirm {
         /// The control socket of the running berth.
         #[arg(long, value_name = "PATH", default_value = berth_init::control::DEFAULT_SOCKET)]
         socket: PathBuf,
@@ -620,8 +662,26 @@ fn main() -> ExitCode {
             dry_run,
             test,
             boot,
+            confirm_within,
             socket,
-        } => cmd::switch(&socket, &file, (dry_run, test, boot), &mut out, &mut err),
+        } => cmd::switch(
+            &socket,
+            &file,
+            berth_init::supervisor::SwitchMode {
+                dry_run,
+                test,
+                boot,
+                confirm_within,
+            },
+            &mut out,
+            &mut err,
+        ),
+        Verb::Rollback {
+            generation,
+            dry_run,
+            socket,
+        } => cmd::rollback(&socket, generation, dry_run, &mut out, &mut err),
+        Verb::Confirm { socket } => cmd::confirm(&socket, &mut out, &mut err),
         Verb::Diff {
             a,
             b,
@@ -675,4 +735,11 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(code)
+}
+
+/// A duration as the host language writes it (`30s`, `5m`, `1h30m`).
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    berth_modules::units::duration(s)
+        .map(std::time::Duration::from_nanos)
+        .map_err(|e| format!("{}: {}", e.label, e.help))
 }

@@ -20,6 +20,7 @@ use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 
 use crate::control::proto::{ContainerStatus, Request, Response, State};
 use crate::control::server::ControlServer;
+use crate::generations::{Generations, Journal, Pending};
 use crate::logs::{LogWriter, Stream};
 use crate::pid1::Power;
 use crate::runtime::{Cgroup, CgroupTree, Mount, Stdio, spawn};
@@ -126,6 +127,18 @@ pub struct Supervisor {
     announced_ready: bool,
     /// Set when berth is the machine's init (see [`Supervisor::pid1_mode`]).
     pid1: Option<Pid1>,
+    /// A switch made with `--confirm-within`: when berth switches back unless
+    /// `berth confirm` comes first.
+    confirm: Option<(Instant, Pending)>,
+}
+
+/// How `berth switch` applies a host (see [`Request::Switch`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SwitchMode {
+    pub dry_run: bool,
+    pub test: bool,
+    pub boot: bool,
+    pub confirm_within: Option<Duration>,
 }
 
 /// PID 1 mode: the power signals and requests, and who hears of readiness.
@@ -242,6 +255,7 @@ impl Supervisor {
             shutting_down: false,
             announced_ready: false,
             pid1: None,
+            confirm: None,
         })
     }
 }
@@ -373,6 +387,7 @@ impl Supervisor {
                 ]
             })
             .flatten()
+            .chain(self.confirm.as_ref().map(|c| c.0))
             .min()
     }
 
@@ -773,6 +788,9 @@ impl Supervisor {
     }
 
     fn on_deadlines(&mut self, now: Instant) {
+        if self.confirm.as_ref().is_some_and(|c| c.0 <= now) {
+            self.confirm_expired();
+        }
         for i in 0..self.units.len() {
             let u = &mut self.units[i];
             if u.deadline.is_some_and(|d| d <= now) {
@@ -1009,27 +1027,133 @@ impl Supervisor {
         }
     }
 
-    /// `berth switch`: evaluates `file`, plans from the current generation, records the
-    /// new generation and applies the plan. Unchanged containers are not touched (same
-    /// pid); `live` changes are written in place (cgroup limits, policies); `reload`
-    /// sends the reload signal; `restart`/`recreate` stop the container and start it
-    /// again with its new definition (a container gets new namespaces at every start,
-    /// so a restart is a recreate), after what it starts `after`; new containers start,
-    /// removed ones stop. Changes to the host, networks and volumes are not applied by a
-    /// switch yet: such a plan is refused whole, nothing touched.
-    fn switch(&mut self, file: &Path, dry_run: bool, test: bool, boot: bool) -> Response {
-        let err = |message: String| Response::Error { message };
-        let new = match berth_modules::evaluate(&berth_config::FsSource, file) {
-            Ok(ev) => ev,
-            Err(f) => {
-                return err(format!(
+    /// `berth switch`: evaluates `file` and switches to it (see [`Self::switch_to`]).
+    fn switch(&mut self, file: &Path, mode: SwitchMode) -> Response {
+        match berth_modules::evaluate(&berth_config::FsSource, file) {
+            Ok(ev) => self.switch_to(ev, file, "switch", mode),
+            Err(f) => Response::Error {
+                message: format!(
                     "{} is not valid; nothing changed:\n{}",
                     file.display(),
                     berth_config::diag::render_all(&f.diagnostics, &f.tree.sources, false)
+                ),
+            },
+        }
+    }
+
+    /// `berth rollback [N]`: switches to generation N, or to the newest generation before
+    /// the current one that differs from it, re-evaluated from its stored sources.
+    fn rollback(&mut self, target: Option<u64>, dry_run: bool) -> Response {
+        let err = |message: String| Response::Error { message };
+        let gens = Generations::new(&self.setup.state_dir);
+        let Some(current) = gens.current() else {
+            return err("no current generation (see `berth generations`)".into());
+        };
+        let target = match target {
+            Some(n) => n,
+            None => match gens.previous(current) {
+                Ok(Some(n)) => n,
+                Ok(None) => {
+                    return err(format!(
+                        "generation {current} is the only one; there is nothing to roll back to"
+                    ));
+                }
+                Err(e) => return err(e.to_string()),
+            },
+        };
+        let (ev, root) = match gens.meta(target).map(|m| (gens.evaluate(target), m)) {
+            Ok((Ok(Ok(ev)), meta)) => (ev, gens.path(target).join("sources").join(meta.root)),
+            Ok((Ok(Err(f)), _)) => {
+                return err(format!(
+                    "generation {target} no longer evaluates; nothing changed:\n{}",
+                    berth_config::diag::render_all(&f.diagnostics, &f.tree.sources, false)
                 ));
             }
+            Ok((Err(e), _)) | Err(e) => return err(e.to_string()),
         };
-        let gens = crate::generations::Generations::new(&self.setup.state_dir);
+        let mode = SwitchMode {
+            dry_run,
+            ..SwitchMode::default()
+        };
+        self.switch_to(ev, &root, "rollback", mode)
+    }
+
+    /// `berth confirm`: keeps a switch made with `--confirm-within`.
+    fn confirm(&mut self) -> Response {
+        let Some((_, p)) = self.confirm.take() else {
+            return Response::Error {
+                message: "no switch is waiting for `berth confirm`".into(),
+            };
+        };
+        let gens = Generations::new(&self.setup.state_dir);
+        match gens
+            .set_booted(p.generation)
+            .and_then(|()| gens.clear_pending())
+        {
+            Ok(()) => Response::Ok {
+                message: Some(format!(
+                    "generation {} confirmed; it is the boot default",
+                    p.generation
+                )),
+            },
+            Err(e) => {
+                self.confirm = Some((Instant::now(), p));
+                Response::Error {
+                    message: format!("could not confirm: {e}; retry `berth confirm`"),
+                }
+            }
+        }
+    }
+
+    /// The time given by `--confirm-within` is up: back to the generation before.
+    fn confirm_expired(&mut self) {
+        let Some((_, p)) = self.confirm.take() else {
+            return;
+        };
+        eprintln!(
+            "berth: generation {} was not confirmed in time; switching back to generation {}",
+            p.generation, p.previous
+        );
+        match self.rollback(Some(p.previous), false) {
+            Response::Ok { message } => {
+                eprintln!("berth: {}", message.unwrap_or_default());
+            }
+            other => {
+                // The generation could not be applied (its sources were damaged, …):
+                // the boot default is still the previous one, so a restart reverts.
+                eprintln!(
+                    "berth: switching back failed: {other:?}; `booted` still names generation {}",
+                    p.previous
+                );
+                let _ = Generations::new(&self.setup.state_dir).clear_pending();
+            }
+        }
+    }
+
+    /// Plans from the current generation to `new` (read from `root`), records `new` as a
+    /// generation (reason `reason`) and applies the plan. Unchanged containers are not
+    /// touched (same pid); `live` changes are written in place (cgroup limits,
+    /// policies); `reload` sends the reload signal; `restart`/`recreate` stop the
+    /// container and start it again with its new definition (a container gets new
+    /// namespaces at every start, so a restart is a recreate), after what it starts
+    /// `after`; new containers start, removed ones stop. Changes to the host, networks and
+    /// volumes are not applied by a switch yet: such a plan is refused whole, nothing
+    /// touched.
+    ///
+    /// The switch is journaled (`STATE/journal`, before the first step and after each):
+    /// a berth that dies mid-switch finishes it or rolls it back when it starts again
+    /// ([`Generations::start`]), whichever generation `booted` names. So `booted` moves
+    /// before the first step for a plain switch and not at all for `--test` and
+    /// `--confirm-within` (until `berth confirm`).
+    fn switch_to(
+        &mut self,
+        new: berth_modules::Evaluation,
+        root: &Path,
+        reason: &str,
+        mode: SwitchMode,
+    ) -> Response {
+        let err = |message: String| Response::Error { message };
+        let gens = Generations::new(&self.setup.state_dir);
         let Some(current) = gens.current() else {
             return err("no current generation to switch from (see `berth generations`)".into());
         };
@@ -1041,13 +1165,21 @@ impl Supervisor {
         let plan = crate::plan::plan(Some(&old), &new);
         let text = format!(
             "From generation {current} to {}:\n\n{}",
-            file.display(),
+            root.display(),
             plan.render()
         );
-        if dry_run {
+        if mode.dry_run {
             return Response::Ok {
                 message: Some(text),
             };
+        }
+        if reason != "rollback"
+            && let Some((_, p)) = &self.confirm
+        {
+            return err(format!(
+                "generation {} waits for `berth confirm` (or `berth rollback`); nothing changed",
+                p.generation
+            ));
         }
         let unsupported: Vec<String> = plan
             .steps
@@ -1068,37 +1200,114 @@ impl Supervisor {
                 unsupported.join(", ")
             ));
         }
-        let meta = match gens.record(&new, file, "switch") {
+        let meta = match gens.record(&new, root, reason) {
             Ok(m) => m,
             Err(e) => return err(format!("could not record the generation: {e}")),
         };
-        let marked = if boot {
-            gens.set_booted(meta.number)
-        } else if test {
-            gens.set_current(meta.number)
-        } else {
-            gens.set_current(meta.number)
-                .and_then(|()| gens.set_booted(meta.number))
-        };
-        if let Err(e) = marked {
-            return err(e.to_string());
+        if reason == "switch"
+            && let Err(e) = gens.note_read(root, &new)
+        {
+            eprintln!("berth: warning: {e}");
         }
-        if boot {
-            return Response::Ok {
-                message: Some(format!(
-                    "{text}\ngeneration {} is the boot default; nothing applied now",
-                    meta.number
-                )),
+        let n = meta.number;
+        if mode.boot {
+            return match gens.set_booted(n) {
+                Ok(()) => Response::Ok {
+                    message: Some(format!(
+                        "{text}\ngeneration {n} is the boot default; nothing applied now"
+                    )),
+                },
+                Err(e) => err(e.to_string()),
             };
         }
-        self.apply(&plan, &new);
+        // A rollback ends a switch waiting for confirmation.
+        if self.confirm.take().is_some()
+            && let Err(e) = gens.clear_pending()
+        {
+            return err(e.to_string());
+        }
+        let keep_boot_default = mode.test || mode.confirm_within.is_some();
+        let mut journal = Journal {
+            from: current,
+            to: n,
+            steps: plan
+                .steps
+                .iter()
+                .map(|st| format!("{} {} {}", st.action.name(), st.kind.name(), st.name))
+                .collect(),
+            done: 0,
+        };
+        let pending = mode.confirm_within.map(|d| {
+            (
+                Instant::now() + d,
+                Pending {
+                    generation: n,
+                    previous: current,
+                    deadline: crate::generations::now() + d.as_secs().max(1),
+                },
+            )
+        });
+        let prepared = gens
+            .write_journal(&journal)
+            .and_then(|()| match &pending {
+                Some((_, p)) => gens.set_pending(p),
+                None => Ok(()),
+            })
+            .and_then(|()| gens.set_current(n))
+            .and_then(|()| {
+                if keep_boot_default {
+                    Ok(())
+                } else {
+                    gens.set_booted(n)
+                }
+            });
+        if let Err(e) = prepared {
+            // Nothing was applied: what runs is still `current`'s.
+            let _ = gens.clear_journal();
+            let _ = gens.clear_pending();
+            let _ = gens.set_current(current);
+            return err(format!(
+                "could not journal the switch; nothing changed: {e}"
+            ));
+        }
+        crash_point(0);
+        self.apply(&plan, &new, &mut || {
+            journal.done += 1;
+            if let Err(e) = gens.write_journal(&journal) {
+                eprintln!("berth: warning: {e}");
+            }
+            crash_point(journal.done);
+        });
+        if let Err(e) = gens.clear_journal() {
+            eprintln!("berth: warning: {e}");
+        }
+        let mut message = format!("{text}\n");
+        match pending {
+            Some((at, p)) => {
+                message += &format!(
+                    "switched to generation {n}; `berth confirm` within {:?} keeps it, otherwise berth switches back to generation {current}",
+                    mode.confirm_within.unwrap_or_default()
+                );
+                self.confirm = Some((at, p));
+            }
+            None if mode.test => {
+                message += &format!("switched to generation {n} (the boot default stays as it was)")
+            }
+            None => message += &format!("switched to generation {n}"),
+        }
         Response::Ok {
-            message: Some(format!("{text}\nswitched to generation {}", meta.number)),
+            message: Some(message),
         }
     }
 
-    /// Applies a plan of container steps (checked by `switch`).
-    fn apply(&mut self, plan: &crate::plan::Plan, new: &berth_modules::Evaluation) {
+    /// Applies a plan of container steps (checked by `switch_to`); `done` hears of each
+    /// step once it is issued.
+    fn apply(
+        &mut self,
+        plan: &crate::plan::Plan,
+        new: &berth_modules::Evaluation,
+        done: &mut dyn FnMut(),
+    ) {
         use crate::plan::Action;
         let specs = crate::unit::units(new, &self.setup.state_dir);
         // Where each container of the new host lives in `units`: its unit if it has
@@ -1131,6 +1340,7 @@ impl Supervisor {
                 self.units[i].removed = true;
                 self.stop(i, false);
                 self.event(i, "removed by switch");
+                done();
             }
         }
         for (k, mut spec) in specs.into_iter().enumerate() {
@@ -1187,6 +1397,9 @@ impl Supervisor {
                     self.event(i, "restarting for switch");
                 }
             }
+            if action.is_some() {
+                done();
+            }
         }
     }
 
@@ -1241,7 +1454,21 @@ impl Supervisor {
                 dry_run,
                 test,
                 boot,
-            } => self.switch(Path::new(&file), dry_run, test, boot),
+                confirm_within_ms,
+            } => self.switch(
+                Path::new(&file),
+                SwitchMode {
+                    dry_run,
+                    test,
+                    boot,
+                    confirm_within: confirm_within_ms.map(Duration::from_millis),
+                },
+            ),
+            Request::Rollback {
+                generation,
+                dry_run,
+            } => self.rollback(generation, dry_run),
+            Request::Confirm => self.confirm(),
             Request::Down if self.pid1.is_some() => Response::Error {
                 message: "berth is the machine's init (PID 1): use `berth poweroff`, `berth reboot` or `berth halt`".into(),
             },
@@ -1331,6 +1558,21 @@ impl Supervisor {
             }
             None => sock.send_to(msg.as_bytes(), Path::new(path)),
         };
+    }
+}
+
+/// Fault injection for tests (a test-only switch): with `BERTH_TEST_CRASH_AT_STEP=K` in
+/// its environment, berth kills itself with SIGKILL once K steps of a switch are issued
+/// (0: right after the journal is written), as a crash or power loss would stop it.
+fn crash_point(done: usize) {
+    if std::env::var("BERTH_TEST_CRASH_AT_STEP")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        == Some(done)
+    {
+        eprintln!("berth: BERTH_TEST_CRASH_AT_STEP={done}: killing myself");
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
     }
 }
 

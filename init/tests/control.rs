@@ -67,8 +67,24 @@ fn answer(request: &Request) -> Response {
         Request::Down => Response::Ok {
             message: Some("stopping every container".into()),
         },
-        Request::Switch { file, dry_run, .. } => Response::Ok {
-            message: Some(format!("switch {file} dry_run={dry_run}")),
+        Request::Switch {
+            file,
+            dry_run,
+            confirm_within_ms,
+            ..
+        } => Response::Ok {
+            message: Some(format!(
+                "switch {file} dry_run={dry_run} confirm_within_ms={confirm_within_ms:?}"
+            )),
+        },
+        Request::Rollback {
+            generation,
+            dry_run,
+        } => Response::Ok {
+            message: Some(format!("rollback {generation:?} dry_run={dry_run}")),
+        },
+        Request::Confirm => Response::Error {
+            message: "no switch is waiting for `berth confirm`".into(),
         },
         Request::Net => Response::Net {
             networks: vec![NetworkInfo {
@@ -550,7 +566,59 @@ fn the_cli_verbs_talk_to_the_server() {
     let (code, out, err) = berth(&["switch", demo, "--dry-run", "--socket", sock]);
     assert_eq!(code, 0, "{err}");
     let abs = std::fs::canonicalize(demo).unwrap();
-    assert_eq!(out, format!("switch {} dry_run=true\n", abs.display()));
+    assert_eq!(
+        out,
+        format!(
+            "switch {} dry_run=true confirm_within_ms=None\n",
+            abs.display()
+        )
+    );
+    let (code, out, err) = berth(&[
+        "switch",
+        demo,
+        "--confirm-within",
+        "1m30s",
+        "--socket",
+        sock,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        format!(
+            "switch {} dry_run=false confirm_within_ms=Some(90000)\n",
+            abs.display()
+        )
+    );
+    let (code, _, err) = berth(&["switch", demo, "--confirm-within", "soon", "--socket", sock]);
+    assert_eq!(code, 2);
+    assert!(err.contains("write a duration with its unit"), "{err}");
+    let (code, _, err) = berth(&[
+        "switch",
+        demo,
+        "--confirm-within",
+        "5s",
+        "--test",
+        "--socket",
+        sock,
+    ]);
+    assert_eq!(code, 2, "--confirm-within and --test conflict: {err}");
+    let (code, out, err) = berth(&["rollback", "--socket", sock]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "rollback None dry_run=false\n"),
+        "{err}"
+    );
+    let (code, out, err) = berth(&["rollback", "3", "--dry-run", "--socket", sock]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "rollback Some(3) dry_run=true\n"),
+        "{err}"
+    );
+    let (code, _, err) = berth(&["confirm", "--socket", sock]);
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "error: no switch is waiting for `berth confirm`\n")
+    );
     let (code, _, err) = berth(&["switch", "/nonexistent/host.kdl", "--socket", sock]);
     assert_eq!(code, 1);
     assert!(err.contains("/nonexistent/host.kdl"), "{err}");

@@ -4,142 +4,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::{UnixDatagram, UnixStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use common::berth::Berth;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 fn requirements_met() -> bool {
     common::root()
-}
-
-struct Berth {
-    child: Child,
-    dir: PathBuf,
-    socket: PathBuf,
-}
-
-impl Berth {
-    fn up(name: &str, host: &str) -> Berth {
-        Self::up_with(name, host, None)
-    }
-
-    fn up_with(name: &str, host: &str, notify: Option<&Path>) -> Berth {
-        let dir = std::env::temp_dir().join(format!("berth-up-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("host.kdl");
-        std::fs::write(&file, host).unwrap();
-        let socket = dir.join("control.sock");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
-        cmd.args([
-            "up",
-            file.to_str().unwrap(),
-            "--state-dir",
-            dir.join("state").to_str().unwrap(),
-            "--socket",
-            socket.to_str().unwrap(),
-        ]);
-        cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
-        match notify {
-            Some(p) => cmd.env("NOTIFY_SOCKET", p),
-            None => cmd.env_remove("NOTIFY_SOCKET"),
-        };
-        let child = cmd.spawn().unwrap();
-        let b = Berth { child, dir, socket };
-        b.wait_for(|| b.socket.exists(), "control socket");
-        b
-    }
-
-    fn call(&self, req: Value) -> Value {
-        let mut s = UnixStream::connect(&self.socket).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut msg = req;
-        msg["v"] = json!(1);
-        writeln!(s, "{msg}").unwrap();
-        let mut line = String::new();
-        BufReader::new(s).read_line(&mut line).unwrap();
-        serde_json::from_str(&line).unwrap()
-    }
-
-    fn status(&self) -> Vec<Value> {
-        self.call(json!({"verb": "status"}))["containers"]
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-
-    fn container(&self, name: &str) -> Value {
-        self.status()
-            .into_iter()
-            .find(|c| c["name"] == name)
-            .unwrap()
-    }
-
-    fn wait_for(&self, mut f: impl FnMut() -> bool, what: &str) {
-        let start = Instant::now();
-        while !f() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "timed out waiting for {what}; logs:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn state(&self, name: &str) -> String {
-        self.container(name)["state"].as_str().unwrap().to_string()
-    }
-
-    fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.join("state/logs").join(format!("{name}.log")))
-            .unwrap_or_default()
-    }
-
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        if let Ok(rd) = std::fs::read_dir(self.dir.join("state/logs")) {
-            for e in rd.flatten() {
-                out.push_str(&format!(
-                    "--- {}\n{}",
-                    e.path().display(),
-                    std::fs::read_to_string(e.path()).unwrap_or_default()
-                ));
-            }
-        }
-        out
-    }
-
-    fn down(mut self) -> std::process::ExitStatus {
-        let r = self.call(json!({"verb": "down"}));
-        assert_eq!(r["result"], "ok", "{r}");
-        let start = Instant::now();
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "berth did not exit after down; logs:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Berth {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            // SAFETY: signalling the berth process this test started.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            let _ = self.child.wait();
-        }
-    }
 }
 
 /// The timestamp of the first log line containing `needle`.

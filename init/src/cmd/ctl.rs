@@ -120,7 +120,7 @@ pub fn restart(socket: &Path, name: &str, out: &mut dyn Write, err: &mut dyn Wri
 pub fn switch(
     socket: &Path,
     file: &Path,
-    (dry_run, test, boot): (bool, bool, bool),
+    mode: crate::supervisor::SwitchMode,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> u8 {
@@ -136,13 +136,40 @@ pub fn switch(
         socket,
         Request::Switch {
             file: file.display().to_string(),
-            dry_run,
-            test,
-            boot,
+            dry_run: mode.dry_run,
+            test: mode.test,
+            boot: mode.boot,
+            confirm_within_ms: mode
+                .confirm_within
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         },
         out,
         err,
     )
+}
+
+/// `berth rollback [N]`.
+pub fn rollback(
+    socket: &Path,
+    generation: Option<u64>,
+    dry_run: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    simple(
+        socket,
+        Request::Rollback {
+            generation,
+            dry_run,
+        },
+        out,
+        err,
+    )
+}
+
+/// `berth confirm`.
+pub fn confirm(socket: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    simple(socket, Request::Confirm, out, err)
 }
 
 fn simple(socket: &Path, request: Request, out: &mut dyn Write, err: &mut dyn Write) -> u8 {

@@ -24,7 +24,7 @@ use std::path::Path;
 
 pub use build::build;
 pub use check::{check, eval};
-pub use ctl::{down, restart, start, status, stop, switch};
+pub use ctl::{confirm, down, restart, rollback, start, status, stop, switch};
 pub use exec::exec;
 pub use fmt::fmt;
 pub use gens::{diff, gc, generations, plan, record_boot};

@@ -1,5 +1,6 @@
 use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
 
 use super::INVALID;
 use crate::control::server::ControlServer;
@@ -30,7 +31,31 @@ pub fn up(file: &Path, state_dir: &Path, socket: &Path, err: &mut dyn Write, col
         Ok(c) => c,
         Err(e) => return fail(err, e.to_string()),
     };
-    super::record_boot(&ev, file, &lock.dir, err);
+    // What runs: FILE, or what a switch or rollback made the boot default since FILE
+    // was last read; an interrupted or unconfirmed switch is resolved here.
+    let start = crate::generations::Generations::new(&lock.dir).start(file, ev, "boot");
+    for line in &start.report {
+        let _ = writeln!(err, "berth: {line}");
+    }
+    let ev = start.evaluation;
+    // Containers a berth that died left running are stopped: what starts now is one
+    // generation, nothing mixed with what ran before.
+    match cgroups.children() {
+        Ok(names) => {
+            for name in names.iter().filter(|n| !n.contains(".run-")) {
+                let _ = match cgroups.cgroup(name).kill_and_remove(Duration::from_secs(2)) {
+                    Ok(()) => writeln!(
+                        err,
+                        "berth: cleaned up `{name}`, left behind by a berth that died"
+                    ),
+                    Err(e) => writeln!(err, "berth: warning: {e}"),
+                };
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(err, "berth: warning: {e}");
+        }
+    }
     // Bridges, container namespaces, addresses and firewall, before any container.
     let net = match crate::net::NetHost::up(crate::net::NetPlan::from_evaluation(&ev), &lock.dir) {
         Ok(n) => n,

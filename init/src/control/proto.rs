@@ -35,7 +35,19 @@ pub enum Request {
         test: bool,
         #[serde(default)]
         boot: bool,
+        /// Milliseconds within which `confirm` must come, or berth switches back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        confirm_within_ms: Option<u64>,
     },
+    /// Switch back to generation `generation`, or to the one before the current one.
+    Rollback {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        generation: Option<u64>,
+        #[serde(default)]
+        dry_run: bool,
+    },
+    /// Keep a switch made with `confirm_within`.
+    Confirm,
     /// PID 1 only: stop everything, then restart the machine.
     Reboot,
     /// PID 1 only: stop everything, then power the machine off.

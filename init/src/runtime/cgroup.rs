@@ -231,6 +231,18 @@ impl CgroupTree {
         }
     }
 
+    /// The container cgroups in the subtree (sorted), e.g. those a berth that died left.
+    pub fn children(&self) -> Result<Vec<String>, CgroupError> {
+        let rd = fs::read_dir(&self.path).map_err(|e| io_err("berth", "read", &self.path, e))?;
+        let mut names: Vec<String> = rd
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// Removes berth's subtree (only when every container cgroup is gone).
     pub fn remove(self) -> Result<(), CgroupError> {
         fs::remove_dir(&self.path).map_err(|e| io_err("berth", "remove", &self.path, e))

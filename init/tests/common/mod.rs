@@ -1,5 +1,7 @@
 //! What the integration tests share.
 
+pub mod berth;
+
 /// True if the test can run. Under CI=true a missing requirement fails the test (CI
 /// must never pass by skipping); elsewhere the test says why and skips.
 pub fn require(ok: bool, what: &str) -> bool {
