@@ -208,8 +208,10 @@ as a new generation and applies the plan: unchanged containers keep running unto
 live changes (limits, restart policy, readiness, …) are written in place; reload sends the reload \
 signal; restart and recreate stop the container and start it again with its new definition, after \
 the containers it starts after; new containers start; removed ones stop. An invalid FILE changes \
-nothing. Not applied by a switch yet: changes to the host, networks, volumes or a container's \
-networks and ports — such a plan is refused whole; restart `berth up` to apply it.\n\n\
+nothing. Networks follow too: a network whose subnet, gateway or bridge changes is adjusted \
+in place and only its members are recreated; port forwards, NAT and MTU are live. Volumes get \
+their directory, owner and mode (a removed volume's data is kept). Host settings of class \
+reboot are reported and wait for the next boot.\n\n\
 A plain switch also makes FILE the boot default (`booted`), so a restarted berth or a reboot starts \
 it. --test applies FILE now but keeps the boot default. --confirm-within applies FILE now and waits \
 for `berth confirm`: if it does not come in time (the change cut you off, say), berth switches back \

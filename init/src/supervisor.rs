@@ -7,7 +7,7 @@
 //! orphan of a container ends up here and is reaped too; a pid that belongs to a
 //! container's init or a health check is dispatched, any other is just reaped.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io::{self, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -1181,25 +1181,6 @@ impl Supervisor {
                 p.generation
             ));
         }
-        let unsupported: Vec<String> = plan
-            .steps
-            .iter()
-            .filter(|st| {
-                st.kind != berth_modules::Kind::Container
-                    || st.action == crate::plan::Action::Reboot
-                    || st
-                        .changes
-                        .iter()
-                        .any(|c| matches!(c.path, "network" | "port"))
-            })
-            .map(|st| format!("{} {} ({})", st.kind.name(), st.name, st.action.name()))
-            .collect();
-        if !unsupported.is_empty() {
-            return err(format!(
-                "{text}\nnot applied: a switch cannot change the host, networks, volumes or a container's networks and ports yet ({}); restart `berth up` to apply them",
-                unsupported.join(", ")
-            ));
-        }
         let meta = match gens.record(&new, root, reason) {
             Ok(m) => m,
             Err(e) => return err(format!("could not record the generation: {e}")),
@@ -1227,6 +1208,7 @@ impl Supervisor {
             return err(e.to_string());
         }
         let keep_boot_default = mode.test || mode.confirm_within.is_some();
+        let booted_before = gens.booted();
         let mut journal = Journal {
             from: current,
             to: n,
@@ -1271,17 +1253,35 @@ impl Supervisor {
             ));
         }
         crash_point(0);
-        self.apply(&plan, &new, &mut || {
+        let mut done = || {
             journal.done += 1;
             if let Err(e) = gens.write_journal(&journal) {
                 eprintln!("berth: warning: {e}");
             }
             crash_point(journal.done);
-        });
+        };
+        // Networks first: a container to recreate must find its new namespace.
+        let rewired = match self.switch_networks(&old, &new) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = gens.clear_journal();
+                let _ = gens.clear_pending();
+                let _ = gens.set_current(current);
+                if let Some(b) = booted_before {
+                    let _ = gens.set_booted(b);
+                }
+                return err(format!("{text}\nnot applied: {e}"));
+            }
+        };
+        let notes = self.switch_host_and_volumes(&plan, &new, &mut done);
+        self.apply(&plan, &new, &rewired, &mut done);
         if let Err(e) = gens.clear_journal() {
             eprintln!("berth: warning: {e}");
         }
         let mut message = format!("{text}\n");
+        for note in notes {
+            message += &format!("{note}\n");
+        }
         match pending {
             Some((at, p)) => {
                 message += &format!(
@@ -1300,12 +1300,109 @@ impl Supervisor {
         }
     }
 
+    /// The network part of a switch: moves the running networks to `new`'s (see
+    /// [`crate::net::NetHost::switch`]); returns the containers rewired, which must
+    /// start again. On failure the networks are put back as `old` had them.
+    fn switch_networks(
+        &mut self,
+        old: &berth_modules::Evaluation,
+        new: &berth_modules::Evaluation,
+    ) -> Result<BTreeSet<String>, String> {
+        use crate::net::{NetHost, NetPlan};
+        let plan = NetPlan::from_evaluation(new);
+        let state = self.setup.state_dir.clone();
+        match &mut self.setup.net {
+            Some(net) => net.switch(plan, &state).map_err(|e| {
+                let back = net.switch(NetPlan::from_evaluation(old), &state);
+                match back {
+                    Ok(_) => format!("networks: {e}; the networks are as they were"),
+                    Err(e2) => format!("networks: {e}; putting them back failed too: {e2}"),
+                }
+            }),
+            None if plan.networks.is_empty() => Ok(BTreeSet::new()),
+            None => {
+                let names = plan.containers.iter().map(|c| c.name.clone()).collect();
+                let net = NetHost::up(plan, &state).map_err(|e| format!("networks: {e}"))?;
+                self.setup.net = Some(net);
+                Ok(names)
+            }
+        }
+    }
+
+    /// The host and volume steps of a switch. The host's `live` settings (hostname,
+    /// sysctls) are PID 1's: applied when berth is the machine's init, recorded only
+    /// under `berth up`; `reboot` ones wait for the next boot. Volumes get their
+    /// directory, owner and mode; a removed volume's data is kept. Returns what the
+    /// admin should know, one line each.
+    fn switch_host_and_volumes(
+        &mut self,
+        plan: &crate::plan::Plan,
+        new: &berth_modules::Evaluation,
+        done: &mut dyn FnMut(),
+    ) -> Vec<String> {
+        use crate::plan::Action;
+        use berth_modules::Kind;
+        let mut notes = Vec::new();
+        let volumes = crate::unit::volumes(new, &self.setup.state_dir);
+        for st in &plan.steps {
+            match st.kind {
+                Kind::Container => continue,
+                Kind::Host => {
+                    let at_boot: Vec<&str> = st
+                        .changes
+                        .iter()
+                        .filter(|c| c.class == berth_modules::ApplyClass::Reboot)
+                        .map(|c| c.path)
+                        .collect();
+                    if !at_boot.is_empty() {
+                        notes.push(format!(
+                            "host: {} changed; applied at the next boot",
+                            at_boot.join(", ")
+                        ));
+                    }
+                    if st.changes.len() > at_boot.len() {
+                        if self.pid1.is_some() {
+                            notes.extend(crate::pid1::host_settings(new.host()));
+                        } else {
+                            notes.push(
+                                "host: berth up leaves the machine's own settings (hostname, sysctl) to its init; recorded only".into(),
+                            );
+                        }
+                    }
+                }
+                Kind::Volume if st.action == Action::Remove => notes.push(format!(
+                    "volume {}: no longer used; its data stays in {}",
+                    st.name,
+                    self.setup
+                        .state_dir
+                        .join("volumes")
+                        .join(&st.name)
+                        .display()
+                )),
+                Kind::Volume => match &volumes {
+                    Ok(vs) => {
+                        if let Some(v) = vs.iter().find(|v| v.name == st.name)
+                            && let Err(e) = v.prepare()
+                        {
+                            notes.push(e);
+                        }
+                    }
+                    Err(e) => notes.push(e.clone()),
+                },
+                Kind::Network => {}
+            }
+            done();
+        }
+        notes
+    }
+
     /// Applies a plan of container steps (checked by `switch_to`); `done` hears of each
     /// step once it is issued.
     fn apply(
         &mut self,
         plan: &crate::plan::Plan,
         new: &berth_modules::Evaluation,
+        rewired: &BTreeSet<String>,
         done: &mut dyn FnMut(),
     ) {
         use crate::plan::Action;
@@ -1348,7 +1445,12 @@ impl Supervisor {
             // Dependencies as indexes into `units`.
             spec.after = spec.after.iter().map(|&d| slot[d]).collect();
             spec.requires = spec.requires.iter().map(|&d| slot[d]).collect();
-            let action = actions.get(spec.name.as_str()).copied();
+            let planned = actions.contains_key(spec.name.as_str());
+            let mut action = actions.get(spec.name.as_str()).copied();
+            // A container with a new network namespace starts again to join it.
+            if rewired.contains(&spec.name) && action != Some(Action::Create) {
+                action = Some(action.map_or(Action::Recreate, |a| a.max(Action::Recreate)));
+            }
             let u = &mut self.units[i];
             let limits_changed = u.spec.limits != spec.limits;
             u.warnings = spec.warnings.clone();
@@ -1397,7 +1499,7 @@ impl Supervisor {
                     self.event(i, "restarting for switch");
                 }
             }
-            if action.is_some() {
+            if planned {
                 done();
             }
         }

@@ -122,6 +122,85 @@ fn lookup_id(root: &Path, file: &str, name: &str) -> Option<(u32, u32)> {
     })
 }
 
+/// A volume: a directory under the state dir with the owner and mode its node asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeSpec {
+    pub name: String,
+    pub dir: PathBuf,
+    /// User and group; names are looked up in the host's /etc/passwd and /etc/group.
+    pub owner: (u32, u32),
+    pub mode: u32,
+}
+
+/// Every volume of an evaluated host.
+pub fn volumes(ev: &Evaluation, state_dir: &Path) -> Result<Vec<VolumeSpec>, String> {
+    ev.of_kind(Kind::Volume)
+        .map(|n| {
+            let name = n.id.name.clone();
+            let owner = n.get("owner").and_then(Value::as_str).unwrap_or("0:0");
+            let (user, group) = owner
+                .split_once(':')
+                .map_or((owner, None), |(u, g)| (u, Some(g)));
+            let id = |text: &str, file: &str| {
+                text.parse::<u32>()
+                    .ok()
+                    .or_else(|| lookup_id(Path::new("/"), file, text).map(|(id, _)| id))
+                    .ok_or_else(|| {
+                        format!(
+                            "volume `{name}`: no {} `{text}` in the host's /etc/{file}",
+                            if file == "passwd" { "user" } else { "group" }
+                        )
+                    })
+            };
+            let uid = id(user, "passwd")?;
+            let gid = match group {
+                Some(g) => id(g, "group")?,
+                None => user
+                    .parse::<u32>()
+                    .ok()
+                    .or_else(|| lookup_id(Path::new("/"), "passwd", user).map(|(_, g)| g))
+                    .unwrap_or(uid),
+            };
+            let mode = n
+                .get("mode")
+                .and_then(Value::as_str)
+                .and_then(|m| u32::from_str_radix(m, 8).ok())
+                .unwrap_or(0o755);
+            Ok(VolumeSpec {
+                dir: state_dir.join("volumes").join(&name),
+                name,
+                owner: (uid, gid),
+                mode,
+            })
+        })
+        .collect()
+}
+
+/// Prepares every volume of `ev` ([`VolumeSpec::prepare`]); returns the problems.
+pub fn prepare_volumes(ev: &Evaluation, state_dir: &Path) -> Vec<String> {
+    match volumes(ev, state_dir) {
+        Ok(vs) => vs.iter().filter_map(|v| v.prepare().err()).collect(),
+        Err(e) => vec![e],
+    }
+}
+
+impl VolumeSpec {
+    /// Creates the directory if needed and gives it its owner and mode (its contents
+    /// are the containers' business and are never touched).
+    pub fn prepare(&self) -> Result<(), String> {
+        let what =
+            |e: std::io::Error| format!("volume `{}` ({}): {e}", self.name, self.dir.display());
+        std::fs::create_dir_all(&self.dir).map_err(what)?;
+        std::os::unix::fs::chown(&self.dir, Some(self.owner.0), Some(self.owner.1))
+            .map_err(what)?;
+        std::fs::set_permissions(
+            &self.dir,
+            std::os::unix::fs::PermissionsExt::from_mode(self.mode),
+        )
+        .map_err(what)
+    }
+}
+
 /// The units of every container of an evaluated host, in the evaluation's order.
 pub fn units(ev: &Evaluation, state_dir: &Path) -> Vec<UnitSpec> {
     let containers: Vec<&Node> = ev.of_kind(Kind::Container).collect();

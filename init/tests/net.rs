@@ -917,3 +917,124 @@ fn dual_stack_containers_talk_over_ipv6_with_stable_addresses_and_isolation() {
         "left behind: {links:?}"
     );
 }
+
+/// A switch while containers run: a network's subnet changes → only its members are
+/// recreated (new addresses, still talking by name); a port forward is added in place;
+/// a container moves to another network → only it is recreated; a network and its
+/// members go → their bridge and veths go with them.
+#[test]
+fn a_switch_recreates_only_the_members_of_a_changed_network() {
+    if !requirements_met() {
+        return;
+    }
+    let ns = Netns::new();
+    let dir = test_dir("switch");
+    let net =
+        |name: &str, subnet: &str| format!("network \"{name}\" {{\n    subnet \"{subnet}\"\n}}\n");
+    let alone = "container \"alone\" {\n    rootfs \"host\"\n    exec \"/bin/busybox\" \"sleep\" \"100000\"\n    network \"none\"\n    stop-timeout \"1s\"\n}\n";
+    let host_a = [
+        net("lan", "10.94.0.0/24"),
+        net("side", "10.95.0.0/24"),
+        server("web", "lan", ""),
+        sleeper("client", "lan"),
+        server("other", "side", ""),
+        sleeper("mover", "side"),
+        alone.to_string(),
+    ]
+    .concat();
+    let b = Berth::up(&ns, &dir, &host_a);
+    let pid = |b: &Berth, n: &str| b.container(n)["pid"].as_i64().unwrap();
+    let pids = |b: &Berth| ["web", "client", "other", "mover", "alone"].map(|n| pid(b, n));
+    let before = pids(&b);
+    assert!(b.address("web").starts_with("10.94.0."));
+    let switch = |b: &Berth, text: &str| {
+        let file = b.dir.join("next.kdl");
+        std::fs::write(&file, text).unwrap();
+        let r = b.call(json!({"verb": "switch", "file": file.to_str().unwrap()}));
+        assert_eq!(r["result"], "ok", "{r}");
+        r["message"].as_str().unwrap().to_string()
+    };
+    let mut b = b;
+
+    // lan's subnet: web and client are recreated on the new subnet, the rest untouched.
+    let host_b = host_a.replace("10.94.0.0/24", "10.96.0.0/24");
+    let message = switch(&b, &host_b);
+    assert!(message.contains("~ network lan: recreate"), "{message}");
+    b.wait_for(
+        |b| {
+            b.status().iter().all(|c| c["state"] == "running")
+                && b.address("web").starts_with("10.96.0.")
+                && b.address("client").starts_with("10.96.0.")
+        },
+        "web and client on 10.96.0.0/24",
+    );
+    let after = pids(&b);
+    assert_ne!(after[0], before[0], "web recreated");
+    assert_ne!(after[1], before[1], "client recreated");
+    assert_eq!(after[2..], before[2..], "other, mover and alone untouched");
+    let addrs = ns.run(&["ip", "-j", "addr", "show", "br-lan"]);
+    assert!(
+        addrs.contains("10.96.0.1") && !addrs.contains("10.94.0.1"),
+        "{addrs}"
+    );
+    let page = ok(&get_in(&b, "client", "web"));
+    assert!(page.contains("hello from web"), "{page}");
+
+    // A port forward is live: nobody restarts, and it forwards.
+    let host_c = host_b.replace(
+        "network \"side\"\n    ready",
+        "network \"side\"\n    port 8081 80\n    ready",
+    );
+    assert_ne!(host_c, host_b);
+    switch(&b, &host_c);
+    assert_eq!(pids(&b), after);
+    let page = get_from(&ns, "127.0.0.1", 8081);
+    assert!(page.contains("hello from other"), "{page}");
+
+    // mover goes from side to lan: only mover is recreated.
+    let host_d = host_c.replace(&sleeper("mover", "side"), &sleeper("mover", "lan"));
+    switch(&b, &host_d);
+    b.wait_for(
+        |b| {
+            b.container("mover")["state"] == "running" && b.address("mover").starts_with("10.96.0.")
+        },
+        "mover on lan",
+    );
+    let now = pids(&b);
+    assert_ne!(now[3], after[3]);
+    assert_eq!(
+        [now[0], now[1], now[2], now[4]],
+        [after[0], after[1], after[2], after[4]]
+    );
+    ok(&b.exec(
+        "mover",
+        &["/bin/busybox", "ping", "-c", "1", "-W", "2", "web"],
+    ));
+
+    // side and its last member go: its bridge and other's veth are removed.
+    let host_e = [
+        net("lan", "10.96.0.0/24"),
+        server("web", "lan", ""),
+        sleeper("client", "lan"),
+        sleeper("mover", "lan"),
+        alone.to_string(),
+    ]
+    .concat();
+    switch(&b, &host_e);
+    b.wait_for(|b| b.status().len() == 4, "other gone");
+    assert_eq!(
+        count_links(&ns, |l| l["ifname"] == "br-side"),
+        0,
+        "{:?}",
+        ns.links()
+    );
+    assert_eq!(
+        count_links(&ns, |l| is_kind(l, "veth")),
+        3,
+        "one veth per container left on a network: {:?}",
+        ns.links()
+    );
+    assert_eq!(pid(&b, "web"), now[0]);
+    b.down();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -661,18 +661,30 @@ container {last} {{
     );
     assert_eq!(pid(&b, "db"), before.0[0]);
 
-    // A change a switch cannot apply yet is refused whole.
-    let with_net = host("128M", "b", "extra").replace(
-        "host t\n",
-        "host t\nnetwork lan {\n    subnet \"10.77.0.0/24\"\n}\n",
-    );
-    let r = switch(&b, &with_net, json!({}));
-    assert_eq!(r["result"], "error", "{r}");
+    // A host setting of class reboot and a new volume with an owner and mode: the
+    // volume's directory is made as asked, the host change waits for the next boot,
+    // no container is touched.
+    let with_volume = host("128M", "b", "extra")
+        .replace(
+            "host t\n",
+            "host t {\n    state-dir \"/srv/elsewhere\"\n}\nvolume data {\n    owner \"65534:65534\"\n    mode \"0750\"\n}\n",
+        );
+    let pids_now = pids(&b);
+    let r = switch(&b, &with_volume, json!({}));
+    assert_eq!(r["result"], "ok", "{r}");
+    let message = r["message"].as_str().unwrap();
     assert!(
-        r["message"].as_str().unwrap().contains("not applied"),
+        message.contains("host: state-dir changed; applied at the next boot"),
         "{r}"
     );
-    assert_eq!(current(&b), "generations/4");
+    let meta = std::fs::metadata(b.dir.join("state/volumes/data")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (65534, 65534, 0o750)
+    );
+    assert_eq!(pids(&b), pids_now);
+    assert_eq!(current(&b), "generations/5");
     assert!(b.down().success());
 }
 

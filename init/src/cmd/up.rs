@@ -65,6 +65,9 @@ pub fn up(file: &Path, state_dir: &Path, socket: &Path, err: &mut dyn Write, col
         }
     };
     let specs = crate::unit::units(&ev, &lock.dir);
+    for problem in crate::unit::prepare_volumes(&ev, &lock.dir) {
+        let _ = writeln!(err, "berth: warning: {problem}");
+    }
     let setup = Setup {
         state_dir: lock.dir.clone(),
         log_dir: lock.logs(),

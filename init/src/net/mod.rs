@@ -15,7 +15,7 @@ mod netns;
 pub mod nft;
 pub mod plan;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsFd;
@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use crate::control::proto::{AddressInfo, ForwardInfo, LeaseInfo, NetworkInfo};
 use crate::runtime::Mount;
-pub use plan::NetPlan;
+pub use plan::{Net6, NetPlan};
 
 use self::netlink::Netlink;
 use self::nft::Dnat;
@@ -107,6 +107,39 @@ fn tag_of(state_dir: &Path) -> String {
     format!("berth:{}", &h[..12])
 }
 
+/// What decides a container's namespace and veths: per attachment (eth0 first) the
+/// network's name, bridge, subnet and gateways, and the container's addresses on it.
+type Wiring = Vec<(
+    String,
+    String,
+    Ipv4Addr,
+    u8,
+    Option<Net6>,
+    Option<(Ipv4Addr, Option<Ipv6Addr>)>,
+)>;
+
+fn wiring(
+    plan: &NetPlan,
+    c: &plan::ContainerPlan,
+    address: impl Fn(usize) -> Option<(Ipv4Addr, Option<Ipv6Addr>)>,
+) -> Wiring {
+    c.attachments
+        .iter()
+        .enumerate()
+        .map(|(k, (ni, _))| {
+            let n = &plan.networks[*ni];
+            (
+                n.name.clone(),
+                n.bridge.clone(),
+                n.gateway,
+                n.prefix,
+                n.v6,
+                address(k),
+            )
+        })
+        .collect()
+}
+
 /// The host end of a container's `k`th veth: ≤ 15 bytes, stable, unique per state dir.
 fn veth_name(tag: &str, container: &str, k: usize) -> String {
     let h = blake3::hash(format!("{tag}\0{container}\0{k}").as_bytes()).to_hex();
@@ -155,6 +188,17 @@ impl NetHost {
         if self.plan.networks.is_empty() {
             return if leftovers { nft::remove() } else { Ok(()) };
         }
+        self.wire(addresses)
+    }
+
+    /// Bridges for every network of the plan (created or adjusted), a namespace and
+    /// veths for every attached container that has none yet, then every container's
+    /// names, the port forwards and the firewall.
+    fn wire(&mut self, addresses: &ipam::Addresses) -> Result<(), NetError> {
+        if self.plan.networks.is_empty() {
+            self.dnat.clear();
+            return nft::remove();
+        }
         sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
         if self.plan.networks.iter().any(|n| n.v6.is_some()) {
             sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
@@ -163,11 +207,15 @@ impl NetHost {
         for n in self.plan.networks.clone() {
             bridges.push(self.bridge(&n)?);
         }
+        self.dnat.clear();
         for c in self.plan.containers.clone() {
-            let addrs = addresses.get(&c.name).cloned().unwrap_or_default();
-            let net = self.container(&c, &addrs, &bridges)?;
+            if !self.containers.contains_key(&c.name) {
+                let addrs = addresses.get(&c.name).cloned().unwrap_or_default();
+                let net = self.container(&c, &addrs, &bridges)?;
+                self.containers.insert(c.name.clone(), net);
+            }
+            let iface = &self.containers[&c.name].interfaces[0];
             for f in &c.forwards {
-                let iface = &net.interfaces[0];
                 self.dnat.push((
                     c.name.clone(),
                     Dnat {
@@ -180,12 +228,107 @@ impl NetHost {
                     },
                 ));
             }
-            self.containers.insert(c.name.clone(), net);
         }
         self.write_names()?;
         let dnat: Vec<Dnat> = self.dnat.iter().map(|(_, d)| d.clone()).collect();
         let rules = nft::ruleset(&self.plan, &dnat);
         nft::apply(rules.as_deref())
+    }
+
+    /// Moves the running networks to `plan` (a `berth switch`): bridges of networks
+    /// that are gone are removed, new ones made, the others adjusted in place (MTU,
+    /// addresses); every container whose wiring changes — attached to other networks,
+    /// a network with another subnet, gateway or bridge, another address — gets a new
+    /// namespace and veths, and so does a new one; a removed container loses its.
+    /// Names, port forwards and the firewall follow for everyone (`/etc/hosts` and
+    /// `resolv.conf` are rewritten in place, so running containers see them).
+    ///
+    /// Returns the containers rewired: each must be started again to join its new
+    /// namespace (the plan's `recreate`). The others keep theirs and their processes.
+    pub fn switch(
+        &mut self,
+        plan: NetPlan,
+        state_dir: &Path,
+    ) -> Result<BTreeSet<String>, NetError> {
+        let mut leases = ipam::Leases::load(&state_dir.join("net").join("leases.json"))?;
+        let before = leases.map.clone();
+        let addresses = leases.assign(&plan)?;
+        leases.map.retain(|_, l| !l.is_empty());
+        if leases.map != before {
+            leases.save()?;
+        }
+        let old = std::mem::replace(&mut self.plan, plan);
+        let mut rewired = BTreeSet::new();
+        let wired: Vec<String> = self.containers.keys().cloned().collect();
+        for name in wired {
+            let was = old.containers.iter().find(|c| c.name == name).map(|c| {
+                wiring(&old, c, |k| {
+                    self.containers[&name]
+                        .interfaces
+                        .get(k)
+                        .map(|i| (i.address, i.v6.map(|v| v.0)))
+                })
+            });
+            let will = self
+                .plan
+                .containers
+                .iter()
+                .find(|c| c.name == name)
+                .map(|c| {
+                    let addrs = addresses.get(&name);
+                    wiring(&self.plan, c, |k| addrs.and_then(|a| a.get(k)).copied())
+                });
+            if was == will {
+                continue;
+            }
+            self.unwire(&name)?;
+            if will.is_some() {
+                rewired.insert(name);
+            }
+        }
+        for c in &self.plan.containers {
+            if !self.containers.contains_key(&c.name) {
+                rewired.insert(c.name.clone());
+            }
+        }
+        for n in &old.networks {
+            if !self.plan.networks.iter().any(|m| m.bridge == n.bridge) {
+                self.remove_bridge(&n.bridge)?;
+            }
+        }
+        self.wire(&addresses)?;
+        Ok(rewired)
+    }
+
+    /// Removes a container's veths and namespace file (a process still in the
+    /// namespace keeps it until it exits).
+    fn unwire(&mut self, name: &str) -> Result<(), NetError> {
+        let prefix = format!("{}:veth:{name}:", self.tag);
+        let links = self.host.links().map_err(io_err("list interfaces"))?;
+        for l in links {
+            if l.alias.as_deref().is_some_and(|a| a.starts_with(&prefix)) {
+                self.host
+                    .delete_link(l.index)
+                    .map_err(io_err(format!("remove {} of container `{name}`", l.name)))?;
+            }
+        }
+        let path = self.netns_dir.join(name);
+        netns::remove(&path).map_err(io_err(format!("remove {}", path.display())))?;
+        self.containers.remove(name);
+        Ok(())
+    }
+
+    /// Removes one of berth's bridges (never an interface that is not berth's).
+    fn remove_bridge(&mut self, bridge: &str) -> Result<(), NetError> {
+        let what = format!("remove bridge {bridge}");
+        if let Some(l) = self.host.link(bridge).map_err(io_err(&what))?
+            && l.alias
+                .as_deref()
+                .is_some_and(|a| a.starts_with(&format!("{}:bridge:", self.tag)))
+        {
+            self.host.delete_link(l.index).map_err(io_err(&what))?;
+        }
+        Ok(())
     }
 
     /// Removes veths and namespaces of a previous run, and bridges of networks that

@@ -38,6 +38,27 @@ use crate::supervisor::{Setup, Supervisor};
 use console::log;
 use rescue::PanicPolicy;
 
+/// The host's `live` settings PID 1 owns: the hostname and the sysctls. Applied at
+/// boot and by a switch; returns what could not be applied.
+pub fn host_settings(host: &berth_modules::Node) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(name) = host.get("name").and_then(Value::as_str)
+        && let Err(e) = rustix::system::sethostname(name.as_bytes())
+    {
+        problems.push(format!("cannot set the hostname {name:?}: {e}"));
+    }
+    if let Some(Value::Map(m)) = host.get("sysctl") {
+        for (k, v) in m {
+            let path = Path::new("/proc/sys").join(k.replace('.', "/"));
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            if let Err(e) = std::fs::write(&path, &v) {
+                problems.push(format!("sysctl {k}={v}: {e}"));
+            }
+        }
+    }
+    problems
+}
+
 /// Where `berth build` puts the host file and its imports.
 pub const CONFIG_DIR: &str = "/etc/berth";
 /// The boot record `berth build` writes next to them.
@@ -229,19 +250,8 @@ fn boot_host(file: &Path, test_panic: Option<&str>) -> Result<Power, String> {
     }
     let host = ev.host();
     rescue::set_policy(PanicPolicy::of_host(host));
-    if let Some(name) = host.get("name").and_then(Value::as_str)
-        && let Err(e) = rustix::system::sethostname(name.as_bytes())
-    {
-        log(&format!("cannot set the hostname {name:?}: {e}"));
-    }
-    if let Some(Value::Map(m)) = host.get("sysctl") {
-        for (k, v) in m {
-            let path = Path::new("/proc/sys").join(k.replace('.', "/"));
-            let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
-            if let Err(e) = std::fs::write(&path, &v) {
-                log(&format!("sysctl {k}={v}: {e}"));
-            }
-        }
+    for problem in host_settings(host) {
+        log(&problem);
     }
     load_modules(&rescue::strings(host.get("kernel-modules")));
     for fs in host
@@ -301,6 +311,9 @@ fn boot_host(file: &Path, test_panic: Option<&str>) -> Result<Power, String> {
             None
         }
     };
+    for problem in crate::unit::prepare_volumes(&ev, &lock.dir) {
+        log(&problem);
+    }
     let specs = crate::unit::units(&ev, &lock.dir);
     let count = ev.of_kind(Kind::Container).count();
     let setup = Setup {
