@@ -539,9 +539,18 @@ fn switch_touches_only_what_changed() {
     if !requirements_met() {
         return;
     }
+    // db, web, a third one, and 17 more: a 20-container host.
+    let fillers: String = (1..=17)
+        .map(|k| {
+            format!(
+                "container f{k} {{\n    rootfs host\n    network none\n    init #true\n    exec \"/bin/busybox\" sleep \"1000\"\n}}\n"
+            )
+        })
+        .collect();
     let host = |mem: &str, mode: &str, last: &str| {
-        format!(
-            r#"host t
+        fillers.clone()
+            + &format!(
+                r#"host t
 container db {{
     rootfs host
     network none
@@ -566,7 +575,7 @@ container {last} {{
     exec "/bin/busybox" sleep "1000"
 }}
 "#
-        )
+            )
     };
     let b = Berth::up("switch", &host("64M", "a", "other"));
     let running = |b: &Berth| {
@@ -575,7 +584,19 @@ container {last} {{
             .filter(|c| c["state"] == "running")
             .count()
     };
-    b.wait_for(|| running(&b) == 3, "3 containers running");
+    b.wait_for(|| running(&b) == 20, "20 containers running");
+    let all_pids = |b: &Berth| -> std::collections::BTreeMap<String, i64> {
+        b.status()
+            .iter()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().to_string(),
+                    c["pid"].as_i64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    let all_before = all_pids(&b);
     let pid = |b: &Berth, name: &str| b.container(name)["pid"].as_i64().unwrap();
     let pids = |b: &Berth| ["db", "web"].map(|n| pid(b, n));
     let before = (pids(&b), pid(&b, "other"));
@@ -621,11 +642,15 @@ container {last} {{
     );
     assert_eq!(current(&b), "generations/1");
 
-    // A memory limit: applied in place, every pid unchanged.
+    // A memory limit: exactly one live step, applied in place, every pid unchanged.
     let r = switch(&b, &host("128M", "a", "other"), json!({}));
     assert_eq!(r["result"], "ok", "{r}");
+    let message = r["message"].as_str().unwrap();
+    assert_eq!(message.matches("~ container").count(), 1, "{message}");
+    assert!(message.contains("~ container db: live"), "{message}");
     assert_eq!(current(&b), "generations/2");
     assert_eq!((pids(&b), pid(&b, "other")), before);
+    assert_eq!(all_pids(&b), all_before);
     assert!(
         b.log("db").contains("changed in place by switch"),
         "{}",
@@ -685,6 +710,29 @@ container {last} {{
     );
     assert_eq!(pids(&b), pids_now);
     assert_eq!(current(&b), "generations/5");
+
+    // An env var of db: db restarts and web with it (web `requires` db); the 18 others
+    // keep their pid.
+    let before_db = all_pids(&b);
+    let r = switch(
+        &b,
+        &with_volume.replace("container db {\n", "container db {\n    env LEVEL=\"2\"\n"),
+        json!({}),
+    );
+    assert_eq!(r["result"], "ok", "{r}");
+    b.wait_for(
+        || {
+            let now = all_pids(&b);
+            running(&b) == 20 && now["db"] != before_db["db"] && now["web"] != before_db["web"]
+        },
+        "db and web restarted",
+    );
+    let now = all_pids(&b);
+    for (name, p) in &before_db {
+        if name != "db" && name != "web" {
+            assert_eq!(now[name], *p, "{name} was touched");
+        }
+    }
     assert!(b.down().success());
 }
 
