@@ -164,7 +164,8 @@ checkout. `current` marks what runs, `booted` what starts at boot.\n\n\
 Examples:\n  berth generations\n  berth generations --json | jq '.[-1].hash'"
     )]
     Generations {
-        /// JSON: an array of {number, hash, time, reason, root, origin, git, current, booted}.
+        /// JSON: an array of {number, hash, time, reason, root, origin, git, current, booted,
+        /// confirm_deadline (seconds since the epoch, only on a switch waiting for `berth confirm`)}.
         #[arg(long)]
         json: bool,
         #[arg(long, value_name = "DIR", default_value = "/var/lib/berth")]

@@ -196,6 +196,17 @@ fn confirm_within_reverts_without_confirm_keeps_with_it_and_survives_a_crash() {
         (cur["number"].as_u64(), cur["booted"].as_bool()),
         (Some(2), Some(false))
     );
+    assert!(cur["confirm_deadline"].as_u64().unwrap() > 0, "{cur}");
+    let listing = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["generations", "--state-dir"])
+        .arg(b.dir.join("state"))
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains("(current) (unconfirmed: back to 1 at "),
+        "{listing}"
+    );
     b.wait_for(|| gens_running(&b)["web"] == "b", "web from generation 2");
     // A second switch waits for the first to be confirmed.
     let r = switch(&b, &host(&three(["z", "b", "a"]), "64M"), json!({}));

@@ -46,6 +46,9 @@ pub fn generations(state_dir: &Path, json: bool, out: &mut dyn Write, err: &mut 
         Err(e) => return error(err, e),
     };
     let (current, booted) = (g.current(), g.booted());
+    // A switch waiting for `berth confirm` (a damaged file reads as none).
+    let pending = g.pending().ok().flatten();
+    let unconfirmed = |n: u64| pending.as_ref().filter(|p| p.generation == n);
     if json {
         let items: Vec<_> = list
             .iter()
@@ -53,6 +56,9 @@ pub fn generations(state_dir: &Path, json: bool, out: &mut dyn Write, err: &mut 
                 let mut v = serde_json::to_value(m).unwrap_or_default();
                 v["current"] = (current == Some(m.number)).into();
                 v["booted"] = (booted == Some(m.number)).into();
+                if let Some(p) = unconfirmed(m.number) {
+                    v["confirm_deadline"] = p.deadline.into();
+                }
                 v
             })
             .collect();
@@ -74,6 +80,14 @@ pub fn generations(state_dir: &Path, json: bool, out: &mut dyn Write, err: &mut 
             (true, false) => " (current)",
             (false, true) => " (booted)",
             _ => "",
+        };
+        let mark = match unconfirmed(m.number) {
+            Some(p) => format!(
+                "{mark} (unconfirmed: back to {} at {} unless `berth confirm`)",
+                p.previous,
+                utc(p.deadline)
+            ),
+            None => mark.to_string(),
         };
         let git = m.git.as_ref().map_or("-".to_string(), |g| {
             format!(

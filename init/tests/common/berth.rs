@@ -57,8 +57,22 @@ impl Berth {
         };
         cmd.envs(env.iter().copied());
         let child = cmd.spawn().unwrap();
-        let b = Berth { child, dir, socket };
-        b.wait_for(|| b.socket.exists(), "control socket");
+        let mut b = Berth { child, dir, socket };
+        let start = Instant::now();
+        while !b.socket.exists() {
+            if let Some(st) = b.child.try_wait().unwrap() {
+                panic!(
+                    "berth exited ({st}) before it made its control socket; logs:\n{}",
+                    b.logs()
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "timed out waiting for the control socket; logs:\n{}",
+                b.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         b
     }
 
