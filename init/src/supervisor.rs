@@ -204,14 +204,24 @@ fn signalfd() -> io::Result<OwnedFd> {
 
 /// Reads pending signal numbers from a signalfd.
 pub(crate) fn read_signals(fd: &OwnedFd) -> Vec<i32> {
+    read_signals_with_sender(fd)
+        .into_iter()
+        .map(|(sig, _)| sig)
+        .collect()
+}
+
+/// Reads pending signals from a signalfd: their number and the pid that sent them.
+fn read_signals_with_sender(fd: &OwnedFd) -> Vec<(i32, u32)> {
     let mut out = Vec::new();
     let mut buf = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
     while let Ok(n) = rustix::io::read(fd, &mut buf) {
         if n < buf.len() {
             break;
         }
-        // ssi_signo is the first u32 of signalfd_siginfo.
-        out.push(u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as i32);
+        // signalfd_siginfo starts with u32 ssi_signo, i32 ssi_errno, i32 ssi_code,
+        // u32 ssi_pid.
+        let word = |at: usize| u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+        out.push((word(0) as i32, word(12)));
     }
     out
 }
@@ -392,7 +402,7 @@ impl Supervisor {
     }
 
     fn on_signals(&mut self) {
-        for sig in read_signals(&self.signals) {
+        for (sig, sender) in read_signals_with_sender(&self.signals) {
             match sig {
                 libc::SIGCHLD => self.reap(),
                 _ if self.pid1.is_some() => {
@@ -400,7 +410,15 @@ impl Supervisor {
                         self.power_off(power);
                     }
                 }
-                libc::SIGTERM | libc::SIGINT => self.shutdown(),
+                libc::SIGTERM | libc::SIGINT => {
+                    if !self.shutting_down {
+                        eprintln!(
+                            "berth: {} from pid {sender}: stopping every container",
+                            berth_modules::units::signal_name(sig)
+                        );
+                    }
+                    self.shutdown();
+                }
                 _ => {}
             }
         }
@@ -1575,6 +1593,9 @@ impl Supervisor {
                 message: "berth is the machine's init (PID 1): use `berth poweroff`, `berth reboot` or `berth halt`".into(),
             },
             Request::Down => {
+                if !self.shutting_down {
+                    eprintln!("berth: `berth down`: stopping every container");
+                }
                 self.shutdown();
                 Response::Ok {
                     message: Some("stopping every container".into()),

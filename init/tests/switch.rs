@@ -34,16 +34,6 @@ fn host(containers: &BTreeMap<&str, String>, memory: &str) -> String {
     s
 }
 
-fn switch(b: &Berth, text: &str, extra: Value) -> Value {
-    let file = b.dir.join("next.kdl");
-    std::fs::write(&file, text).unwrap();
-    let mut req = json!({"verb": "switch", "file": file.to_str().unwrap()});
-    for (k, v) in extra.as_object().unwrap() {
-        req[k] = v.clone();
-    }
-    b.call(req)
-}
-
 fn running(b: &Berth) -> usize {
     b.status()
         .iter()
@@ -66,18 +56,6 @@ fn gens_running(b: &Berth) -> BTreeMap<String, String> {
                 .map(|v| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default();
             (c["name"].as_str().unwrap().to_string(), gen_var)
-        })
-        .collect()
-}
-
-fn pids(b: &Berth) -> BTreeMap<String, i64> {
-    b.status()
-        .iter()
-        .map(|c| {
-            (
-                c["name"].as_str().unwrap().to_string(),
-                c["pid"].as_i64().unwrap_or(0),
-            )
         })
         .collect()
 }
@@ -112,17 +90,17 @@ fn rollback_after_three_switches_restores_the_exact_graph_hash() {
     let hash_a = b.current()["hash"].as_str().unwrap().to_string();
 
     // Three switches: web, then db, then a new container.
-    let r = switch(&b, &host(&three(["a", "b", "a"]), "64M"), json!({}));
+    let r = b.switch(&host(&three(["a", "b", "a"]), "64M"), json!({}));
     assert_eq!(r["result"], "ok", "{r}");
-    let r = switch(&b, &host(&three(["c", "b", "a"]), "64M"), json!({}));
+    let r = b.switch(&host(&three(["c", "b", "a"]), "64M"), json!({}));
     assert_eq!(r["result"], "ok", "{r}");
     let hash_c = b.current()["hash"].as_str().unwrap().to_string();
     let mut d = three(["c", "b", "a"]);
     d.insert("extra", "d".into());
-    let r = switch(&b, &host(&d, "64M"), json!({}));
+    let r = b.switch(&host(&d, "64M"), json!({}));
     assert_eq!(r["result"], "ok", "{r}");
     b.wait_for(|| running(&b) == 4, "4 running");
-    let before = pids(&b);
+    let before = b.pids();
 
     // A dry run plans and changes nothing.
     let r = b.call(json!({"verb": "rollback", "dry_run": true}));
@@ -148,7 +126,7 @@ fn rollback_after_three_switches_restores_the_exact_graph_hash() {
     assert_eq!(cur["hash"], hash_c.as_str());
     assert_eq!(cur["booted"], true);
     b.wait_for(|| b.status().len() == 3, "extra gone");
-    let now = pids(&b);
+    let now = b.pids();
     for name in ["db", "web", "cache"] {
         assert_eq!(now[name], before[name], "{name} was touched");
     }
@@ -181,8 +159,7 @@ fn confirm_within_reverts_without_confirm_keeps_with_it_and_survives_a_crash() {
     let hash_a = b.current()["hash"].as_str().unwrap().to_string();
 
     // Not confirmed within 5 s: berth switches back by itself.
-    let r = switch(
-        &b,
+    let r = b.switch(
         &host(&three(["a", "b", "a"]), "64M"),
         json!({"confirm_within_ms": 5000}),
     );
@@ -209,7 +186,7 @@ fn confirm_within_reverts_without_confirm_keeps_with_it_and_survives_a_crash() {
     );
     b.wait_for(|| gens_running(&b)["web"] == "b", "web from generation 2");
     // A second switch waits for the first to be confirmed.
-    let r = switch(&b, &host(&three(["z", "b", "a"]), "64M"), json!({}));
+    let r = b.switch(&host(&three(["z", "b", "a"]), "64M"), json!({}));
     assert_eq!(r["result"], "error", "{r}");
     assert!(
         r["message"]
@@ -243,8 +220,7 @@ fn confirm_within_reverts_without_confirm_keeps_with_it_and_survives_a_crash() {
     assert_eq!(r["result"], "error", "nothing waits any more: {r}");
 
     // Confirmed in time: kept, and the boot default.
-    let r = switch(
-        &b,
+    let r = b.switch(
         &host(&three(["a", "c", "a"]), "64M"),
         json!({"confirm_within_ms": 5000}),
     );
@@ -261,8 +237,7 @@ fn confirm_within_reverts_without_confirm_keeps_with_it_and_survives_a_crash() {
 
     // Not confirmed and berth dies before the time is up: the next berth starts the
     // generation before.
-    let r = switch(
-        &b,
+    let r = b.switch(
         &host(&three(["a", "d", "a"]), "64M"),
         json!({"confirm_within_ms": 600_000}),
     );

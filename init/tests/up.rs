@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn requirements_met() -> bool {
     common::root()
@@ -585,30 +585,10 @@ container {last} {{
             .count()
     };
     b.wait_for(|| running(&b) == 20, "20 containers running");
-    let all_pids = |b: &Berth| -> std::collections::BTreeMap<String, i64> {
-        b.status()
-            .iter()
-            .map(|c| {
-                (
-                    c["name"].as_str().unwrap().to_string(),
-                    c["pid"].as_i64().unwrap_or(0),
-                )
-            })
-            .collect()
-    };
-    let all_before = all_pids(&b);
+    let all_before = b.pids();
     let pid = |b: &Berth, name: &str| b.container(name)["pid"].as_i64().unwrap();
     let pids = |b: &Berth| ["db", "web"].map(|n| pid(b, n));
     let before = (pids(&b), pid(&b, "other"));
-    let switch = |b: &Berth, text: &str, extra: Value| {
-        let file = b.dir.join("next.kdl");
-        std::fs::write(&file, text).unwrap();
-        let mut req = json!({"verb": "switch", "file": file.to_str().unwrap()});
-        for (k, v) in extra.as_object().unwrap() {
-            req[k] = v.clone();
-        }
-        b.call(req)
-    };
     let current = |b: &Berth| {
         std::fs::read_link(b.dir.join("state/current"))
             .unwrap()
@@ -631,7 +611,7 @@ container {last} {{
     }
 
     // A dry run plans and changes nothing.
-    let r = switch(&b, &host("128M", "a", "other"), json!({"dry_run": true}));
+    let r = b.switch(&host("128M", "a", "other"), json!({"dry_run": true}));
     assert_eq!(r["result"], "ok", "{r}");
     assert!(
         r["message"]
@@ -643,14 +623,14 @@ container {last} {{
     assert_eq!(current(&b), "generations/1");
 
     // A memory limit: exactly one live step, applied in place, every pid unchanged.
-    let r = switch(&b, &host("128M", "a", "other"), json!({}));
+    let r = b.switch(&host("128M", "a", "other"), json!({}));
     assert_eq!(r["result"], "ok", "{r}");
     let message = r["message"].as_str().unwrap();
     assert_eq!(message.matches("~ container").count(), 1, "{message}");
     assert!(message.contains("~ container db: live"), "{message}");
     assert_eq!(current(&b), "generations/2");
     assert_eq!((pids(&b), pid(&b, "other")), before);
-    assert_eq!(all_pids(&b), all_before);
+    assert_eq!(b.pids(), all_before);
     assert!(
         b.log("db").contains("changed in place by switch"),
         "{}",
@@ -658,7 +638,7 @@ container {last} {{
     );
 
     // An env var of web: web restarts, db and other keep their pid.
-    let r = switch(&b, &host("128M", "b", "other"), json!({}));
+    let r = b.switch(&host("128M", "b", "other"), json!({}));
     assert_eq!(r["result"], "ok", "{r}");
     b.wait_for(
         || b.state("web") == "running" && pid(&b, "web") != before.0[1],
@@ -668,7 +648,7 @@ container {last} {{
     assert_eq!(pid(&b, "other"), before.1);
 
     // An invalid file: an error, nothing changed.
-    let r = switch(&b, "container broken {", json!({}));
+    let r = b.switch("container broken {", json!({}));
     assert_eq!(r["result"], "error", "{r}");
     assert!(
         r["message"].as_str().unwrap().contains("nothing changed"),
@@ -677,7 +657,7 @@ container {last} {{
     assert_eq!(current(&b), "generations/3");
 
     // `other` removed, `extra` added: other stops and leaves status, extra starts.
-    let r = switch(&b, &host("128M", "b", "extra"), json!({}));
+    let r = b.switch(&host("128M", "b", "extra"), json!({}));
     assert_eq!(r["result"], "ok", "{r}");
     b.wait_for(|| b.state("extra") == "running", "extra running");
     b.wait_for(
@@ -695,7 +675,7 @@ container {last} {{
             "host t {\n    state-dir \"/srv/elsewhere\"\n}\nvolume data {\n    owner \"65534:65534\"\n    mode \"0750\"\n}\n",
         );
     let pids_now = pids(&b);
-    let r = switch(&b, &with_volume, json!({}));
+    let r = b.switch(&with_volume, json!({}));
     assert_eq!(r["result"], "ok", "{r}");
     let message = r["message"].as_str().unwrap();
     assert!(
@@ -713,21 +693,20 @@ container {last} {{
 
     // An env var of db: db restarts and web with it (web `requires` db); the 18 others
     // keep their pid.
-    let before_db = all_pids(&b);
-    let r = switch(
-        &b,
+    let before_db = b.pids();
+    let r = b.switch(
         &with_volume.replace("container db {\n", "container db {\n    env LEVEL=\"2\"\n"),
         json!({}),
     );
     assert_eq!(r["result"], "ok", "{r}");
     b.wait_for(
         || {
-            let now = all_pids(&b);
+            let now = b.pids();
             running(&b) == 20 && now["db"] != before_db["db"] && now["web"] != before_db["web"]
         },
         "db and web restarted",
     );
-    let now = all_pids(&b);
+    let now = b.pids();
     for (name, p) in &before_db {
         if name != "db" && name != "web" {
             assert_eq!(now[name], *p, "{name} was touched");

@@ -286,7 +286,18 @@ impl ControlServer {
             Err(e) => return Err(io_err("inspect")(e)),
         }
 
-        let addr = SocketAddrUnix::new(&path)
+        // The socket is made listening under a temporary name and renamed into place:
+        // a client that sees the path can connect (bind(2) creates the file before
+        // listen(2), and a connect in between is refused).
+        let tmp = path.with_file_name(format!(".berth-{}.sock", std::process::id()));
+        let staged = SocketAddrUnix::new(&tmp).is_ok();
+        let at = if staged {
+            tmp.as_path()
+        } else {
+            path.as_path()
+        };
+        let _ = fs::remove_file(at);
+        let addr = SocketAddrUnix::new(at)
             .map_err(|e| io_err("use the path (too long for a socket?)")(e.into()))?;
         let listener = net::socket_with(
             AddressFamily::UNIX,
@@ -297,13 +308,17 @@ impl ControlServer {
         .map_err(|e| io_err("create a socket")(e.into()))?;
         net::bind(&listener, &addr).map_err(|e| io_err("bind")(e.into()))?;
         // Before listen(): nobody can connect while the mode is still the umask's.
-        if let Err(e) = fs::set_permissions(&path, fs::Permissions::from_mode(0o600)) {
-            let _ = fs::remove_file(&path);
+        if let Err(e) = fs::set_permissions(at, fs::Permissions::from_mode(0o600)) {
+            let _ = fs::remove_file(at);
             return Err(io_err("set the mode of")(e));
         }
         if let Err(e) = net::listen(&listener, 128) {
-            let _ = fs::remove_file(&path);
+            let _ = fs::remove_file(at);
             return Err(io_err("listen")(e.into()));
+        }
+        if staged && let Err(e) = fs::rename(&tmp, &path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err("move the socket into place at")(e));
         }
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
             .map_err(|e| io_err("create an epoll instance for")(e.into()))?;

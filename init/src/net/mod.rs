@@ -150,19 +150,26 @@ fn sysctl(path: &str, value: &str) -> Result<(), NetError> {
     std::fs::write(path, value).map_err(io_err(format!("write {value} to {path}")))
 }
 
+/// Addresses for every attachment of `plan`, from the lease file under `state_dir`
+/// (saved when it changed).
+fn lease(plan: &NetPlan, state_dir: &Path) -> Result<ipam::Addresses, NetError> {
+    let mut leases = ipam::Leases::load(&state_dir.join("net").join("leases.json"))?;
+    let before = leases.map.clone();
+    let addresses = leases.assign(plan)?;
+    leases.map.retain(|_, l| !l.is_empty());
+    if leases.map != before {
+        leases.save()?;
+    }
+    Ok(addresses)
+}
+
 impl NetHost {
     /// Reconciles what a previous berth left and sets up every network and every
     /// attached container's namespace. On error nothing of it is left behind.
     pub fn up(plan: NetPlan, state_dir: &Path) -> Result<NetHost, NetError> {
         let tag = tag_of(state_dir);
         let run = state_dir.join("run");
-        let mut leases = ipam::Leases::load(&state_dir.join("net").join("leases.json"))?;
-        let before = leases.map.clone();
-        let addresses = leases.assign(&plan)?;
-        leases.map.retain(|_, l| !l.is_empty());
-        if leases.map != before {
-            leases.save()?;
-        }
+        let addresses = lease(&plan, state_dir)?;
         let host = Netlink::open().map_err(io_err("open a netlink socket"))?;
         let mut me = NetHost {
             plan,
@@ -250,13 +257,7 @@ impl NetHost {
         plan: NetPlan,
         state_dir: &Path,
     ) -> Result<BTreeSet<String>, NetError> {
-        let mut leases = ipam::Leases::load(&state_dir.join("net").join("leases.json"))?;
-        let before = leases.map.clone();
-        let addresses = leases.assign(&plan)?;
-        leases.map.retain(|_, l| !l.is_empty());
-        if leases.map != before {
-            leases.save()?;
-        }
+        let addresses = lease(&plan, state_dir)?;
         let old = std::mem::replace(&mut self.plan, plan);
         let mut rewired = BTreeSet::new();
         let wired: Vec<String> = self.containers.keys().cloned().collect();

@@ -130,6 +130,31 @@ impl Berth {
             .clone()
     }
 
+    /// Every container's pid (0 while it has none), by name.
+    pub fn pids(&self) -> std::collections::BTreeMap<String, i64> {
+        self.status()
+            .iter()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().to_string(),
+                    c["pid"].as_i64().unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+
+    /// `berth switch` to `text` (written to DIR/next.kdl), with `extra` request fields
+    /// such as `{"dry_run": true}`; the response.
+    pub fn switch(&self, text: &str, extra: Value) -> Value {
+        let file = self.dir.join("next.kdl");
+        std::fs::write(&file, text).unwrap();
+        let mut req = json!({"verb": "switch", "file": file.to_str().unwrap()});
+        for (k, v) in extra.as_object().unwrap() {
+            req[k] = v.clone();
+        }
+        self.call(req)
+    }
+
     pub fn container(&self, name: &str) -> Value {
         self.status()
             .into_iter()
@@ -197,7 +222,8 @@ impl Berth {
 
 impl Drop for Berth {
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
+        // Only a child not yet reaped: its pid is still ours.
+        if matches!(self.child.try_wait(), Ok(None)) {
             // SAFETY: signalling the berth process this test started.
             unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
             let _ = self.child.wait();
