@@ -71,7 +71,7 @@ Kernel command line: berth.config=PATH boots another host file of the image."
     /// file, its kernel modules and the containers' root file systems.
     #[command(
         after_help = "Writes DIR/initramfs.gz, DIR/vmlinuz and, with --disk, DIR/disk.img (ext4, \
-kept if it exists). The berth running this command is the one in the image.\n\n\
+kept if it exists). The berth running this command is the one in the image, unless --berth names another.\n\n\
 Example:\n  berth build host.kdl --kernel /boot/vmlinuz-$(uname -r) -o image/"
     )]
     Build {
@@ -505,6 +505,10 @@ struct ImageArgs {
     /// same path); executables get their shared libraries too.
     #[arg(long, value_name = "SRC[:DST]")]
     add: Vec<String>,
+    /// The berth executable to put in the image as /init (default: this one), e.g. the
+    /// static build of scripts/build-static.
+    #[arg(long, value_name = "PATH")]
+    berth: Option<PathBuf>,
 }
 
 impl ImageArgs {
@@ -534,6 +538,7 @@ impl ImageArgs {
             out,
             disk,
             add,
+            berth: self.berth,
         })
     }
 }
@@ -546,7 +551,7 @@ fn usage_error(err: &mut dyn std::io::Write, message: &str) -> u8 {
 /// Runs before `main` and before the first allocation (glibc passes argc and argv to
 /// `.init_array` entries): a berth that stays resident (`berth up`, PID 1) keeps huge
 /// pages away from its small heap, which would otherwise pin 2 MiB pages under a few
-/// hundred KiB of live data. Short commands keep them: they make `eval` of a big host
+/// hundred KiB of live data, and has mimalloc return freed pages at once. Short commands keep them: they make `eval` of a big host
 /// faster. Looking for the word among all arguments may also match an argument of
 /// another verb; that costs nothing but a few page faults.
 #[used]
@@ -563,6 +568,18 @@ extern "C" fn before_main(argc: libc::c_int, argv: *const *const libc::c_char) {
     if resident {
         // A failure costs memory, nothing else.
         let _ = berth_init::runtime::disable_thp();
+        // Pages mimalloc no longer uses go back to the system at once instead of after
+        // its default delay (10 ms, or whenever it next allocates): a resident berth
+        // allocates rarely, so without this a freed page may stay resident for hours.
+        unsafe extern "C" {
+            // mimalloc's public API (mimalloc.h), linked in with the global allocator.
+            fn mi_option_set(option: libc::c_int, value: libc::c_long);
+        }
+        // `mi_option_purge_delay` in mimalloc.h's `mi_option_e` (v2 and v3).
+        const MI_OPTION_PURGE_DELAY: libc::c_int = 15;
+        // SAFETY: sets an integer option; valid at any time, also before mimalloc's own
+        // initialisation (it then keeps the value instead of reading MIMALLOC_PURGE_DELAY).
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     }
 }
 
@@ -571,6 +588,11 @@ fn main() -> ExitCode {
     // command line: be the init. (A berth verb as PID 1 of a container's pid namespace,
     // `sh -c "berth status"`, is still that verb.)
     let cli = if std::process::id() == 1 {
+        // Booted with no arguments (the usual case), the parser is not even built: the
+        // code it runs would stay mapped for the machine's lifetime.
+        if std::env::args_os().len() <= 1 {
+            berth_init::pid1::main(None);
+        }
         match Cli::try_parse() {
             Ok(cli) => cli,
             Err(_) => berth_init::pid1::main(None),

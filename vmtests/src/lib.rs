@@ -32,6 +32,16 @@ pub fn berth_bin() -> PathBuf {
     profile_dir.join("berth")
 }
 
+/// The berth to put in the images as /init: `BERTH_IN_IMAGE` when set (scripts/test
+/// sets it to the static build of scripts/build-static, the binary for appliances),
+/// otherwise the one that builds them ([`berth_bin`]).
+pub fn berth_in_image() -> PathBuf {
+    std::env::var_os("BERTH_IN_IMAGE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(berth_bin)
+}
+
 /// True if the scenario can run; under CI=true a missing requirement panics.
 pub fn require(ok: bool, what: &str) -> bool {
     if ok {
@@ -181,6 +191,12 @@ pub fn kernel() -> Option<Kernel> {
     ) {
         return None;
     }
+    if !require(
+        berth_in_image().exists(),
+        "the berth named by BERTH_IN_IMAGE (scripts/build-static)",
+    ) {
+        return None;
+    }
     match KERNEL.get_or_init(prepare_kernel) {
         Ok(k) => Some(k.clone()),
         Err(e) => {
@@ -314,6 +330,8 @@ pub fn boot(kernel: &Kernel, s: &Scenario) -> Outcome {
         .arg(&kernel.modules)
         .arg("--add")
         .arg("/bin/busybox:/bin/busybox")
+        .arg("--berth")
+        .arg(berth_in_image())
         .arg("-o")
         .arg(&image)
         .env("NO_COLOR", "1");

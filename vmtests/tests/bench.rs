@@ -1,10 +1,14 @@
 //! Measurements (ignored by default; `cargo test -p berth-vmtests --test bench --
 //! --ignored --nocapture`): boot to all-containers-ready with berth as PID 1 against
 //! busybox init starting the same number of processes from a shell script, same
-//! kernel, same image, same run; and berth's RSS as PID 1 with 10 containers.
+//! kernel, same image, same run; and berth's RSS as PID 1 with 10 containers. The
+//! berth in the images is `BERTH_IN_IMAGE` when set (`BERTH_IN_IMAGE=$(scripts/build-static)`,
+//! what appliances get), else the `cargo build` one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use berth_vmtests::{CHECK_CONTAINER_MOUNTS, Scenario, boot, kernel, log_time, number};
+use berth_vmtests::{
+    CHECK_CONTAINER_MOUNTS, Scenario, berth_in_image, boot, kernel, log_time, number,
+};
 
 const ROUNDS: usize = 3;
 
@@ -20,7 +24,7 @@ fn boot_to_ready_berth_vs_busybox_init() {
     }
     let after: Vec<String> = (0..9).map(|i| format!("\"c{i}\"")).collect();
     kdl.push_str(&format!(
-        "container \"check\" {{\n{CHECK_CONTAINER_MOUNTS}  after {}\n  exec \"/bin/busybox\" \"sh\" \"-c\" #\"exec >/dev/console 2>&1; sleep 1; echo BENCH rss_kib=$(grep VmRSS /host/proc/1/status | tr -s ' ' | cut -d' ' -f2); berth poweroff\"#\n}}\n",
+        "container \"check\" {{\n{CHECK_CONTAINER_MOUNTS}  after {}\n  exec \"/bin/busybox\" \"sh\" \"-c\" #\"exec >/dev/console 2>&1; sleep 1; f() {{ grep $1 /host/proc/1/status | tr -s ' ' | cut -d' ' -f2; }}; echo BENCH rss_kib=$(f VmRSS) anon_kib=$(f RssAnon) file_kib=$(f RssFile); berth poweroff\"#\n}}\n",
         after.join(" ")
     ));
     let dir = berth_vmtests::target_dir().join("vmtests/bench");
@@ -44,6 +48,8 @@ fn boot_to_ready_berth_vs_busybox_init() {
     let mut busybox = Vec::new();
     let mut busybox_own = Vec::new();
     let mut rss = Vec::new();
+    let mut anon = Vec::new();
+    let mut file = Vec::new();
     for round in 0..ROUNDS {
         let out = boot(&k, &Scenario::new(&format!("bench-berth-{round}"), &kdl));
         out.expect(&["all 10 containers ready", "BENCH rss_kib="]);
@@ -52,6 +58,8 @@ fn boot_to_ready_berth_vs_busybox_init() {
         berth.push(ready);
         berth_own.push(ready - start);
         rss.push(number(&out.console, "rss_kib").unwrap());
+        anon.push(number(&out.console, "anon_kib").unwrap());
+        file.push(number(&out.console, "file_kib").unwrap());
 
         let mut s = Scenario::new(&format!("bench-busybox-{round}"), "host \"bench\"\n");
         s.add = vec![
@@ -85,5 +93,17 @@ fn boot_to_ready_berth_vs_busybox_init() {
         mean(&berth_own),
         mean(&busybox_own)
     );
-    println!("berth RSS as PID 1 with 10 containers (KiB): {rss:?}");
+    println!(
+        "berth RSS as PID 1 with 10 containers (KiB): {rss:?}, anonymous {anon:?}, file-backed {file:?}; the berth in the image: {} ({})",
+        berth_in_image().display(),
+        if std::fs::read(berth_in_image())
+            .unwrap()
+            .windows(15)
+            .any(|w| w == b"/lib64/ld-linux")
+        {
+            "dynamically linked"
+        } else {
+            "static"
+        }
+    );
 }

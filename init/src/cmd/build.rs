@@ -27,6 +27,9 @@ pub struct BuildOptions {
     pub disk: Option<u64>,
     /// Extra files or trees: (path on this machine, path in the image).
     pub add: Vec<(PathBuf, String)>,
+    /// The berth executable to put in the image (default: the one running), e.g. the
+    /// static build of `scripts/build-static`, which needs no shared libraries.
+    pub berth: Option<PathBuf>,
 }
 
 /// What was written.
@@ -105,8 +108,12 @@ pub fn build_image(opts: &BuildOptions, ev: &Evaluation) -> Result<(Built, usize
     })?;
     let mut img = Image::new();
 
-    // berth itself, without what only debuggers read, and the libraries it links.
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find berth itself: {e}"))?;
+    // berth itself (or the one asked for), without what only debuggers read, and the
+    // libraries it links.
+    let exe = match &opts.berth {
+        Some(b) => b.clone(),
+        None => std::env::current_exe().map_err(|e| format!("cannot find berth itself: {e}"))?,
+    };
     let bytes = std::fs::read(&exe).map_err(|e| format!("{}: {e}", exe.display()))?;
     for lib in elf::libraries(&exe).map_err(|e| e.to_string())? {
         img.add_host_path(&lib)

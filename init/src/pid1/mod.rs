@@ -346,6 +346,9 @@ fn boot_host(file: &Path, test_panic: Option<&str>) -> Result<Power, String> {
         file.display(),
         lock.dir.display()
     ));
+    // As `berth up`: the evaluation goes back to the system before berth settles.
+    drop(ev);
+    crate::cmd::release_free_memory();
     let result = sup.run();
     let power = sup.power().unwrap_or(Power::Reboot);
     if let Err(e) = result {
