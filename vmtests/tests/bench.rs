@@ -24,7 +24,7 @@ fn boot_to_ready_berth_vs_busybox_init() {
     }
     let after: Vec<String> = (0..9).map(|i| format!("\"c{i}\"")).collect();
     kdl.push_str(&format!(
-        "container \"check\" {{\n{CHECK_CONTAINER_MOUNTS}  after {}\n  exec \"/bin/busybox\" \"sh\" \"-c\" #\"exec >/dev/console 2>&1; sleep 1; f() {{ grep $1 /host/proc/1/status | tr -s ' ' | cut -d' ' -f2; }}; echo BENCH rss_kib=$(f VmRSS) anon_kib=$(f RssAnon) file_kib=$(f RssFile); berth poweroff\"#\n}}\n",
+        "container \"check\" {{\n{CHECK_CONTAINER_MOUNTS}  after {}\n  exec \"/bin/busybox\" \"sh\" \"-c\" #\"exec >/dev/console 2>&1; sleep 1; f() {{ grep $1 /host/proc/1/status | tr -s ' ' | cut -d' ' -f2; }}; echo BENCH rss_kib=$(f VmRSS) anon_kib=$(f RssAnon) file_kib=$(f RssFile) shmem_kib=$(f RssShmem); berth poweroff\"#\n}}\n",
         after.join(" ")
     ));
     let dir = berth_vmtests::target_dir().join("vmtests/bench");
@@ -50,6 +50,7 @@ fn boot_to_ready_berth_vs_busybox_init() {
     let mut rss = Vec::new();
     let mut anon = Vec::new();
     let mut file = Vec::new();
+    let mut shmem = Vec::new();
     for round in 0..ROUNDS {
         let out = boot(&k, &Scenario::new(&format!("bench-berth-{round}"), &kdl));
         out.expect(&["all 10 containers ready", "BENCH rss_kib="]);
@@ -60,6 +61,7 @@ fn boot_to_ready_berth_vs_busybox_init() {
         rss.push(number(&out.console, "rss_kib").unwrap());
         anon.push(number(&out.console, "anon_kib").unwrap());
         file.push(number(&out.console, "file_kib").unwrap());
+        shmem.push(number(&out.console, "shmem_kib").unwrap());
 
         let mut s = Scenario::new(&format!("bench-busybox-{round}"), "host \"bench\"\n");
         s.add = vec![
@@ -94,7 +96,7 @@ fn boot_to_ready_berth_vs_busybox_init() {
         mean(&busybox_own)
     );
     println!(
-        "berth RSS as PID 1 with 10 containers (KiB): {rss:?}, anonymous {anon:?}, file-backed {file:?}; the berth in the image: {} ({})",
+        "berth RSS as PID 1 with 10 containers (KiB): {rss:?}, anonymous {anon:?}, file-backed {file:?}, shmem (the binary's pages on the initramfs' tmpfs) {shmem:?}; the berth in the image: {} ({})",
         berth_in_image().display(),
         if std::fs::read(berth_in_image())
             .unwrap()
