@@ -200,7 +200,9 @@ pub fn busybox() -> Option<PathBuf> {
     (!dynamic).then_some(p)
 }
 
-/// Something the harness does while the guest runs.
+/// Something the harness does while the guest runs. Actions run in order, each when
+/// its text appears on the console after the previous action ran (so the same text can
+/// be waited for again after a reboot).
 #[derive(Debug, Clone)]
 pub enum Action {
     /// When the console shows `wait_for`, type `text` on it.
@@ -208,6 +210,9 @@ pub enum Action {
     /// When the console shows `wait_for`, press ctrl-alt-del on the guest's keyboard
     /// (qemu monitor `sendkey`).
     CtrlAltDel { wait_for: String },
+    /// When the console shows `wait_for`, end qemu: for a guest that halted (the CPU
+    /// stops, qemu stays) or has nothing more to show.
+    Quit { wait_for: String },
 }
 
 /// One VM test.
@@ -225,6 +230,9 @@ pub struct Scenario {
     /// Extra kernel command line.
     pub append: String,
     pub actions: Vec<Action>,
+    /// A reboot of the guest restarts it in the same qemu (same disk, same command
+    /// line); without it qemu ends at the first reboot (`-no-reboot`).
+    pub reboot: bool,
     pub timeout: Duration,
 }
 
@@ -238,6 +246,7 @@ impl Scenario {
             disk: None,
             append: String::new(),
             actions: Vec::new(),
+            reboot: false,
             timeout: Duration::from_secs(120),
         }
     }
@@ -247,7 +256,8 @@ impl Scenario {
 #[derive(Debug)]
 pub struct Outcome {
     pub console: String,
-    /// qemu exited by itself (the guest powered off or rebooted); false on timeout.
+    /// qemu ended before the timeout: by itself (the guest powered off, or rebooted
+    /// under `-no-reboot`) or by a [`Action::Quit`].
     pub exited: bool,
     pub dir: PathBuf,
     pub seconds: f64,
@@ -270,6 +280,25 @@ impl Outcome {
         }
     }
 
+    /// Panics with the whole console unless `needles` appear on it in this order.
+    pub fn expect_in_order(&self, needles: &[&str]) {
+        let mut from = 0;
+        for n in needles {
+            match self.console[from..].find(n) {
+                Some(at) => from += at + n.len(),
+                None => self.fail(&format!(
+                    "console lacks {n:?} after what came before it in {needles:?} (qemu {})",
+                    if self.exited { "exited" } else { "timed out" }
+                )),
+            }
+        }
+    }
+
+    /// How many times `needle` appears on the console.
+    pub fn count(&self, needle: &str) -> usize {
+        self.console.matches(needle).count()
+    }
+
     /// Panics with the whole console if it contains `needle`.
     pub fn expect_not(&self, needle: &str) {
         if self.console.contains(needle) {
@@ -287,12 +316,37 @@ impl Outcome {
             self.console
         );
     }
+
+    /// Panics with the console unless `fsck.ext4 -n` finds the state disk clean.
+    pub fn expect_clean_disk(&self) {
+        let disk = self.dir.join("image/disk.img");
+        let fsck = Command::new("fsck.ext4")
+            .arg("-n")
+            .arg(&disk)
+            .output()
+            .expect("run fsck.ext4");
+        if !fsck.status.success() {
+            self.fail(&format!(
+                "fsck.ext4 -n {}: {}\n{}",
+                disk.display(),
+                fsck.status,
+                String::from_utf8_lossy(&fsck.stdout)
+            ));
+        }
+    }
 }
 
-/// Builds the scenario's image with `berth build` and boots it; returns when qemu
-/// exits (the guest powered off or rebooted: qemu runs with -no-reboot) or at the
-/// timeout. Panics with the reason if the image cannot be built.
-pub fn boot(kernel: &Kernel, s: &Scenario) -> Outcome {
+/// A scenario's image, built once and booted as often as the scenario needs, with its
+/// state disk kept between boots (a machine switched off and on again).
+#[derive(Debug)]
+pub struct Image {
+    pub dir: PathBuf,
+    boots: u32,
+}
+
+/// Builds the scenario's image with `berth build` into `target/vmtests/run/NAME`.
+/// Panics with the reason if the image cannot be built.
+pub fn build(kernel: &Kernel, s: &Scenario) -> Image {
     let dir = target_dir().join("vmtests/run").join(&s.name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -331,94 +385,132 @@ pub fn boot(kernel: &Kernel, s: &Scenario) -> Outcome {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let monitor = dir.join("monitor.sock");
-    let mut qemu = Command::new("qemu-system-x86_64");
-    qemu.args(["-accel", "tcg", "-m", "1024", "-smp", "2", "-no-reboot"])
-        .args(["-display", "none", "-serial", "stdio", "-nic", "none"])
-        .arg("-monitor")
-        .arg(format!("unix:{},server=on,wait=off", monitor.display()))
-        .arg("-kernel")
-        .arg(image.join("vmlinuz"))
-        .arg("-initrd")
-        .arg(image.join("initramfs.gz"))
-        .arg("-append")
-        .arg(format!("console=ttyS0 panic=-1 quiet {}", s.append));
-    if s.disk.is_some() {
-        qemu.arg("-drive").arg(format!(
-            "file={},if=virtio,format=raw",
-            image.join("disk.img").display()
-        ));
-    }
-    let start = Instant::now();
-    let mut child = qemu
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run qemu-system-x86_64");
-    let console = Arc::new(Mutex::new(String::new()));
-    let mut stdout = child.stdout.take().unwrap();
-    let c2 = console.clone();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            c2.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
+    Image { dir, boots: 0 }
+}
+
+/// Builds the scenario's image and boots it once (see [`Image::boot`]).
+pub fn boot(kernel: &Kernel, s: &Scenario) -> Outcome {
+    build(kernel, s).boot(s)
+}
+
+impl Image {
+    /// Boots the image with the scenario's command line, actions, reboot rule and
+    /// timeout; returns when qemu ends (see [`Outcome::exited`]) or at the timeout. The
+    /// console goes to `console.log` (`console-N.log` for the Nth boot of the image).
+    pub fn boot(&mut self, s: &Scenario) -> Outcome {
+        self.boots += 1;
+        let image = self.dir.join("image");
+        let monitor = self.dir.join("monitor.sock");
+        let mut qemu = Command::new("qemu-system-x86_64");
+        qemu.args(["-accel", "tcg", "-m", "1024", "-smp", "2"])
+            .args(["-display", "none", "-serial", "stdio", "-nic", "none"])
+            .arg("-monitor")
+            .arg(format!("unix:{},server=on,wait=off", monitor.display()))
+            .arg("-kernel")
+            .arg(image.join("vmlinuz"))
+            .arg("-initrd")
+            .arg(image.join("initramfs.gz"))
+            .arg("-append")
+            .arg(format!("console=ttyS0 panic=-1 quiet {}", s.append));
+        if !s.reboot {
+            qemu.arg("-no-reboot");
         }
-    });
-    let mut stdin = child.stdin.take().unwrap();
-    let mut actions = s.actions.clone().into_iter().peekable();
-    let deadline = start + s.timeout;
-    let exited = loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            break true;
+        if s.disk.is_some() {
+            qemu.arg("-drive").arg(format!(
+                "file={},if=virtio,format=raw",
+                image.join("disk.img").display()
+            ));
         }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break false;
-        }
-        if let Some(a) = actions.peek() {
-            let text = console.lock().unwrap().clone();
-            match a {
-                Action::Type { wait_for, text: t } if text.contains(wait_for.as_str()) => {
-                    let _ = stdin.write_all(t.as_bytes());
-                    let _ = stdin.flush();
-                    actions.next();
+        let start = Instant::now();
+        let mut child = qemu
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run qemu-system-x86_64");
+        let console = Arc::new(Mutex::new(String::new()));
+        let mut stdout = child.stdout.take().unwrap();
+        let c2 = console.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
                 }
-                Action::CtrlAltDel { wait_for } if text.contains(wait_for.as_str()) => {
-                    if let Ok(mut m) = std::os::unix::net::UnixStream::connect(&monitor) {
-                        let _ = m.write_all(b"sendkey ctrl-alt-delete\n");
-                        std::thread::sleep(Duration::from_millis(200));
+                c2.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut stdin = child.stdin.take().unwrap();
+        let mut actions = s.actions.clone().into_iter().peekable();
+        // Where the console was when the last action ran: the next waits for its text
+        // after that.
+        let mut seen = 0;
+        let deadline = start + s.timeout;
+        let exited = loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                break true;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break false;
+            }
+            if let Some(a) = actions.peek() {
+                let text = console.lock().unwrap().clone();
+                let (Action::Type { wait_for, .. }
+                | Action::CtrlAltDel { wait_for }
+                | Action::Quit { wait_for }) = a;
+                if text
+                    .get(seen..)
+                    .is_some_and(|t| t.contains(wait_for.as_str()))
+                {
+                    seen = text.len();
+                    match a {
+                        Action::Type { text: t, .. } => {
+                            let _ = stdin.write_all(t.as_bytes());
+                            let _ = stdin.flush();
+                        }
+                        Action::CtrlAltDel { .. } => {
+                            if let Ok(mut m) = std::os::unix::net::UnixStream::connect(&monitor) {
+                                let _ = m.write_all(b"sendkey ctrl-alt-delete\n");
+                                std::thread::sleep(Duration::from_millis(200));
+                            }
+                        }
+                        Action::Quit { .. } => {
+                            let _ = child.kill();
+                            let _ = child.wait();
+                            break true;
+                        }
                     }
                     actions.next();
                 }
-                _ => {}
             }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let _ = reader.join();
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
         }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let _ = reader.join();
-    let mut err = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut err);
-    }
-    let mut text = console.lock().unwrap().clone();
-    if !err.trim().is_empty() {
-        text.push_str("\n[qemu stderr] ");
-        text.push_str(&err);
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    std::fs::write(dir.join("console.log"), &text).unwrap();
-    Outcome {
-        console: text,
-        exited,
-        dir,
-        seconds,
+        let mut text = console.lock().unwrap().clone();
+        if !err.trim().is_empty() {
+            text.push_str("\n[qemu stderr] ");
+            text.push_str(&err);
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let log = match self.boots {
+            1 => "console.log".to_string(),
+            n => format!("console-{n}.log"),
+        };
+        std::fs::write(self.dir.join(log), &text).unwrap();
+        Outcome {
+            console: text,
+            exited,
+            dir: self.dir.clone(),
+            seconds,
+        }
     }
 }
 
