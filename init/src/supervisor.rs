@@ -1687,6 +1687,8 @@ impl Supervisor {
 /// Fault injection for tests (a test-only switch): with `BERTH_TEST_CRASH_AT_STEP=K` in
 /// its environment, berth kills itself with SIGKILL once K steps of a switch are issued
 /// (0: right after the journal is written), as a crash or power loss would stop it.
+/// PID 1 (which gets it from the kernel command line) cannot kill itself, so it panics:
+/// its panic hook reboots the machine mid-switch.
 fn crash_point(done: usize) {
     if std::env::var("BERTH_TEST_CRASH_AT_STEP")
         .ok()
@@ -1694,6 +1696,9 @@ fn crash_point(done: usize) {
         == Some(done)
     {
         eprintln!("berth: BERTH_TEST_CRASH_AT_STEP={done}: killing myself");
+        if std::process::id() == 1 {
+            panic!("test-only crash after {done} steps of a switch (BERTH_TEST_CRASH_AT_STEP)");
+        }
         let _ =
             rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
     }

@@ -340,14 +340,16 @@ fn phased_check(after: &[&str], script: &str) -> String {
 }
 
 /// Generations across reboots: a switch not confirmed before a reboot is reverted at
-/// the next boot; a confirmed one survives it; a host file that does not evaluate at
-/// boot starts the last good generation, with its diagnostics on the console. Two
-/// power cycles of one machine: the first reboots twice in the same qemu, the second
-/// boots the same disk with a broken host file on the kernel command line.
+/// the next boot; a confirmed one survives it; a switch interrupted by a crash of PID 1
+/// (`BERTH_TEST_CRASH_AT_STEP`: a panic, so a reboot, after 2 of its 3 steps) is
+/// finished at the next boot; a host file that does not evaluate at boot starts the
+/// last good generation, with its diagnostics on the console. Two power cycles of one
+/// machine: the first reboots three times in the same qemu, the second boots the same
+/// disk with a broken host file on the kernel command line.
 #[test]
 fn generations_survive_reboots_unconfirmed_switches_revert_and_a_broken_host_boots_the_last_good() {
     let Some(k) = kernel() else { return };
-    let host = |memory: &str| {
+    let host = |memory: &str, more: &str| {
         format!(
             r#"{STATE_DISK}
 container "svc" {{
@@ -358,6 +360,7 @@ container "svc" {{
   }}
   exec "/bin/busybox" "sleep" "1000"
 }}
+{more}
 {}"#,
             phased_check(
                 &["svc"],
@@ -368,20 +371,28 @@ container "svc" {{
                     echo CHECK-SWITCHED mem=$(cat /host/cgroup/berth/svc/memory.max); \
                     berth generations; berth reboot;; \
                  2) berth switch /etc/berth/changed.kdl --confirm-within 10m && berth confirm && berth reboot;; \
-                 *) berth generations; berth poweroff;; \
+                 3) berth switch /etc/berth/third.kdl;; \
+                 *) echo CHECK-EXTRA $(berth status | grep -c '^extra. .*running'); berth generations; berth poweroff;; \
                  esac"
             )
         )
     };
-    let mut s = Scenario::new("generations-reboot", &host("32M"));
+    let extra = (1..=2)
+        .map(|i| format!("container \"extra{i}\" {{\n  rootfs \"host\"\n  stop-timeout \"1s\"\n  exec \"/bin/busybox\" \"sleep\" \"1000\"\n}}\n"))
+        .collect::<String>();
+    let mut s = Scenario::new("generations-reboot", &host("32M", ""));
     s.disk = Some("32M".into());
-    s.files.push(("changed.kdl".into(), host("48M")));
+    s.files.push(("changed.kdl".into(), host("48M", "")));
+    s.files.push(("third.kdl".into(), host("64M", &extra)));
     s.files.push((
         "broken.kdl".into(),
-        host("48M").replace("memory \"48M\"", "memory \"lots\""),
+        host("48M", "").replace("memory \"48M\"", "memory \"lots\""),
     ));
     s.reboot = true;
-    s.timeout = std::time::Duration::from_secs(240);
+    // Reaches PID 1's environment (the kernel passes it on); only the third switch has
+    // more than two steps.
+    s.append = "BERTH_TEST_CRASH_AT_STEP=2".into();
+    s.timeout = std::time::Duration::from_secs(300);
     let mut image = build(&k, &s);
     let out = image.boot(&s);
     let (m32, m48) = ("mem=33554432", "mem=50331648");
@@ -395,6 +406,12 @@ container "svc" {{
         "generation 3 confirmed; it is the boot default",
         "reboot: Restarting system",
         &format!("CHECK-BOOT-3 current=3 {m48}"),
+        "test-only crash after 2 steps of a switch",
+        "rebooting after the panic",
+        "reboot: Restarting system",
+        "the switch from generation 3 to 4 was interrupted after 2 of 3 steps; finished it: generation 4 starts",
+        "CHECK-BOOT-4 current=4 mem=67108864",
+        "CHECK-EXTRA 2",
         "(current, booted)",
         "reboot: Power down",
     ]);
@@ -406,8 +423,8 @@ container "svc" {{
     out.expect_in_order(&[
         "broken.kdl:",
         "the host /etc/berth/broken.kdl does not evaluate",
-        "starting generation 3",
-        &format!("CHECK-BOOT-4 current=3 {m48}"),
+        "starting generation 4",
+        "CHECK-BOOT-5 current=4 mem=67108864",
         "reboot: Power down",
     ]);
     out.expect_clean_disk();

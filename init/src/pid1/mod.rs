@@ -19,6 +19,9 @@
 //!   ready, start the host's `rescue-shell` on the console, in PID 1's namespaces, so a
 //!   test can type what an admin at the console would (`busybox reboot`, `kill -PWR 1`,
 //!   `berth halt`). PID 1 reaps it like any orphan; shutdown stops it with the rest.
+//! - `BERTH_TEST_CRASH_AT_STEP=K` (the kernel passes it into PID 1's environment):
+//!   TEST-ONLY, as for `berth up`: a switch crashes after K steps; in PID 1 a panic, so
+//!   the machine reboots mid-switch and the next boot resolves the journal.
 
 pub mod console;
 pub mod machine;
