@@ -13,6 +13,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -403,7 +404,7 @@ pub struct Image {
     pub dir: PathBuf,
     /// What qemu boots: the unpacked kernel when there is one, else the image's bzImage.
     kernel: PathBuf,
-    boots: u32,
+    boots: AtomicU32,
 }
 
 /// Builds the scenario's image with `berth build` into `target/vmtests/run/NAME`.
@@ -454,7 +455,7 @@ pub fn build(kernel: &Kernel, s: &Scenario) -> Image {
     Image {
         dir,
         kernel,
-        boots: 0,
+        boots: AtomicU32::new(0),
     }
 }
 
@@ -467,10 +468,11 @@ impl Image {
     /// Boots the image with the scenario's command line, actions, reboot rule and
     /// timeout; returns when qemu ends (see [`Outcome::exited`]) or at the timeout. The
     /// console goes to `console.log` (`console-N.log` for the Nth boot of the image).
-    pub fn boot(&mut self, s: &Scenario) -> Outcome {
-        self.boots += 1;
+    /// An image without a state disk may boot several times at once (from threads).
+    pub fn boot(&self, s: &Scenario) -> Outcome {
+        let boot = self.boots.fetch_add(1, Ordering::SeqCst) + 1;
         let image = self.dir.join("image");
-        let monitor = self.dir.join("monitor.sock");
+        let monitor = self.dir.join(format!("monitor-{boot}.sock"));
         let mut qemu = Command::new("qemu-system-x86_64");
         qemu.args(["-accel", "tcg", "-m", "1024", "-smp", "2"])
             .args(["-display", "none", "-serial", "stdio", "-nic", "none"])
@@ -573,9 +575,9 @@ impl Image {
         eprintln!(
             "vmtests: {} boot {}: {seconds:.1} s",
             self.dir.file_name().unwrap_or_default().to_string_lossy(),
-            self.boots
+            boot
         );
-        let log = match self.boots {
+        let log = match boot {
             1 => "console.log".to_string(),
             n => format!("console-{n}.log"),
         };

@@ -28,11 +28,13 @@ fn boot_all_ready_then_berth_poweroff_leaves_a_clean_disk() {
 volume "data"
 container "writer" {{
   rootfs "host"
+  stop-timeout "1s"
   mount "data" "/data"
   exec "/bin/busybox" "sh" "-c" "echo written-by-writer > /data/proof; sync; exec sleep 1000"
 }}
 container "sleeper" {{
   rootfs "host"
+  stop-timeout "1s"
   exec "/bin/busybox" "sleep" "1000"
 }}
 {}"#,
@@ -354,7 +356,7 @@ fn generations_survive_reboots_unconfirmed_switches_revert_and_a_broken_host_boo
             r#"{STATE_DISK}
 container "svc" {{
   rootfs "host"
-  stop-timeout "1s"
+  stop-signal "SIGKILL"
   limits {{
     memory "{memory}"
   }}
@@ -378,7 +380,7 @@ container "svc" {{
         )
     };
     let extra = (1..=2)
-        .map(|i| format!("container \"extra{i}\" {{\n  rootfs \"host\"\n  stop-timeout \"1s\"\n  exec \"/bin/busybox\" \"sleep\" \"1000\"\n}}\n"))
+        .map(|i| format!("container \"extra{i}\" {{\n  rootfs \"host\"\n  stop-signal \"SIGKILL\"\n  exec \"/bin/busybox\" \"sleep\" \"1000\"\n}}\n"))
         .collect::<String>();
     let mut s = Scenario::new("generations-reboot", &host("32M", ""));
     s.disk = Some("32M".into());
@@ -393,7 +395,7 @@ container "svc" {{
     // more than two steps.
     s.append = "BERTH_TEST_CRASH_AT_STEP=2".into();
     s.timeout = std::time::Duration::from_secs(300);
-    let mut image = build(&k, &s);
+    let image = build(&k, &s);
     let out = image.boot(&s);
     let (m32, m48) = ("mem=33554432", "mem=50331648");
     out.expect_in_order(&[
@@ -445,7 +447,7 @@ fn switch_of_one_memory_limit_in_a_20_container_host_is_one_live_step() {
         for n in &names {
             let memory = if n == "c07" { c07 } else { "32M" };
             kdl += &format!(
-                "container \"{n}\" {{\n  rootfs \"host\"\n  stop-timeout \"1s\"\n  limits {{\n    memory \"{memory}\"\n  }}\n  exec \"/bin/busybox\" \"sleep\" \"1000\"\n}}\n"
+                "container \"{n}\" {{\n  rootfs \"host\"\n  stop-signal \"SIGKILL\"\n  limits {{\n    memory \"{memory}\"\n  }}\n  exec \"/bin/busybox\" \"sleep\" \"1000\"\n}}\n"
             );
         }
         kdl + &format!(
@@ -566,38 +568,49 @@ fn reboot_by_busybox_systemd_signal_and_berth_then_sigpwr_powers_off() {
     out.expect_clean_disk();
 }
 
-/// Power-off and halt, each its own boot of one image: busybox `poweroff` (SIGUSR2),
-/// systemd's SIGRTMIN+4 (poweroff); busybox `halt` (SIGUSR1), systemd's SIGRTMIN+3
-/// (halt) and `berth halt` over the control socket (the CPU stops, qemu stays: the test
-/// ends it).
+/// Power-off and halt, each its own boot of one image (at the same time): busybox
+/// `poweroff` (SIGUSR2), systemd's SIGRTMIN+4 (poweroff); busybox `halt` (SIGUSR1),
+/// systemd's SIGRTMIN+3 (halt) and `berth halt` over the control socket (the CPU stops,
+/// qemu stays: the test ends it).
 #[test]
 fn poweroff_and_halt_by_busybox_systemd_signals_and_berth() {
     let Some(k) = kernel() else { return };
     let mut s = Scenario::new("power-off-halt", &power_host(false));
     s.append = "berth.test-shell=1".into();
-    let mut image = build(&k, &s);
-    for (command, verb) in [
+    let image = build(&k, &s);
+    let cases = [
         ("busybox poweroff", "poweroff"),
         ("busybox kill -38 1", "poweroff"),
         ("busybox halt", "halt"),
         ("busybox kill -37 1", "halt"),
         ("berth halt", "halt"),
-    ] {
-        let last = if verb == "halt" {
-            "reboot: System halted"
-        } else {
-            "reboot: Power down"
-        };
-        s.actions = vec![at_console(command)];
-        if verb == "halt" {
-            s.actions.push(Action::Quit {
-                wait_for: last.into(),
-            });
+    ];
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = cases
+            .iter()
+            .map(|&(command, verb)| {
+                let last = if verb == "halt" {
+                    "reboot: System halted"
+                } else {
+                    "reboot: Power down"
+                };
+                let mut s = s.clone();
+                s.actions = vec![at_console(command)];
+                if verb == "halt" {
+                    s.actions.push(Action::Quit {
+                        wait_for: last.into(),
+                    });
+                }
+                let image = &image;
+                (command, verb, last, scope.spawn(move || image.boot(&s)))
+            })
+            .collect();
+        for (command, verb, last, run) in runs {
+            let out = run.join().expect("boot thread");
+            let want = clean_stop(verb, last);
+            out.expect_in_order(&want.iter().map(String::as_str).collect::<Vec<_>>());
+            assert!(out.exited, "{command}: qemu ended");
+            out.expect_not("killed by SIGKILL");
         }
-        let out = image.boot(&s);
-        let want = clean_stop(verb, last);
-        out.expect_in_order(&want.iter().map(String::as_str).collect::<Vec<_>>());
-        assert!(out.exited, "{command}: qemu ended");
-        out.expect_not("killed by SIGKILL");
-    }
+    });
 }
