@@ -5,7 +5,13 @@
 //!
 //! The kernel (Debian bookworm's linux-image-6.1.*-amd64, fetched with `apt-get
 //! download` and unpacked with `dpkg -x`, modules indexed with `depmod -b`) is prepared
-//! once under `target/vmtests/kernel` and shared by every scenario and every run.
+//! once under `target/vmtests/kernel` and shared by every scenario and every run; qemu
+//! boots it unpacked from its bzImage (through its PVH entry), which under software
+//! emulation saves the kernel's own decompression, most of a boot's time.
+//!
+//! An [`Image`] is built once and booted as often as a scenario needs, keeping its state
+//! disk (`Scenario::reboot`: the guest's reboots restart it in the same qemu; another
+//! [`Image::boot`]: the machine switched on again, e.g. with another command line).
 //! Under CI=true a missing qemu, kernel or tool fails the test; elsewhere it is skipped
 //! with a message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
