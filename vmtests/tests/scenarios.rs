@@ -484,7 +484,8 @@ fn switch_of_one_memory_limit_in_a_20_container_host_is_one_live_step() {
 
 /// A host for the power tests: a shell on the console once everything is ready
 /// (`berth.test-shell=1`, in PID 1's namespaces, as an admin at the console would have)
-/// and a container that says on the console when it was stopped with SIGTERM.
+/// and a container that says on the console when it was stopped with SIGTERM (and only
+/// then exits 0).
 fn power_host(disk: bool) -> String {
     format!(
         r#"host "vm" {{
@@ -494,7 +495,7 @@ container "svc" {{
   rootfs "host"
   stop-timeout "5s"
   mount "/dev/console" "/dev/console"
-  exec "/bin/busybox" "sh" "-c" "trap 'echo SVC-TERM > /dev/console; exit 0' TERM; sleep 1000 & wait"
+  exec "/bin/busybox" "sh" "-c" "exec >/dev/console 2>&1; trap 'echo SVC-TERM; exit 0' TERM; sleep 1000 & wait"
 }}
 "#,
         if disk {
@@ -509,7 +510,8 @@ const SHELL_READY: &str = "test: console shell";
 
 /// `command` typed at the console shell once it is up, in place of the shell (an
 /// interactive shell ignores SIGTERM, so it would hold the shutdown for its grace
-/// period).
+/// period). The test shell has no controlling terminal, so its end does not hang the
+/// console up under the lines still to come.
 fn at_console(command: &str) -> Action {
     Action::Type {
         wait_for: SHELL_READY.into(),
@@ -548,9 +550,9 @@ fn reboot_by_busybox_systemd_signal_and_berth_then_sigpwr_powers_off() {
     // glibc's SIGRTMIN is 34, so systemd's SIGRTMIN+5 (reboot) is 39.
     for command in [
         "busybox reboot",
-        "kill -39 1",
+        "busybox kill -39 1",
         "berth reboot",
-        "kill -PWR 1",
+        "busybox kill -PWR 1",
     ] {
         s.actions.push(at_console(command));
     }

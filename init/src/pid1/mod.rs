@@ -18,7 +18,8 @@
 //! - `berth.test-shell=1`: TEST-ONLY switch used by vmtests/: once every container is
 //!   ready, start the host's `rescue-shell` on the console, in PID 1's namespaces, so a
 //!   test can type what an admin at the console would (`busybox reboot`, `kill -PWR 1`,
-//!   `berth halt`). PID 1 reaps it like any orphan; shutdown stops it with the rest.
+//!   `berth halt`); without a controlling terminal, so its end does not hang the console
+//!   up. PID 1 reaps it like any orphan; shutdown stops it with the rest.
 //! - `BERTH_TEST_CRASH_AT_STEP=K` (the kernel passes it into PID 1's environment):
 //!   TEST-ONLY, as for `berth up`: a switch crashes after K steps; in PID 1 a panic, so
 //!   the machine reboots mid-switch and the next boot resolves the journal.
@@ -363,7 +364,7 @@ fn boot_host(file: &Path, last_built: &Machine, test_panic: Option<&str>) -> Res
             make_orphans(orphans);
         }
         if let Some(argv) = &test_shell {
-            match rescue::spawn_shell(argv) {
+            match rescue::spawn_shell(argv, false) {
                 Ok(pid) => log(&format!("test: console shell {argv:?} started (pid {pid})")),
                 Err(e) => log(&format!(
                     "test: cannot start the console shell {argv:?}: {e}"
