@@ -50,7 +50,9 @@ fn dir(name: &str) -> PathBuf {
 }
 
 /// Saves `text` as an editor does: a temporary file in the same directory, renamed
-/// over the old one.
+/// over the old one. (Watched edits are saved this way so berth never reads a
+/// half-written file: a host file truncated to nothing is a valid empty host. A plain
+/// write is seen too: see the unit tests of init/src/watch.rs.)
 fn editor_save(path: &Path, text: &str) {
     let tmp = path.with_file_name(format!(
         ".{}.swp",
@@ -154,7 +156,7 @@ fn watch_switches_valid_edits_and_refuses_invalid_ones() {
     assert_eq!(b.current()["number"], 1);
 
     // 1. A memory limit, written in place: one live change, every pid unchanged.
-    std::fs::write(&file, host("128M", &["more.kdl"], "")).unwrap();
+    editor_save(&file, &host("128M", &["more.kdl"], ""));
     let g = wait_generation(&b, 2);
     assert_eq!(g["reason"], "watch", "{g}");
     wait_until("a changed in place", &b, || {
@@ -171,8 +173,12 @@ fn watch_switches_valid_edits_and_refuses_invalid_ones() {
     // touched.
     let bad = host("lots", &["more.kdl"], "");
     let line = bad.lines().position(|l| l.contains("lots")).unwrap() + 1;
-    std::fs::write(&file, &bad).unwrap();
-    wait_until("the refusal", &b, || !rejected(&b).is_null());
+    editor_save(&file, &bad);
+    wait_until("the refusal", &b, || {
+        rejected(&b)["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("lots"))
+    });
     let r = rejected(&b);
     let message = r["message"].as_str().unwrap();
     let at = format!("host.kdl:{line}:");
@@ -218,7 +224,7 @@ fn watch_switches_valid_edits_and_refuses_invalid_ones() {
     }
 
     // 4. An edit of the import: c restarts with its new environment, a and b keep theirs.
-    std::fs::write(d.join("more.kdl"), more("2")).unwrap();
+    editor_save(&d.join("more.kdl"), &more("2"));
     wait_generation(&b, 4);
     wait_until("c running again", &b, || {
         b.container("c")["pid"]
@@ -233,7 +239,7 @@ fn watch_switches_valid_edits_and_refuses_invalid_ones() {
     // added it on.
     std::fs::create_dir_all(d.join("sub")).unwrap();
     std::fs::write(d.join("sub/extra.kdl"), container("e", "")).unwrap();
-    std::fs::write(&file, host("256M", &["more.kdl", "sub/extra.kdl"], "")).unwrap();
+    editor_save(&file, &host("256M", &["more.kdl", "sub/extra.kdl"], ""));
     wait_generation(&b, 5);
     wait_until("e running", &b, || running(&b) == 4);
     editor_save(
@@ -244,12 +250,21 @@ fn watch_switches_valid_edits_and_refuses_invalid_ones() {
     let now = b.pids();
     assert_eq!((now["a"], now["b"]), (pids["a"], pids["b"]));
 
+    // A host file caught empty (written in place: truncated, then written) is not taken
+    // for an empty host: nothing stops.
+    std::fs::write(&file, "").unwrap();
+    wait_until("the empty file noticed", &b, || {
+        b.own_log().contains("is empty (being written?)")
+    });
+    assert_eq!(b.current()["number"], 6);
+    assert_eq!(running(&b), 4);
+    assert!(rejected(&b).is_null());
+
     // A save that changes nothing evaluated (a comment): no new generation.
-    std::fs::write(
+    editor_save(
         &file,
-        host("256M", &["more.kdl", "sub/extra.kdl"], "") + "// a comment\n",
-    )
-    .unwrap();
+        &(host("256M", &["more.kdl", "sub/extra.kdl"], "") + "// a comment\n"),
+    );
     wait_until("the no-op read", &b, || {
         b.own_log()
             .contains("is what runs (generation 6); nothing to do")
@@ -321,16 +336,16 @@ fn the_host_watch_option_turns_watching_on_and_off() {
     let pids = b.pids();
 
     // Watched by the option alone.
-    std::fs::write(&file, host("128M", &[], on)).unwrap();
+    editor_save(&file, &host("128M", &[], on));
     assert_eq!(wait_generation(&b, 2)["reason"], "watch");
 
     // Turned off by an edit (applied: the option is live), then edits wait for SIGHUP.
-    std::fs::write(&file, host("128M", &[], "")).unwrap();
+    editor_save(&file, &host("128M", &[], ""));
     wait_generation(&b, 3);
     wait_until("watching off", &b, || {
         b.own_log().contains("no longer watching")
     });
-    std::fs::write(&file, host("256M", &[], "")).unwrap();
+    editor_save(&file, &host("256M", &[], ""));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(b.current()["number"], 3);
     // SAFETY: signalling the berth process this test started.

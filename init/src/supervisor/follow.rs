@@ -166,6 +166,21 @@ impl Supervisor {
             return;
         }
         let file = f.file.clone();
+        // A file being written in place (truncated, then written) is empty for a
+        // moment, and an empty host file or import is valid: it would stop every
+        // container it had. Watching waits for the next change; SIGHUP reads it.
+        if trigger == "watch"
+            && let Some(empty) = f
+                .files
+                .iter()
+                .find(|p| std::fs::metadata(p).is_ok_and(|m| m.len() == 0))
+        {
+            eprintln!(
+                "berth: watch: {} is empty (being written?); waiting for its next change (SIGHUP or `berth switch` applies it as it is)",
+                empty.display()
+            );
+            return;
+        }
         let gens = Generations::new(&self.setup.state_dir);
         let current = gens.current();
         let result = berth_modules::evaluate(&berth_config::FsSource, &file);
