@@ -1,5 +1,6 @@
 //! The supervisor: one thread, one epoll loop over a signalfd, the containers' log
-//! pipes and notify sockets, and the control socket. Deadlines (restart delays, stop
+//! pipes and notify sockets, the control socket, and the inotify fd of the host files
+//! when watching ([`follow`]). Deadlines (restart delays, stop
 //! timeouts, health checks, watchdogs) become the epoll timeout, so an idle host makes
 //! no wake-ups at all.
 //!
