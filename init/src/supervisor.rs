@@ -1,6 +1,6 @@
 //! The supervisor: one thread, one epoll loop over a signalfd, the containers' log
 //! pipes and notify sockets, the control socket, and the inotify fd of the host files
-//! when watching ([`follow`]). Deadlines (restart delays, stop
+//! when watching (`supervisor/follow.rs`). Deadlines (restart delays, stop
 //! timeouts, health checks, watchdogs) become the epoll timeout, so an idle host makes
 //! no wake-ups at all.
 //!
