@@ -287,6 +287,12 @@ fn boot_host(file: &Path, last_built: &Machine, test_panic: Option<&str>) -> Res
     // What starts, the same way `berth up` decides; an interrupted or unconfirmed switch
     // is resolved here.
     let gens = Generations::new(&lock.dir);
+    // What the host file's read loaded: the files to watch (only itself when it does
+    // not evaluate, so fixing it is seen).
+    let files = file_ev.as_ref().map_or_else(
+        || vec![file.to_path_buf()],
+        |ev| crate::watch::files_of(file, &ev.tree.sources),
+    );
     let start = match file_ev {
         Some(ev) => Ok(gens.start(file, ev, "boot")),
         None => gens.start_last_good(),
@@ -352,6 +358,9 @@ fn boot_host(file: &Path, last_built: &Machine, test_panic: Option<&str>) -> Res
         net,
     };
     let mut sup = Supervisor::new(setup, specs).map_err(|e| e.to_string())?;
+    // SIGHUP reads the host file again, and `host { watch #true }` watches it (a host
+    // file on a writable file system, or edited in the running image).
+    sup.follow(file, files, false, crate::supervisor::host_watch(&ev));
     let panic_when_ready = test_panic == Some("ready");
     let orphans: u32 = cmdline("test-orphans")
         .and_then(|n| n.parse().ok())
