@@ -241,6 +241,12 @@ pub fn write_evaluation_json(eval: &Evaluation, w: &mut dyn std::io::Write) -> s
 
 const FLUSH_AT: usize = 1 << 16;
 
+/// From this many nodes of a kind on, their JSON is rendered on two threads.
+const PARALLEL_MIN: usize = 2048;
+
+/// Nodes per chunk when rendering on two threads (about 256 KiB of JSON).
+const CHUNK: usize = 256;
+
 /// The output buffer and where it goes.
 struct JsonOut<'w> {
     buf: Vec<u8>,
@@ -270,17 +276,97 @@ impl JsonOut<'_> {
         let end = eval.nodes.partition_point(|n| n.id.kind <= kind);
         let nodes = &eval.nodes[start..end];
         self.buf.push(b'{');
-        for (k, n) in nodes.iter().enumerate() {
-            if k > 0 {
-                self.buf.push(b',');
+        if nodes.len() >= PARALLEL_MIN {
+            self.entries_parallel(nodes)?;
+        } else {
+            for (k, n) in nodes.iter().enumerate() {
+                self.entry(n, k > 0);
+                self.flush_some()?;
             }
-            json_str(&mut self.buf, &n.id.name);
-            self.buf.push(b':');
-            self.node(n);
-            self.flush_some()?;
         }
         self.buf.push(b'}');
         Ok(())
+    }
+
+    /// `"NAME":{…}` of one node, after a comma unless it is the first.
+    fn entry(&mut self, n: &Node, comma: bool) {
+        if comma {
+            self.buf.push(b',');
+        }
+        json_str(&mut self.buf, &n.id.name);
+        self.buf.push(b':');
+        self.node(n);
+    }
+
+    /// The entries of many nodes, in chunks: the odd chunks rendered on another thread
+    /// while this one renders and writes the even ones, then writes each odd chunk in
+    /// its turn. The output is the same bytes as one pass; the other thread is at most
+    /// two chunks ahead, and its buffers come back for reuse.
+    fn entries_parallel(&mut self, nodes: &[Node]) -> std::io::Result<()> {
+        let chunks: Vec<&[Node]> = nodes.chunks(CHUNK).collect();
+        let chunks = &chunks;
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+        let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::scope(|s| {
+            let worker = std::thread::Builder::new().spawn_scoped(s, move || {
+                let mut sink = std::io::sink();
+                let mut r = JsonOut {
+                    buf: Vec::new(),
+                    scratch: Vec::new(),
+                    w: &mut sink,
+                };
+                for chunk in chunks.iter().skip(1).step_by(2) {
+                    r.buf = empty_rx.try_recv().unwrap_or_default();
+                    r.buf.clear();
+                    for n in *chunk {
+                        r.entry(n, true);
+                    }
+                    // Fails when this thread's output is no longer wanted.
+                    if full_tx.send(std::mem::take(&mut r.buf)).is_err() {
+                        return;
+                    }
+                }
+            });
+            let Ok(worker) = worker else {
+                // No thread: one pass.
+                for (k, n) in nodes.iter().enumerate() {
+                    self.entry(n, k > 0);
+                    self.flush_some()?;
+                }
+                return Ok(());
+            };
+            // Takes the receiving ends, so that they are gone (and the worker stops)
+            // when this returns, also on an error.
+            let write_in_turn = |out: &mut Self,
+                                 full_rx: std::sync::mpsc::Receiver<Vec<u8>>,
+                                 empty_tx: std::sync::mpsc::Sender<Vec<u8>>|
+             -> std::io::Result<bool> {
+                for (c, chunk) in chunks.iter().enumerate() {
+                    if c % 2 == 0 {
+                        for (k, n) in chunk.iter().enumerate() {
+                            out.entry(n, c > 0 || k > 0);
+                            out.flush_some()?;
+                        }
+                        continue;
+                    }
+                    let Ok(part) = full_rx.recv() else {
+                        return Ok(false);
+                    };
+                    out.write_all()?;
+                    out.w.write_all(&part)?;
+                    // The worker may be done; then the buffer is simply dropped.
+                    let _ = empty_tx.send(part);
+                }
+                Ok(true)
+            };
+            let complete = write_in_turn(self, full_rx, empty_tx)?;
+            match worker.join() {
+                Err(panic) => std::panic::resume_unwind(panic),
+                // The worker stops early only by a panic.
+                Ok(()) if !complete => Err(std::io::Error::other("JSON worker stopped")),
+                Ok(()) => Ok(()),
+            }
+        })
     }
 
     fn node(&mut self, n: &Node) {
