@@ -388,7 +388,13 @@ impl<'a> Expander<'a, '_> {
         };
         // Taken by the thread, or by this one if no thread can be started.
         let second = std::sync::Mutex::new(Some(second));
-        let take = || second.lock().ok().and_then(|mut s| s.take()).unwrap_or_default();
+        let take = || {
+            second
+                .lock()
+                .ok()
+                .and_then(|mut s| s.take())
+                .unwrap_or_default()
+        };
         std::thread::scope(|s| {
             let other = std::thread::Builder::new().spawn_scoped(s, || run(take()));
             let a = run(first);
@@ -1133,7 +1139,10 @@ mod tests {
             match i % 7 {
                 0 => host.push_str(&format!("svc n=\"m{i}\"\n")),
                 1 => host.push_str(&format!("contianer \"typo{i}\"\n")),
-                2 => host.push_str(&format!("container \"c{}\" {{ (force)exec \"b\" }}\n", i / 2)),
+                2 => host.push_str(&format!(
+                    "container \"c{}\" {{ (force)exec \"b\" }}\n",
+                    i / 2
+                )),
                 3 => host.push_str("network { }\nhost \"h\" { (what)x 1 }\n"),
                 4 => host.push_str(&format!("svc n=\"c{i}\" extra=1\n")),
                 _ => {}
@@ -1144,8 +1153,14 @@ mod tests {
         let two = load_split(&source, Path::new("host.kdl"), &KINDS, 2);
         assert!(one.0.instances.len() > 10);
         assert!(one.1.len() > 100);
-        assert_eq!(format!("{:?}", one.0.entities), format!("{:?}", two.0.entities));
-        assert_eq!(format!("{:?}", one.0.instances), format!("{:?}", two.0.instances));
+        assert_eq!(
+            format!("{:?}", one.0.entities),
+            format!("{:?}", two.0.entities)
+        );
+        assert_eq!(
+            format!("{:?}", one.0.instances),
+            format!("{:?}", two.0.instances)
+        );
         assert_eq!(format!("{:?}", one.1), format!("{:?}", two.1));
     }
 }

@@ -1920,7 +1920,9 @@ mod tests {
         text.push_str(middle);
         let end = text.len() + first;
         while text.len() < end {
-            text.push_str(&format!("network \"n{i}\" {{\n    subnet 1 2 =3\n}}\nvolume \"v{i}\" {{\n}}\n"));
+            text.push_str(&format!(
+                "network \"n{i}\" {{\n    subnet 1 2 =3\n}}\nvolume \"v{i}\" {{\n}}\n"
+            ));
             i += 1;
         }
         text
@@ -1932,7 +1934,10 @@ mod tests {
             "",
             // The guessed split points are inside a string and a comment: the second
             // half's parse must be dropped.
-            &format!("x #\"\"\"\n{}\"\"\"#\n", "}\ncontainer \"fake\" {\n".repeat(20_000)),
+            &format!(
+                "x #\"\"\"\n{}\"\"\"#\n",
+                "}\ncontainer \"fake\" {\n".repeat(20_000)
+            ),
             &format!("/*\n{}*/\n", "}\ncontainer \"fake\" {\n".repeat(20_000)),
             &format!("x \"\"\"\n{}\"\"\"\n", "}\nbad\u{0}\n".repeat(20_000)),
         ] {
