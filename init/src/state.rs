@@ -45,13 +45,23 @@ impl StateLock {
             .write(true)
             .open(&path)
             .map_err(io)?;
-        if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+        // A berth killed a moment ago can leave the lock held for a little while by a
+        // container it had just cloned: the child shares the open file description until
+        // it closes its descriptors before exec. When the recorded holder is gone, wait
+        // for that to pass (bounded) instead of refusing to start.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
             let mut pid = String::new();
+            file.rewind().map_err(io)?;
             let _ = file.read_to_string(&mut pid);
-            return Err(StateError::Locked {
-                dir: dir.to_path_buf(),
-                pid: pid.trim().to_string(),
-            });
+            let pid = pid.trim().to_string();
+            if holder_alive(&pid) || std::time::Instant::now() >= deadline {
+                return Err(StateError::Locked {
+                    dir: dir.to_path_buf(),
+                    pid,
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
@@ -67,6 +77,19 @@ impl StateLock {
     }
     pub fn run(&self) -> PathBuf {
         self.dir.join("run")
+    }
+}
+
+/// Whether the process whose pid the lock file records still exists (an unreadable
+/// record counts as alive: refuse rather than guess).
+fn holder_alive(pid: &str) -> bool {
+    match pid.parse::<i32>() {
+        Ok(pid) if pid > 0 => {
+            // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+            let ret = unsafe { libc::kill(pid, 0) };
+            ret == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+        }
+        _ => true,
     }
 }
 
@@ -128,5 +151,47 @@ pub fn cgroup_name(state_dir: &Path) -> String {
     } else {
         let h = blake3::hash(state_dir.as_os_str().as_encoded_bytes());
         format!("berth-{}", &h.to_hex()[..12])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// Holds the lock of `dir` through a second open file description, as a freshly
+    /// cloned child of a killed berth does, with `pid` recorded as its holder.
+    fn hold(dir: &Path, pid: &str) -> File {
+        std::fs::write(dir.join("lock"), pid).unwrap();
+        let f = File::open(dir.join("lock")).unwrap();
+        flock(&f, FlockOperation::NonBlockingLockExclusive).unwrap();
+        f
+    }
+
+    #[test]
+    fn a_lock_held_for_a_dead_berth_is_waited_for_a_live_one_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A pid that cannot exist (above pid_max's ceiling of 2^22).
+        let held = hold(tmp.path(), "4194305");
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(held);
+        });
+        let lock = StateLock::acquire(tmp.path()).expect("acquired once released");
+        release.join().unwrap();
+        let recorded = std::fs::read_to_string(tmp.path().join("lock")).unwrap();
+        assert_eq!(recorded, std::process::id().to_string());
+        drop(lock);
+
+        let _held = hold(tmp.path(), &std::process::id().to_string());
+        let start = std::time::Instant::now();
+        match StateLock::acquire(tmp.path()) {
+            Err(StateError::Locked { pid, .. }) => {
+                assert_eq!(pid, std::process::id().to_string())
+            }
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        // Refused at once, not after the wait meant for a dead holder.
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
     }
 }

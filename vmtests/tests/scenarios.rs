@@ -326,3 +326,72 @@ fn berth_vm_builds_and_boots_with_the_console_on_its_output() {
         );
     }
 }
+
+/// `host { watch #true }` under PID 1: an editor-style save of the host file (write a
+/// temporary file, rename it over) that raises one container's memory limit is
+/// switched to in place — memory.max holds the new value, no pid changes — and an
+/// invalid save is refused (`berth status` shows it, nothing restarts).
+#[test]
+fn a_watched_host_file_edit_is_applied_in_place_and_an_invalid_one_refused() {
+    let Some(k) = kernel() else { return };
+    // The script names the limits through variables, so editing them in the host file
+    // leaves the editing container's own definition (this script) unchanged.
+    let script = "pids() { berth status | awk '$1==\"limited\"||$1==\"sleeper\"{print $1 $3 $5}' | tr '\\n' ' '; }; \
+        save() { sed \"s/\\\"$1\\\"/\\\"$2\\\"/\" /cfg/host.kdl > /cfg/.host.kdl.tmp && mv /cfg/.host.kdl.tmp /cfg/host.kdl; }; \
+        max() { cat /host/cgroup/berth/limited/memory.max; }; \
+        before=$(pids); a=16; b=48; save ${a}M ${b}M; \
+        i=0; while [ $i -lt 100 ] && [ \"$(max)\" != 50331648 ]; do sleep 0.1; i=$((i+1)); done; \
+        after=$(pids); same=0; [ \"$before\" = \"$after\" ] && same=1; \
+        echo CHECK-WATCH memory.max=$(max) same=$same; \
+        save ${b}M lots; \
+        i=0; while [ $i -lt 100 ] && ! berth status | grep -q 'REFUSED HOST FILE'; do sleep 0.1; i=$((i+1)); done; \
+        berth status | grep -q 'REFUSED HOST FILE' && echo CHECK-REFUSED; \
+        after=$(pids); same=0; [ \"$before\" = \"$after\" ] && same=1; \
+        echo CHECK-UNTOUCHED kept=$(max) untouched=$same; berth poweroff";
+    let kdl = format!(
+        r##"host "vm" {{
+  watch #true
+}}
+container "limited" {{
+  rootfs "host"
+  stop-timeout "1s"
+  limits {{
+    memory "16M"
+  }}
+  exec "/bin/busybox" "sleep" "1000"
+}}
+{SLEEPER}
+container "editor" {{
+{CHECK_CONTAINER_MOUNTS}  mount "/etc/berth" "/cfg"
+  after "limited" "sleeper"
+  exec "/bin/busybox" "sh" "-c" #"exec >/dev/console 2>&1; {script}"#
+}}
+"##
+    );
+    let out = boot(&k, &Scenario::new("watch", &kdl));
+    out.expect(&[
+        "berth: watching /etc/berth/host.kdl",
+        "CHECK-WATCH",
+        "watch: switched to generation",
+        "CHECK-REFUSED",
+        "watch: refused /etc/berth/host.kdl",
+        "CHECK-UNTOUCHED",
+        "reboot: Power down",
+    ]);
+    assert_eq!(
+        berth_vmtests::number(&out.console, "memory.max"),
+        Some(48 << 20),
+        "memory.max after the watched edit"
+    );
+    assert_eq!(
+        berth_vmtests::number(&out.console, "same"),
+        Some(1),
+        "no pid changed"
+    );
+    assert_eq!(berth_vmtests::number(&out.console, "kept"), Some(48 << 20));
+    assert_eq!(
+        berth_vmtests::number(&out.console, "untouched"),
+        Some(1),
+        "the refused edit restarted nothing"
+    );
+}

@@ -327,6 +327,10 @@ fn boot_host(file: &Path, test_panic: Option<&str>) -> Result<Power, String> {
         net,
     };
     let mut sup = Supervisor::new(setup, specs).map_err(|e| e.to_string())?;
+    // SIGHUP reads the host file again, and `host { watch #true }` watches it (a host
+    // file on a writable file system, or edited in the running image).
+    let files = crate::watch::files_of(file, &ev.tree.sources);
+    sup.follow(file, files, false, crate::supervisor::host_watch(&ev));
     let panic_when_ready = test_panic == Some("ready");
     let orphans: u32 = cmdline("test-orphans")
         .and_then(|n| n.parse().ok())
