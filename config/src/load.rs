@@ -36,6 +36,16 @@ const MAX_MODULE_DEPTH: usize = 32;
 /// Loads `root` and everything it imports. The tree is as complete as the errors allow;
 /// the caller decides what to do with it when there are errors.
 pub fn load(source: &dyn Source, root: &Path, kinds: &[KindSpec]) -> (Tree, Vec<Diagnostic>) {
+    load_split(source, root, kinds, PARALLEL_MIN)
+}
+
+/// [`load`], expanding on two threads from `parallel_min` top-level nodes on.
+fn load_split(
+    source: &dyn Source,
+    root: &Path,
+    kinds: &[KindSpec],
+    parallel_min: usize,
+) -> (Tree, Vec<Diagnostic>) {
     let mut files = Files {
         source,
         sources: SourceMap::default(),
@@ -82,15 +92,43 @@ pub fn load(source: &dyn Source, root: &Path, kinds: &[KindSpec]) -> (Tree, Vec<
         modules: HashMap::new(),
         paths: FastSet::default(),
         scratch: String::new(),
+        pending: None,
     };
     ex.collect_modules(&module_nodes);
-    for (file, i) in rest {
-        if let Some(node) = slots[file.0 as usize][i].take() {
+    let mut nodes: Vec<(FileId, Node)> = rest
+        .into_iter()
+        .filter_map(|(file, i)| slots[file.0 as usize][i].take().map(|n| (file, n)))
+        .collect();
+    if nodes.len() >= parallel_min {
+        let second = nodes.split_off(nodes.len() / 2);
+        let (a, b) = ex.expand_halves(nodes, second);
+        ex.apply(a);
+        ex.apply(b);
+    } else {
+        for (file, node) in nodes {
             ex.top_node(file, &node, &Ctx::host());
         }
     }
     let diags = ex.diags;
     (tree, diags)
+}
+
+/// From this many top-level nodes on, they are expanded in two halves on two threads.
+const PARALLEL_MIN: usize = 2048;
+
+/// What expanding one top-level node on a helper thread produced, applied to the tree
+/// in node order afterwards ([`Expander::apply`]), so the tree and the diagnostics come
+/// out as from one pass.
+enum Expanded {
+    Entity {
+        kind: &'static str,
+        name: String,
+        decl: Origin,
+        defs: Vec<OptionDef>,
+    },
+    Diagnostics(Vec<Diagnostic>),
+    /// A module instance: expanded on the calling thread, which owns the instances.
+    Instance(FileId, Node),
 }
 
 /// A file being loaded: its identity, id, and the import node that led to it (none for
@@ -258,6 +296,7 @@ fn import_target(file: FileId, node: &Node) -> Result<(String, Span), Diagnostic
 }
 
 /// A `module "name" { param …; body }` definition.
+#[derive(Clone)]
 struct ModuleDef<'a> {
     file: FileId,
     name_span: Span,
@@ -265,6 +304,7 @@ struct ModuleDef<'a> {
     body: Vec<&'a Node>,
 }
 
+#[derive(Clone)]
 struct ParamDef<'a> {
     name: &'a str,
     default: Option<&'a Entry>,
@@ -302,11 +342,91 @@ struct Expander<'a, 't> {
     paths: FastSet<Arc<str>>,
     /// For building paths before interning them.
     scratch: String,
+    /// On a helper thread: entities go here instead of into the tree.
+    pending: Option<Vec<Expanded>>,
 }
 
 impl<'a> Expander<'a, '_> {
     fn err(&mut self, d: Diagnostic) {
         self.diags.push(d);
+    }
+
+    /// Expands two lists of top-level host nodes at once, on this thread and another,
+    /// each into a list of [`Expanded`] in node order.
+    fn expand_halves(
+        &self,
+        first: Vec<(FileId, Node)>,
+        second: Vec<(FileId, Node)>,
+    ) -> (Vec<Expanded>, Vec<Expanded>) {
+        let run = |nodes: Vec<(FileId, Node)>| {
+            let mut tree = Tree::default();
+            let mut ex = Expander {
+                tree: &mut tree,
+                diags: Vec::new(),
+                kinds: self.kinds,
+                modules: self.modules.clone(),
+                paths: self.paths.clone(),
+                scratch: String::new(),
+                pending: Some(Vec::with_capacity(nodes.len())),
+            };
+            for (file, node) in nodes {
+                let name = node.name.value.as_str();
+                if !self.kinds.iter().any(|k| k.name == name) && self.modules.contains_key(name) {
+                    if let Some(p) = &mut ex.pending {
+                        p.push(Expanded::Instance(file, node));
+                    }
+                    continue;
+                }
+                ex.top_node(file, &node, &Ctx::host());
+                if !ex.diags.is_empty()
+                    && let Some(p) = &mut ex.pending
+                {
+                    p.push(Expanded::Diagnostics(std::mem::take(&mut ex.diags)));
+                }
+            }
+            ex.pending.take().unwrap_or_default()
+        };
+        // Taken by the thread, or by this one if no thread can be started.
+        let second = std::sync::Mutex::new(Some(second));
+        let take = || {
+            second
+                .lock()
+                .ok()
+                .and_then(|mut s| s.take())
+                .unwrap_or_default()
+        };
+        std::thread::scope(|s| {
+            let other = std::thread::Builder::new().spawn_scoped(s, || run(take()));
+            let a = run(first);
+            let b = match other {
+                Ok(handle) => match handle.join() {
+                    Ok(b) => b,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                Err(_) => run(take()),
+            };
+            (a, b)
+        })
+    }
+
+    /// Puts what a helper thread expanded into the tree, in order.
+    fn apply(&mut self, expanded: Vec<Expanded>) {
+        for e in expanded {
+            match e {
+                Expanded::Entity {
+                    kind,
+                    name,
+                    decl,
+                    defs,
+                } => {
+                    let ent = self.tree.entity_mut(kind, &name);
+                    ent.decls.push(decl);
+                    ent.options.extend(defs);
+                }
+                Expanded::Diagnostics(d) => self.diags.extend(d),
+                Expanded::Instance(file, node) => self.top_node(file, &node, &Ctx::host()),
+            }
+        }
     }
 
     /// The shared copy of an option path: a large host has a few dozen distinct paths
@@ -648,6 +768,18 @@ impl<'a> Expander<'a, '_> {
         if let Some(children) = &node.children {
             self.flatten(file, children, "", ctx, &mut defs);
         }
+        if let Some(p) = &mut self.pending {
+            if !self.diags.is_empty() {
+                p.push(Expanded::Diagnostics(std::mem::take(&mut self.diags)));
+            }
+            p.push(Expanded::Entity {
+                kind: kind.name,
+                name: name.0,
+                decl: name.1,
+                defs,
+            });
+            return;
+        }
         let ent = self.tree.entity_mut(kind.name, &name.0);
         ent.decls.push(name.1);
         ent.options.extend(defs);
@@ -969,5 +1101,66 @@ impl<'a> Expander<'a, '_> {
         for n in body {
             self.top_node(mfile, n, &inner);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemSource;
+
+    const KINDS: [KindSpec; 3] = [
+        KindSpec {
+            name: "host",
+            naming: Naming::Singleton,
+        },
+        KindSpec {
+            name: "container",
+            naming: Naming::Named,
+        },
+        KindSpec {
+            name: "network",
+            naming: Naming::Named,
+        },
+    ];
+
+    /// Expanding on two threads gives the tree and diagnostics of one pass: entities in
+    /// the same order with the same definitions, module instances numbered alike, the
+    /// same errors in the same order.
+    #[test]
+    fn expansion_in_two_halves_equals_one_pass() {
+        let mut host = String::from(
+            "module \"svc\" {\n    param \"n\"\n    container \"{n}\" { exec \"/bin/{n}\"; x (bad)1 }\n}\n",
+        );
+        for i in 0..300 {
+            host.push_str(&format!(
+                "container \"c{i}\" {{ exec \"a\" \"{i}\"; limits {{ memory \"{i}M\" }} }}\n"
+            ));
+            match i % 7 {
+                0 => host.push_str(&format!("svc n=\"m{i}\"\n")),
+                1 => host.push_str(&format!("contianer \"typo{i}\"\n")),
+                2 => host.push_str(&format!(
+                    "container \"c{}\" {{ (force)exec \"b\" }}\n",
+                    i / 2
+                )),
+                3 => host.push_str("network { }\nhost \"h\" { (what)x 1 }\n"),
+                4 => host.push_str(&format!("svc n=\"c{i}\" extra=1\n")),
+                _ => {}
+            }
+        }
+        let source = MemSource::new().with("host.kdl", host);
+        let one = load_split(&source, Path::new("host.kdl"), &KINDS, usize::MAX);
+        let two = load_split(&source, Path::new("host.kdl"), &KINDS, 2);
+        assert!(one.0.instances.len() > 10);
+        assert!(one.1.len() > 100);
+        assert_eq!(
+            format!("{:?}", one.0.entities),
+            format!("{:?}", two.0.entities)
+        );
+        assert_eq!(
+            format!("{:?}", one.0.instances),
+            format!("{:?}", two.0.instances)
+        );
+        assert_eq!(format!("{:?}", one.1), format!("{:?}", two.1));
     }
 }

@@ -459,14 +459,16 @@ impl Generations {
     /// - FILE is new (another file, or its hash changed since berth last read it): FILE
     ///   wins. It is recorded (reason `reason`) and marked current and booted.
     /// - FILE is as berth last read it: the generation marked `booted` starts, which may
-    ///   be a later `berth switch` or `berth rollback`. (When it no longer evaluates,
-    ///   FILE starts, and the report says why.)
+    ///   be a later `berth switch` or `berth rollback`. When it no longer evaluates, the
+    ///   newest generation before it that does (see [`Generations::last_good`]); when
+    ///   none does, FILE; the report says why, with the diagnostics.
     ///
     /// Either way an interrupted switch (the journal) and an unconfirmed one
     /// (`confirm.json`) are resolved and cleared, and the report says how: finished when
     /// what starts is the switch's target, rolled back when it is its origin, superseded
     /// otherwise. A switch still waiting for `berth confirm` is never carried over: its
-    /// generation is not `booted`, so the previous one starts.
+    /// generation is not `booted`, so the previous one starts (its deadline cannot have
+    /// been met by a berth that is no longer running).
     pub fn start(&self, file: &Path, ev: Evaluation, reason: &str) -> Start {
         let mut report = Vec::new();
         let canonical = fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
@@ -478,18 +480,18 @@ impl Generations {
                 false
             }
         };
-        let mut chosen = None;
-        if seen && let Some(b) = self.booted() {
-            match self.evaluate(b) {
-                Ok(Ok(bev)) => chosen = Some((b, bev)),
-                Ok(Err(f)) => report.push(format!(
-                    "warning: generation {b} (booted) no longer evaluates ({} errors); starting {}",
-                    f.diagnostics.len(),
+        let chosen = if seen {
+            let good = self.last_good(&mut report);
+            if good.is_none() && self.booted().is_some() {
+                report.push(format!(
+                    "warning: no generation evaluates any more; starting {}",
                     file.display()
-                )),
-                Err(e) => report.push(format!("warning: {e}; starting {}", file.display())),
+                ));
             }
-        }
+            good
+        } else {
+            None
+        };
         let (generation, evaluation) = match chosen {
             Some((b, bev)) => (Some(b), bev),
             None => match self.record(&ev, file, reason).and_then(|m| {
@@ -508,7 +510,7 @@ impl Generations {
                 "generation {n} ({})",
                 &evaluation.hash.to_hex()[..12]
             ));
-            if let Err(e) = self.resolve(n, file, &hash, &mut report) {
+            if let Err(e) = self.resolve(n, Some((file, &hash)), &mut report) {
                 report.push(format!("warning: {e}"));
             }
         }
@@ -519,13 +521,91 @@ impl Generations {
         }
     }
 
+    /// What a starting berth runs when its host file does not evaluate (PID 1 booting
+    /// an image whose host is broken): the last good generation (see
+    /// [`Generations::last_good`]), with an interrupted or unconfirmed switch resolved
+    /// as [`Generations::start`] does. `Err`: no generation evaluates; the report says
+    /// why.
+    pub fn start_last_good(&self) -> Result<Start, Vec<String>> {
+        let mut report = Vec::new();
+        let Some((n, evaluation)) = self.last_good(&mut report) else {
+            report.push(format!(
+                "no generation in {} evaluates",
+                self.dir().display()
+            ));
+            return Err(report);
+        };
+        report.push(format!(
+            "starting generation {n} ({}), the last good one",
+            &evaluation.hash.to_hex()[..12]
+        ));
+        if let Err(e) = self.resolve(n, None, &mut report) {
+            report.push(format!("warning: {e}"));
+        }
+        Ok(Start {
+            generation: Some(n),
+            evaluation,
+            report,
+        })
+    }
+
+    /// The generation to start from the state dir alone: the one marked `booted`, or,
+    /// when it does not evaluate (damaged, or written by a berth whose schema differs),
+    /// the newest one before it that does. Each one passed over is in the report with
+    /// its diagnostics.
+    pub fn last_good(&self, report: &mut Vec<String>) -> Option<(u64, Evaluation)> {
+        let booted = self.booted();
+        let older: Vec<u64> = match self.list() {
+            Ok(all) => all
+                .iter()
+                .rev()
+                .map(|m| m.number)
+                .filter(|&n| booted.is_none_or(|b| n < b))
+                .collect(),
+            Err(e) => {
+                report.push(format!("warning: {e}"));
+                Vec::new()
+            }
+        };
+        let mut failed_hashes = Vec::new();
+        for n in booted.into_iter().chain(older) {
+            let label = if Some(n) == booted {
+                format!("generation {n} (booted)")
+            } else {
+                format!("generation {n}")
+            };
+            // A generation with the hash of one that failed fails the same way.
+            match self.meta(n) {
+                Ok(m) if failed_hashes.contains(&m.hash) => continue,
+                Ok(m) => failed_hashes.push(m.hash),
+                Err(_) => {}
+            }
+            match self.evaluate(n) {
+                Ok(Ok(ev)) => return Some((n, ev)),
+                Ok(Err(f)) => {
+                    report.push(format!(
+                        "warning: {label} does not evaluate ({} error(s)):",
+                        f.diagnostics.len()
+                    ));
+                    report.push(
+                        berth_config::diag::render_all(&f.diagnostics, &f.tree.sources, false)
+                            .trim_end()
+                            .to_string(),
+                    );
+                }
+                Err(e) => report.push(format!("warning: {label}: {e}")),
+            }
+        }
+        None
+    }
+
     /// Marks `number` current, resolves an interrupted or unconfirmed switch (see
-    /// [`Generations::start`]) and remembers `file` as read with `hash`.
+    /// [`Generations::start`]) and remembers `file` as read with its hash (when it was
+    /// read at all).
     fn resolve(
         &self,
         number: u64,
-        file: &Path,
-        hash: &str,
+        file: Option<(&Path, &str)>,
         report: &mut Vec<String>,
     ) -> Result<(), GenerationError> {
         self.set_current(number)?;
@@ -544,10 +624,15 @@ impl Generations {
             } else if hash_of(j.from).as_deref() == Some(started_hash.as_str()) {
                 format!("{what}; rolled it back: generation {number} starts")
             } else {
-                format!(
-                    "{what}; {} (generation {number}) starts instead",
-                    file.display()
-                )
+                match file {
+                    Some((f, _)) => {
+                        format!(
+                            "{what}; {} (generation {number}) starts instead",
+                            f.display()
+                        )
+                    }
+                    None => format!("{what}; generation {number} starts instead"),
+                }
             });
             self.clear_journal()?;
         }
@@ -558,7 +643,10 @@ impl Generations {
             ));
             self.clear_pending()?;
         }
-        self.set_started(file, hash)
+        match file {
+            Some((f, hash)) => self.set_started(f, hash),
+            None => Ok(()),
+        }
     }
 }
 
@@ -761,6 +849,67 @@ mod tests {
         assert_eq!(s.generation, Some(3));
         assert_eq!((g.current(), g.booted()), (Some(3), Some(3)));
         assert_eq!(g.previous(3).unwrap(), Some(2));
+    }
+
+    #[test]
+    fn the_last_good_generation_when_the_file_or_the_booted_one_does_not_evaluate() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = tmp.path().join("cfg");
+        let g = Generations::new(&tmp.path().join("state"));
+        let root = host(&cfg, "64M");
+        assert_eq!(g.start(&root, eval(&root), "boot").generation, Some(1));
+        let root = host(&cfg, "128M");
+        assert_eq!(g.start(&root, eval(&root), "boot").generation, Some(2));
+        // FILE broken: the booted generation starts, an unconfirmed switch is dropped,
+        // and FILE is not taken as read.
+        g.set_pending(&Pending {
+            generation: 3,
+            previous: 2,
+            deadline: now() + 600,
+        })
+        .unwrap();
+        let started = g.started().unwrap();
+        let s = g.start_last_good().unwrap();
+        assert_eq!(s.generation, Some(2));
+        assert!(
+            s.report
+                .iter()
+                .any(|l| l.contains("generation 3 was not confirmed")),
+            "{:?}",
+            s.report
+        );
+        assert_eq!(g.pending().unwrap(), None);
+        assert_eq!(g.started().unwrap(), started);
+
+        // The booted generation no longer evaluates: the one before it starts, and the
+        // report carries the diagnostics.
+        fs::write(
+            g.path(2).join("sources/host.kdl"),
+            "container db {\n    rootfs host\n    exec \"/bin/db\"\n    limits {\n        memory \"lots\"\n    }\n}\n",
+        )
+        .unwrap();
+        let s = g.start_last_good().unwrap();
+        assert_eq!(s.generation, Some(1));
+        assert_eq!(g.current(), Some(1));
+        let text = s.report.join("\n");
+        assert!(
+            text.contains("generation 2 (booted) does not evaluate") && text.contains("host.kdl:5"),
+            "{text}"
+        );
+        // The same through `start` with an unchanged FILE.
+        let s = g.start(&root, eval(&root), "boot");
+        assert_eq!(s.generation, Some(1));
+        // Nothing evaluates: no generation to start.
+        fs::write(g.path(1).join("sources/host.kdl"), "container {").unwrap();
+        let report = g.start_last_good().unwrap_err();
+        assert!(
+            report.last().unwrap().contains("no generation in"),
+            "{report:?}"
+        );
+        // ... and `start` falls back to FILE itself.
+        let s = g.start(&root, eval(&root), "boot");
+        assert_eq!(s.evaluation.hash, eval(&root).hash);
+        assert_eq!(s.generation, Some(3));
     }
 
     #[test]

@@ -15,3 +15,4 @@ pub mod runtime;
 pub mod state;
 pub mod supervisor;
 pub mod unit;
+pub mod watch;

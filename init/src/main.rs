@@ -42,7 +42,12 @@ enum Verb {
     #[command(
         after_help = "berth makes itself a child subreaper; under systemd (Type=notify) it sends READY=1 \
 once every container is up. Logs go to STATE_DIR/logs/NAME.log; see `berth status`, `berth logs`.\n\n\
-Example:\n  berth up examples/demo.kdl"
+SIGHUP reads FILE again and switches to it as `berth switch FILE` would (a new generation, reason \
+`sighup`; unchanged containers keep running). With --watch (or `host { watch #true }`) every save of \
+FILE or of a file it imports does the same (reason `watch`), 50 ms after the files are quiet. An \
+invalid FILE changes nothing: its diagnostics go to berth's log and `berth status` shows them until \
+a valid edit.\n\n\
+Examples:\n  berth up examples/demo.kdl\n  berth up --watch /etc/berth/host.kdl"
     )]
     Up {
         /// The host file (with its imports).
@@ -53,6 +58,9 @@ Example:\n  berth up examples/demo.kdl"
         /// The control socket the CLI talks to.
         #[arg(long, value_name = "PATH", default_value = "/run/berth/control.sock")]
         socket: PathBuf,
+        /// Watch FILE and its imports (inotify) and switch to each valid edit.
+        #[arg(long)]
+        watch: bool,
     },
     /// Run as the machine's init: mount the API file systems, load the host's kernel
     /// modules, mount its file systems, then supervise its containers until a reboot,
@@ -368,13 +376,18 @@ removed) is refused and the file left untouched.\n\nExample:\n  berth unset host
     /// memory and warnings.
     #[command(
         after_help = "Exit status: 0 ok, 1 error (e.g. berth is not running).\n\n\
-Examples:\n  berth status\n  berth status --json"
+Examples:\n  berth status\n  berth status --json\n  berth status --rejected --json"
     )]
     Status {
         /// A JSON array of objects (name, state, pid, uptime, restarts, ready, memory,
         /// last_exit, status_text, warnings) instead of the table.
         #[arg(long)]
         json: bool,
+        /// Only the host file `berth up` last refused (watching, SIGHUP), with its
+        /// diagnostics; with --json an object (file, time, trigger, generation,
+        /// message) or null.
+        #[arg(long)]
+        rejected: bool,
         /// The control socket of the running berth.
         #[arg(long, value_name = "PATH", default_value = berth_init::control::DEFAULT_SOCKET)]
         socket: PathBuf,
@@ -612,7 +625,8 @@ fn main() -> ExitCode {
             file,
             state_dir,
             socket,
-        } => cmd::up(&file, &state_dir, &socket, &mut err, color),
+            watch,
+        } => cmd::up(&file, &state_dir, &socket, watch, &mut err, color),
         Verb::Init { config } => {
             if std::process::id() != 1 {
                 usage_error(
@@ -723,7 +737,11 @@ fn main() -> ExitCode {
         Verb::Options { prefix, json } => cmd::options(prefix.as_deref(), json, &mut out, &mut err),
         Verb::Why { file, path } => cmd::why(&file, &path, &mut out, &mut err, color),
         Verb::Fmt { files, check } => cmd::fmt(&files, check, &mut out, &mut err, color),
-        Verb::Status { json, socket } => cmd::status(&socket, json, &mut out, &mut err),
+        Verb::Status {
+            json,
+            rejected,
+            socket,
+        } => cmd::status(&socket, json, rejected, &mut out, &mut err),
         Verb::Net { json, socket } => cmd::net(&socket, json, &mut out, &mut err),
         Verb::Start { name, socket } => cmd::start(&socket, &name, &mut out, &mut err),
         Verb::Stop { name, socket } => cmd::stop(&socket, &name, &mut out, &mut err),

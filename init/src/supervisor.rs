@@ -1,5 +1,6 @@
 //! The supervisor: one thread, one epoll loop over a signalfd, the containers' log
-//! pipes and notify sockets, and the control socket. Deadlines (restart delays, stop
+//! pipes and notify sockets, the control socket, and the inotify fd of the host files
+//! when watching (`supervisor/follow.rs`). Deadlines (restart delays, stop
 //! timeouts, health checks, watchdogs) become the epoll timeout, so an idle host makes
 //! no wake-ups at all.
 //!
@@ -26,11 +27,16 @@ use crate::pid1::Power;
 use crate::runtime::{Cgroup, CgroupTree, Mount, Stdio, spawn};
 use crate::unit::{Ready, Restart, UnitSpec};
 
+mod follow;
+use follow::Follow;
+pub use follow::host_watch;
+
 const TOKEN_SIGNAL: u64 = 1 << 32;
 const TOKEN_CONTROL: u64 = 2 << 32;
 const TOKEN_STDOUT: u64 = 3 << 32;
 const TOKEN_STDERR: u64 = 4 << 32;
 const TOKEN_NOTIFY: u64 = 5 << 32;
+const TOKEN_WATCH: u64 = 6 << 32;
 
 /// Where the notify socket appears inside a container.
 const NOTIFY_DIR_IN_CONTAINER: &str = "/run/berth";
@@ -130,6 +136,9 @@ pub struct Supervisor {
     /// A switch made with `--confirm-within`: when berth switches back unless
     /// `berth confirm` comes first.
     confirm: Option<(Instant, Pending)>,
+    /// The host file `berth up` reads again on SIGHUP and, when watching, on changes
+    /// (see [`Supervisor::follow`]).
+    follow: Option<Follow>,
 }
 
 /// How `berth switch` applies a host (see [`Request::Switch`]).
@@ -266,6 +275,7 @@ impl Supervisor {
             announced_ready: false,
             pid1: None,
             confirm: None,
+            follow: None,
         })
     }
 }
@@ -378,6 +388,7 @@ impl Supervisor {
                         self.on_output(idx, 1);
                     }
                     TOKEN_NOTIFY => self.on_notify(idx),
+                    TOKEN_WATCH => self.on_watch(),
                     _ => {}
                 }
             }
@@ -398,6 +409,7 @@ impl Supervisor {
             })
             .flatten()
             .chain(self.confirm.as_ref().map(|c| c.0))
+            .chain(self.follow.as_ref().and_then(|f| f.due))
             .min()
     }
 
@@ -405,6 +417,10 @@ impl Supervisor {
         for (sig, sender) in read_signals_with_sender(&self.signals) {
             match sig {
                 libc::SIGCHLD => self.reap(),
+                libc::SIGHUP if self.follow.is_some() => {
+                    eprintln!("berth: SIGHUP from pid {sender}: reading the host file again");
+                    self.reread("sighup");
+                }
                 _ if self.pid1.is_some() => {
                     if let Some(power) = crate::pid1::signal_action(sig) {
                         self.power_off(power);
@@ -809,6 +825,14 @@ impl Supervisor {
         if self.confirm.as_ref().is_some_and(|c| c.0 <= now) {
             self.confirm_expired();
         }
+        if self
+            .follow
+            .as_ref()
+            .and_then(|f| f.due)
+            .is_some_and(|d| d <= now)
+        {
+            self.reread("watch");
+        }
         for i in 0..self.units.len() {
             let u = &mut self.units[i];
             if u.deadline.is_some_and(|d| d <= now) {
@@ -1203,7 +1227,7 @@ impl Supervisor {
             Ok(m) => m,
             Err(e) => return err(format!("could not record the generation: {e}")),
         };
-        if reason == "switch"
+        if reason != "rollback"
             && let Err(e) = gens.note_read(root, &new)
         {
             eprintln!("berth: warning: {e}");
@@ -1291,8 +1315,9 @@ impl Supervisor {
                 return err(format!("{text}\nnot applied: {e}"));
             }
         };
-        let notes = self.switch_host_and_volumes(&plan, &new, &mut done);
+        let mut notes = self.switch_host_and_volumes(&plan, &new, &mut done);
         self.apply(&plan, &new, &rewired, &mut done);
+        notes.extend(self.host_watch_setting(&new));
         if let Err(e) = gens.clear_journal() {
             eprintln!("berth: warning: {e}");
         }
@@ -1372,13 +1397,15 @@ impl Supervisor {
                         .filter(|c| c.class == berth_modules::ApplyClass::Reboot)
                         .map(|c| c.path)
                         .collect();
+                    // `watch` is berth's own (see `host_watch_setting`).
+                    let own = st.changes.iter().filter(|c| c.path == "watch").count();
                     if !at_boot.is_empty() {
                         notes.push(format!(
                             "host: {} changed; applied at the next boot",
                             at_boot.join(", ")
                         ));
                     }
-                    if st.changes.len() > at_boot.len() {
+                    if st.changes.len() > at_boot.len() + own {
                         if self.pid1.is_some() {
                             notes.extend(crate::pid1::host_settings(new.host()));
                         } else {
@@ -1541,6 +1568,7 @@ impl Supervisor {
     pub fn handle(&mut self, req: Request) -> Response {
         match req {
             Request::Status => Response::Status {
+                rejected: self.follow.as_ref().and_then(|f| f.rejected.clone()),
                 containers: self
                     .units
                     .iter()
@@ -1687,6 +1715,8 @@ impl Supervisor {
 /// Fault injection for tests (a test-only switch): with `BERTH_TEST_CRASH_AT_STEP=K` in
 /// its environment, berth kills itself with SIGKILL once K steps of a switch are issued
 /// (0: right after the journal is written), as a crash or power loss would stop it.
+/// PID 1 (which gets it from the kernel command line) cannot kill itself, so it panics:
+/// its panic hook reboots the machine mid-switch.
 fn crash_point(done: usize) {
     if std::env::var("BERTH_TEST_CRASH_AT_STEP")
         .ok()
@@ -1694,6 +1724,9 @@ fn crash_point(done: usize) {
         == Some(done)
     {
         eprintln!("berth: BERTH_TEST_CRASH_AT_STEP={done}: killing myself");
+        if std::process::id() == 1 {
+            panic!("test-only crash after {done} steps of a switch (BERTH_TEST_CRASH_AT_STEP)");
+        }
         let _ =
             rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
     }

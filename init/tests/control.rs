@@ -49,6 +49,7 @@ fn answer(request: &Request) -> Response {
     match request {
         Request::Status => Response::Status {
             containers: vec![web()],
+            rejected: None,
         },
         Request::Info => Response::Info {
             pid: std::process::id(),
@@ -206,7 +207,8 @@ fn a_client_gets_answers() {
     assert_eq!(
         client.call(&Request::Status).unwrap(),
         Response::Status {
-            containers: vec![web()]
+            containers: vec![web()],
+            rejected: None,
         }
     );
     // Several calls on one connection.

@@ -345,6 +345,7 @@ fn stand_in_berth(c: &Container, socket: &Path) -> std::thread::JoinHandle<()> {
                 let answer = match request {
                     Request::Status => Response::Status {
                         containers: vec![status.clone()],
+                        rejected: None,
                     },
                     _ => Response::Error {
                         message: "unexpected".into(),

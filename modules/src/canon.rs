@@ -8,7 +8,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::eval::{Evaluation, Node};
 use crate::schema::Kind;
-use crate::units::{write_duration, write_signal_name};
+use crate::units::{DURATION_UNITS, standard_signal, write_signal_name};
 use crate::value::Value;
 
 /// A node's values as a JSON object nested by path (`limits.memory` → `{"limits":
@@ -241,6 +241,12 @@ pub fn write_evaluation_json(eval: &Evaluation, w: &mut dyn std::io::Write) -> s
 
 const FLUSH_AT: usize = 1 << 16;
 
+/// From this many nodes of a kind on, their JSON is rendered on two threads.
+const PARALLEL_MIN: usize = 2048;
+
+/// Nodes per chunk when rendering on two threads (about 256 KiB of JSON).
+const CHUNK: usize = 256;
+
 /// The output buffer and where it goes.
 struct JsonOut<'w> {
     buf: Vec<u8>,
@@ -270,17 +276,97 @@ impl JsonOut<'_> {
         let end = eval.nodes.partition_point(|n| n.id.kind <= kind);
         let nodes = &eval.nodes[start..end];
         self.buf.push(b'{');
-        for (k, n) in nodes.iter().enumerate() {
-            if k > 0 {
-                self.buf.push(b',');
+        if nodes.len() >= PARALLEL_MIN {
+            self.entries_parallel(nodes)?;
+        } else {
+            for (k, n) in nodes.iter().enumerate() {
+                self.entry(n, k > 0);
+                self.flush_some()?;
             }
-            json_str(&mut self.buf, &n.id.name);
-            self.buf.push(b':');
-            self.node(n);
-            self.flush_some()?;
         }
         self.buf.push(b'}');
         Ok(())
+    }
+
+    /// `"NAME":{…}` of one node, after a comma unless it is the first.
+    fn entry(&mut self, n: &Node, comma: bool) {
+        if comma {
+            self.buf.push(b',');
+        }
+        json_str(&mut self.buf, &n.id.name);
+        self.buf.push(b':');
+        self.node(n);
+    }
+
+    /// The entries of many nodes, in chunks: the odd chunks rendered on another thread
+    /// while this one renders and writes the even ones, then writes each odd chunk in
+    /// its turn. The output is the same bytes as one pass; the other thread is at most
+    /// two chunks ahead, and its buffers come back for reuse.
+    fn entries_parallel(&mut self, nodes: &[Node]) -> std::io::Result<()> {
+        let chunks: Vec<&[Node]> = nodes.chunks(CHUNK).collect();
+        let chunks = &chunks;
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+        let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::scope(|s| {
+            let worker = std::thread::Builder::new().spawn_scoped(s, move || {
+                let mut sink = std::io::sink();
+                let mut r = JsonOut {
+                    buf: Vec::new(),
+                    scratch: Vec::new(),
+                    w: &mut sink,
+                };
+                for chunk in chunks.iter().skip(1).step_by(2) {
+                    r.buf = empty_rx.try_recv().unwrap_or_default();
+                    r.buf.clear();
+                    for n in *chunk {
+                        r.entry(n, true);
+                    }
+                    // Fails when this thread's output is no longer wanted.
+                    if full_tx.send(std::mem::take(&mut r.buf)).is_err() {
+                        return;
+                    }
+                }
+            });
+            let Ok(worker) = worker else {
+                // No thread: one pass.
+                for (k, n) in nodes.iter().enumerate() {
+                    self.entry(n, k > 0);
+                    self.flush_some()?;
+                }
+                return Ok(());
+            };
+            // Takes the receiving ends, so that they are gone (and the worker stops)
+            // when this returns, also on an error.
+            let write_in_turn = |out: &mut Self,
+                                 full_rx: std::sync::mpsc::Receiver<Vec<u8>>,
+                                 empty_tx: std::sync::mpsc::Sender<Vec<u8>>|
+             -> std::io::Result<bool> {
+                for (c, chunk) in chunks.iter().enumerate() {
+                    if c % 2 == 0 {
+                        for (k, n) in chunk.iter().enumerate() {
+                            out.entry(n, c > 0 || k > 0);
+                            out.flush_some()?;
+                        }
+                        continue;
+                    }
+                    let Ok(part) = full_rx.recv() else {
+                        return Ok(false);
+                    };
+                    out.write_all()?;
+                    out.w.write_all(&part)?;
+                    // The worker may be done; then the buffer is simply dropped.
+                    let _ = empty_tx.send(part);
+                }
+                Ok(true)
+            };
+            let complete = write_in_turn(self, full_rx, empty_tx)?;
+            match worker.join() {
+                Err(panic) => std::panic::resume_unwind(panic),
+                // The worker stops early only by a panic.
+                Ok(()) if !complete => Err(std::io::Error::other("JSON worker stopped")),
+                Ok(()) => Ok(()),
+            }
+        })
     }
 
     fn node(&mut self, n: &Node) {
@@ -305,8 +391,7 @@ impl JsonOut<'_> {
             if any {
                 self.buf.push(b',');
             }
-            json_str(&mut self.buf, item.key);
-            self.buf.push(b':');
+            self.buf.extend_from_slice(&item.quoted);
             let wrote = match &item.child {
                 Child::Leaf(i) => match &n.values[*i] {
                     Some(v) => {
@@ -361,19 +446,120 @@ impl JsonOut<'_> {
 
 /// A JSON string, escaped as serde_json escapes it.
 fn json_str(out: &mut Vec<u8>, s: &str) {
-    // Writing to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    out.push(b'"');
+    json_escaped(out, s.as_bytes());
+    out.push(b'"');
+}
+
+/// What serde_json writes for each byte: 0 for the byte itself, else the letter after
+/// the backslash (`u` for `\u00XX`).
+const ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = b'u';
+        b += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+/// The bytes of a string without its quotes: runs that need no escape are copied whole.
+fn json_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc = ESCAPE[b as usize];
+        if esc == 0 {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        start = i + 1;
+        if esc == b'u' {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 0xf) as usize],
+            ]);
+        } else {
+            out.extend_from_slice(&[b'\\', esc]);
+        }
+    }
+    out.extend_from_slice(&bytes[start..]);
 }
 
 /// A node's id as a JSON string: `"container.web"`, `"host"`.
 fn json_id(out: &mut Vec<u8>, n: &Node) {
+    out.push(b'"');
+    json_escaped(out, n.id.kind.name().as_bytes());
+    if !n.id.name.is_empty() {
+        out.push(b'.');
+        json_escaped(out, n.id.name.as_bytes());
+    }
+    out.push(b'"');
+}
+
+/// The decimal digits of `n`, as `Display` writes them.
+fn json_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+fn json_i64(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    json_u64(out, n.unsigned_abs());
+}
+
+/// [`crate::units::write_duration`] into bytes.
+fn json_duration(out: &mut Vec<u8>, mut ns: u64) {
+    if ns == 0 {
+        out.extend_from_slice(b"0s");
+        return;
+    }
+    for (unit, mult) in DURATION_UNITS {
+        if ns >= mult {
+            json_u64(out, ns / mult);
+            out.extend_from_slice(unit.as_bytes());
+            ns %= mult;
+        }
+    }
+}
+
+/// An address as `Display` writes it (IPv4 by hand: `fmt` is slow for four bytes).
+fn json_ip(out: &mut Vec<u8>, ip: &std::net::IpAddr) {
     use std::fmt::Write as _;
-    if n.id.name.is_empty() {
-        json_str(out, n.id.kind.name());
-    } else {
-        let mut id = String::with_capacity(n.id.kind.name().len() + 1 + n.id.name.len());
-        let _ = write!(id, "{}", n.id);
-        json_str(out, &id);
+    match ip {
+        std::net::IpAddr::V4(a) => {
+            for (k, b) in a.octets().into_iter().enumerate() {
+                if k > 0 {
+                    out.push(b'.');
+                }
+                json_u64(out, u64::from(b));
+            }
+        }
+        std::net::IpAddr::V6(a) => {
+            let _ = write!(Utf8(out), "{a}");
+        }
     }
 }
 
@@ -386,24 +572,40 @@ fn json_plain(out: &mut Vec<u8>, v: impl FnOnce(&mut Utf8<'_>) -> std::fmt::Resu
 
 /// [`Value::to_json`], written as serde_json writes it.
 fn json_value(out: &mut Vec<u8>, v: &Value) {
-    use std::fmt::Write as _;
     match v {
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Int(i) => {
-            let _ = write!(Utf8(out), "{i}");
-        }
+        Value::Int(i) => json_i64(out, *i),
         Value::Float(f) => {
             let _ = serde_json::to_writer(&mut *out, f);
         }
         Value::Str(s) => json_str(out, s),
-        Value::Size(b) => {
-            let _ = write!(Utf8(out), "{b}");
-        }
+        Value::Size(b) => json_u64(out, *b),
         Value::Max => out.extend_from_slice(b"\"max\""),
-        Value::Duration(ns) => json_plain(out, |w| write_duration(*ns, w)),
-        Value::Signal(n) => json_plain(out, |w| write_signal_name(*n, w)),
-        Value::Ip(ip) => json_plain(out, |w| write!(w, "{ip}")),
-        Value::Cidr(ip, len) => json_plain(out, |w| write!(w, "{ip}/{len}")),
+        Value::Duration(ns) => {
+            out.push(b'"');
+            json_duration(out, *ns);
+            out.push(b'"');
+        }
+        Value::Signal(n) => match standard_signal(*n) {
+            Some(name) => {
+                out.extend_from_slice(b"\"SIG");
+                out.extend_from_slice(name.as_bytes());
+                out.push(b'"');
+            }
+            None => json_plain(out, |w| write_signal_name(*n, w)),
+        },
+        Value::Ip(ip) => {
+            out.push(b'"');
+            json_ip(out, ip);
+            out.push(b'"');
+        }
+        Value::Cidr(ip, len) => {
+            out.push(b'"');
+            json_ip(out, ip);
+            out.push(b'/');
+            json_u64(out, u64::from(*len));
+            out.push(b'"');
+        }
         Value::List(items) => {
             out.push(b'[');
             for (k, item) in items.iter().enumerate() {
@@ -438,6 +640,8 @@ fn json_object<'v>(out: &mut Vec<u8>, entries: impl Iterator<Item = (&'v str, &'
 #[derive(Debug)]
 struct Item {
     key: &'static str,
+    /// `"key":`, as written before the value.
+    quoted: Vec<u8>,
     child: Child,
 }
 
@@ -463,8 +667,12 @@ fn layout(options: &'static [crate::schema::OptionSpec]) -> Vec<Item> {
             let pos = match level.iter().position(|it| it.key == seg) {
                 Some(p) => p,
                 None => {
+                    let mut quoted = Vec::with_capacity(seg.len() + 3);
+                    json_str(&mut quoted, seg);
+                    quoted.push(b':');
                     level.push(Item {
                         key: seg,
+                        quoted,
                         child: if last {
                             Child::Leaf(i)
                         } else {

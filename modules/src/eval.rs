@@ -183,7 +183,8 @@ pub fn evaluate_tree(tree: Tree, mut diags: Vec<Diagnostic>) -> Result<Evaluatio
             hash: blake3::Hash::from_bytes([0; 32]),
         });
     }
-    nodes.sort_by(|a, b| a.id.cmp(&b.id));
+    // Ids are unique (one entity per kind and name), so unstable is the same order.
+    nodes.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     derive_defaults(&mut nodes);
 
     netcheck::check(&tree, &nodes, &mut diags);

@@ -536,7 +536,7 @@ pub static HOST: KindSchema = KindSchema {
         opt("state-dir", Shape::Scalar(Ty::AbsPath), Reboot, "Where berth keeps generations, volumes, logs and checkpoints.").or(Dflt::Str("/var/lib/berth")),
         opt("on-panic", Shape::Scalar(Ty::Enum(PANIC_ACTIONS)), Reboot, "What PID 1 does if berth panics: reboot, start a rescue shell on the console, or halt.").or(Dflt::Str("reboot")),
         opt("rescue-shell", Shape::Argv, Reboot, "A shell PID 1 starts on the console when the host at boot is invalid, or on a panic with `on-panic \"shell\"`, e.g. `rescue-shell \"/bin/sh\"`; the machine reboots when it exits."),
-        opt("watch", Shape::Scalar(Ty::Bool), Live, "Watch the host files and switch to each valid edit.").or(Dflt::Bool(false)),
+        opt("watch", Shape::Scalar(Ty::Bool), Live, "`berth up`: watch the host file and its imports (inotify) and switch to each valid edit, as `--watch` does; an invalid edit is refused and shown by `berth status`.").or(Dflt::Bool(false)),
         opt("sysctl", Shape::Map(Ty::Str), Live, "Kernel parameters, as key=\"value\" properties, e.g. `sysctl net.ipv4.ip_forward=\"1\"`."),
     ],
 };

@@ -125,15 +125,7 @@ pub fn write_duration(mut ns: u64, out: &mut impl std::fmt::Write) -> std::fmt::
     if ns == 0 {
         return out.write_str("0s");
     }
-    for (unit, mult) in [
-        ("d", 86_400_000_000_000u64),
-        ("h", 3_600_000_000_000),
-        ("m", 60_000_000_000),
-        ("s", 1_000_000_000),
-        ("ms", 1_000_000),
-        ("us", 1_000),
-        ("ns", 1),
-    ] {
+    for (unit, mult) in DURATION_UNITS {
         if ns >= mult {
             write!(out, "{}{unit}", ns / mult)?;
             ns %= mult;
@@ -156,6 +148,26 @@ pub fn format_size(bytes: u64) -> String {
     }
     bytes.to_string()
 }
+
+/// The name of a standard signal (1 to 31) without the `SIG` prefix.
+pub fn standard_signal(n: i32) -> Option<&'static str> {
+    usize::try_from(n)
+        .ok()
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|i| SIGNALS.get(i))
+        .copied()
+}
+
+/// The units of [`write_duration`], largest first.
+pub const DURATION_UNITS: [(&str, u64); 7] = [
+    ("d", 86_400_000_000_000u64),
+    ("h", 3_600_000_000_000),
+    ("m", 60_000_000_000),
+    ("s", 1_000_000_000),
+    ("ms", 1_000_000),
+    ("us", 1_000),
+    ("ns", 1),
+];
 
 /// The Linux signals by number, without the `SIG` prefix.
 const SIGNALS: [&str; 31] = [

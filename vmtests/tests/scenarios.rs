@@ -2,7 +2,7 @@
 //! TCG); cargo runs them in parallel.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use berth_vmtests::{Action, CHECK_CONTAINER_MOUNTS, Scenario, boot, kernel};
+use berth_vmtests::{Action, CHECK_CONTAINER_MOUNTS, Scenario, boot, build, kernel};
 
 /// A check container: runs `script` (busybox sh) after `after` are ready, with the
 /// console, the control socket and the cgroup tree (read-only at /host/cgroup).
@@ -28,11 +28,13 @@ fn boot_all_ready_then_berth_poweroff_leaves_a_clean_disk() {
 volume "data"
 container "writer" {{
   rootfs "host"
+  stop-timeout "1s"
   mount "data" "/data"
   exec "/bin/busybox" "sh" "-c" "echo written-by-writer > /data/proof; sync; exec sleep 1000"
 }}
 container "sleeper" {{
   rootfs "host"
+  stop-timeout "1s"
   exec "/bin/busybox" "sleep" "1000"
 }}
 {}"#,
@@ -53,19 +55,8 @@ container "sleeper" {{
         "file systems unmounted",
         "reboot: Power down",
     ]);
+    out.expect_clean_disk();
     let disk = out.dir.join("image/disk.img");
-    let fsck = std::process::Command::new("fsck.ext4")
-        .arg("-n")
-        .arg(&disk)
-        .output()
-        .unwrap();
-    if !fsck.status.success() {
-        out.fail(&format!(
-            "fsck.ext4 -n: {}\n{}",
-            fsck.status,
-            String::from_utf8_lossy(&fsck.stdout)
-        ));
-    }
     let cat = std::process::Command::new("debugfs")
         .args(["-R", "cat /volumes/data/proof"])
         .arg(&disk)
@@ -325,4 +316,372 @@ fn berth_vm_builds_and_boots_with_the_console_on_its_output() {
             "berth vm output lacks {needle:?}:\n{text}"
         );
     }
+}
+
+/// The state disk and the check container's view of the state dir (for `berth plan`
+/// and `berth generations`) and of a volume `marks` that counts its boots.
+const STATE_DISK: &str = r#"host "vm" {
+  kernel-modules "virtio_pci" "virtio_blk" "ext4"
+  filesystem "/dev/vda" "/var/lib/berth" type="ext4"
+}
+volume "marks"
+"#;
+
+/// A check container that knows which boot of the machine it runs in: `$p` counts them
+/// on the state disk (volume `marks`); `case $p in 1) …;; 2) …;; esac` does one thing
+/// per boot.
+fn phased_check(after: &[&str], script: &str) -> String {
+    let after = after
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "container \"check\" {{\n{CHECK_CONTAINER_MOUNTS}  mount \"marks\" \"/marks\"\n  mount \"/var/lib/berth\" \"/var/lib/berth\" ro=#true\n  after {after}\n  exec \"/bin/busybox\" \"sh\" \"-c\" #\"exec >/dev/console 2>&1; p=$(( $(cat /marks/boots 2>/dev/null || echo 0) + 1 )); echo $p > /marks/boots; sync; {script}\"#\n}}\n"
+    )
+}
+
+/// Generations across reboots: a switch not confirmed before a reboot is reverted at
+/// the next boot; a confirmed one survives it; a switch interrupted by a crash of PID 1
+/// (`BERTH_TEST_CRASH_AT_STEP`: a panic, so a reboot, after 2 of its 3 steps) is
+/// finished at the next boot; a host file that does not evaluate at boot starts the
+/// last good generation, with its diagnostics on the console. Two power cycles of one
+/// machine: the first reboots three times in the same qemu, the second boots the same
+/// disk with a broken host file on the kernel command line.
+#[test]
+fn generations_survive_reboots_unconfirmed_switches_revert_and_a_broken_host_boots_the_last_good() {
+    let Some(k) = kernel() else { return };
+    let host = |memory: &str, more: &str| {
+        format!(
+            r#"{STATE_DISK}
+container "svc" {{
+  rootfs "host"
+  stop-signal "SIGKILL"
+  limits {{
+    memory "{memory}"
+  }}
+  exec "/bin/busybox" "sleep" "1000"
+}}
+{more}
+{}"#,
+            phased_check(
+                &["svc"],
+                "cur=$(berth generations | grep -F '(current' | awk '{print $1}'); \
+                 echo CHECK-BOOT-$p current=$cur mem=$(cat /host/cgroup/berth/svc/memory.max); \
+                 case $p in \
+                 1) berth switch /etc/berth/changed.kdl --confirm-within 10m && \
+                    echo CHECK-SWITCHED mem=$(cat /host/cgroup/berth/svc/memory.max); \
+                    berth generations; berth reboot;; \
+                 2) berth switch /etc/berth/changed.kdl --confirm-within 10m && berth confirm && berth reboot;; \
+                 3) berth switch /etc/berth/third.kdl;; \
+                 *) echo CHECK-EXTRA $(berth status | grep -c '^extra. .*running'); berth generations; berth poweroff;; \
+                 esac"
+            )
+        )
+    };
+    let extra = (1..=2)
+        .map(|i| format!("container \"extra{i}\" {{\n  rootfs \"host\"\n  stop-signal \"SIGKILL\"\n  exec \"/bin/busybox\" \"sleep\" \"1000\"\n}}\n"))
+        .collect::<String>();
+    let mut s = Scenario::new("generations-reboot", &host("32M", ""));
+    s.disk = Some("32M".into());
+    s.files.push(("changed.kdl".into(), host("48M", "")));
+    s.files.push(("third.kdl".into(), host("64M", &extra)));
+    s.files.push((
+        "broken.kdl".into(),
+        host("48M", "").replace("memory \"48M\"", "memory \"lots\""),
+    ));
+    s.reboot = true;
+    // Reaches PID 1's environment (the kernel passes it on); only the third switch has
+    // more than two steps.
+    s.append = "BERTH_TEST_CRASH_AT_STEP=2".into();
+    s.timeout = std::time::Duration::from_secs(300);
+    let image = build(&k, &s);
+    let out = image.boot(&s);
+    let (m32, m48) = ("mem=33554432", "mem=50331648");
+    out.expect_in_order(&[
+        &format!("CHECK-BOOT-1 current=1 {m32}"),
+        &format!("CHECK-SWITCHED {m48}"),
+        "(current) (unconfirmed: back to 1",
+        "reboot: Restarting system",
+        "generation 2 was not confirmed before berth stopped; generation 1 starts",
+        &format!("CHECK-BOOT-2 current=1 {m32}"),
+        "generation 3 confirmed; it is the boot default",
+        "reboot: Restarting system",
+        &format!("CHECK-BOOT-3 current=3 {m48}"),
+        "test-only crash after 2 steps of a switch",
+        "rebooting after the panic",
+        "reboot: Restarting system",
+        "the switch from generation 3 to 4 was interrupted after 2 of 3 steps; finished it: generation 4 starts",
+        "CHECK-BOOT-4 current=4 mem=67108864",
+        "CHECK-EXTRA 2",
+        "(current, booted)",
+        "reboot: Power down",
+    ]);
+    assert!(out.exited, "qemu powered off");
+    // Also after the panic: every file system unmounted or read-only.
+    out.expect_not("cannot unmount");
+    out.expect_clean_disk();
+
+    s.append = "berth.config=/etc/berth/broken.kdl".into();
+    let out = image.boot(&s);
+    out.expect_in_order(&[
+        "broken.kdl:",
+        "the host /etc/berth/broken.kdl does not evaluate",
+        "starting generation 4",
+        "CHECK-BOOT-5 current=4 mem=67108864",
+        "reboot: Power down",
+    ]);
+    out.expect_clean_disk();
+}
+
+/// `berth switch` on a 20-container machine with real cgroup v2 limits: one
+/// container's memory limit changes; the plan has one `live` step, no pid changes, and
+/// memory.max holds the new value.
+#[test]
+fn switch_of_one_memory_limit_in_a_20_container_host_is_one_live_step() {
+    let Some(k) = kernel() else { return };
+    let names: Vec<String> = (1..=20).map(|i| format!("c{i:02}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let host = |c07: &str| {
+        let mut kdl = String::from("host \"vm\"\n");
+        for n in &names {
+            let memory = if n == "c07" { c07 } else { "32M" };
+            kdl += &format!(
+                "container \"{n}\" {{\n  rootfs \"host\"\n  stop-signal \"SIGKILL\"\n  limits {{\n    memory \"{memory}\"\n  }}\n  exec \"/bin/busybox\" \"sleep\" \"1000\"\n}}\n"
+            );
+        }
+        kdl + &format!(
+            "container \"check\" {{\n{CHECK_CONTAINER_MOUNTS}  mount \"/var/lib/berth\" \"/var/lib/berth\" ro=#true\n  after {}\n  exec \"/bin/busybox\" \"sh\" \"-c\" #\"exec >/dev/console 2>&1; {}\"#\n}}\n",
+            refs.iter()
+                .map(|r| format!("\"{r}\""))
+                .collect::<Vec<_>>()
+                .join(" "),
+            "pids() { berth status | awk '$1 ~ /^c[0-9]/ {print $1, $3}'; }; \
+             before=$(pids); plan=$(berth plan /etc/berth/changed.kdl); echo \"$plan\"; \
+             berth switch /etc/berth/changed.kdl; after=$(pids); \
+             [ \"$before\" = \"$after\" ] && same=yes || same=no; \
+             echo CHECK-SWITCH containers=$(echo \"$before\" | grep -c ' [0-9]') \
+               steps=$(echo \"$plan\" | grep -c '^[-+~] ') live=$(echo \"$plan\" | grep -c '^~ container c07: live$') \
+               pids_unchanged=$same memory.max=$(cat /host/cgroup/berth/c07/memory.max) \
+               other=$(cat /host/cgroup/berth/c08/memory.max); \
+             berth poweroff"
+        )
+    };
+    let mut s = Scenario::new("switch-20", &host("32M"));
+    s.files.push(("changed.kdl".into(), host("48M")));
+    let out = boot(&k, &s);
+    out.expect(&[
+        "all 21 containers ready",
+        r#"limits.memory: "32M" -> "48M"  (live)"#,
+        "Plan: 1 live.",
+        "CHECK-SWITCH containers=20 steps=1 live=1 pids_unchanged=yes",
+        "reboot: Power down",
+    ]);
+    let n = |k: &str| berth_vmtests::number(&out.console, k);
+    assert_eq!(n("memory.max"), Some(48 << 20), "c07's new limit");
+    assert_eq!(n("other"), Some(32 << 20), "c08 untouched");
+}
+
+/// A host for the power tests: a shell on the console once everything is ready
+/// (`berth.test-shell=1`, in PID 1's namespaces, as an admin at the console would have)
+/// and a container that says on the console when it was stopped with SIGTERM (and only
+/// then exits 0).
+fn power_host(disk: bool) -> String {
+    format!(
+        r#"host "vm" {{
+  rescue-shell "/bin/busybox" "sh"
+{}}}
+container "svc" {{
+  rootfs "host"
+  stop-timeout "5s"
+  mount "/dev/console" "/dev/console"
+  exec "/bin/busybox" "sh" "-c" "exec >/dev/console 2>&1; trap 'echo SVC-TERM; exit 0' TERM; sleep 1000 & wait"
+}}
+"#,
+        if disk {
+            "  kernel-modules \"virtio_pci\" \"virtio_blk\" \"ext4\"\n  filesystem \"/dev/vda\" \"/var/lib/berth\" type=\"ext4\"\n"
+        } else {
+            ""
+        }
+    )
+}
+
+const SHELL_READY: &str = "test: console shell";
+
+/// `command` typed at the console shell once it is up, in place of the shell (an
+/// interactive shell ignores SIGTERM, so it would hold the shutdown for its grace
+/// period). The test shell has no controlling terminal, so its end does not hang the
+/// console up under the lines still to come.
+fn at_console(command: &str) -> Action {
+    Action::Type {
+        wait_for: SHELL_READY.into(),
+        text: format!("exec {command}\n"),
+    }
+}
+
+/// The console of one clean stop: the container stopped with SIGTERM and exited 0, the
+/// file systems unmounted, then the kernel's last word for `verb`.
+fn clean_stop(verb: &str, kernel: &str) -> Vec<String> {
+    let doing = match verb {
+        "reboot" => "restarting",
+        "poweroff" => "powering off",
+        _ => "halting",
+    };
+    vec![
+        format!("{verb}: stopping every container"),
+        "SVC-TERM".into(),
+        "container svc: exited 0".into(),
+        format!("{verb}: file systems unmounted, {doing}"),
+        kernel.into(),
+    ]
+}
+
+/// Every way to reboot the machine, one after the other in the same qemu (the guest's
+/// reboot restarts it, the state disk stays): busybox `reboot` (SIGTERM to PID 1),
+/// systemd's SIGRTMIN+5, `berth reboot` over the control socket; then SIGPWR (power
+/// failure) powers it off. The state disk is clean at the end.
+#[test]
+fn reboot_by_busybox_systemd_signal_and_berth_then_sigpwr_powers_off() {
+    let Some(k) = kernel() else { return };
+    let mut s = Scenario::new("power-reboots", &power_host(true));
+    s.disk = Some("16M".into());
+    s.append = "berth.test-shell=1".into();
+    s.reboot = true;
+    // glibc's SIGRTMIN is 34, so systemd's SIGRTMIN+5 (reboot) is 39.
+    for command in [
+        "busybox reboot",
+        "busybox kill -39 1",
+        "berth reboot",
+        "busybox kill -PWR 1",
+    ] {
+        s.actions.push(at_console(command));
+    }
+    s.timeout = std::time::Duration::from_secs(180);
+    let out = boot(&k, &s);
+    let mut want = Vec::new();
+    for _ in 0..3 {
+        want.extend(clean_stop("reboot", "reboot: Restarting system"));
+    }
+    want.extend(clean_stop("poweroff", "reboot: Power down"));
+    out.expect_in_order(&want.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.count(" starting as PID 1"), 4, "four boots");
+    assert!(out.exited, "qemu exits at the power-off");
+    out.expect_not("killed by SIGKILL");
+    out.expect_clean_disk();
+}
+
+/// Power-off and halt, each its own boot of one image (at the same time): busybox
+/// `poweroff` (SIGUSR2), systemd's SIGRTMIN+4 (poweroff); busybox `halt` (SIGUSR1),
+/// systemd's SIGRTMIN+3 (halt) and `berth halt` over the control socket (the CPU stops,
+/// qemu stays: the test ends it).
+#[test]
+fn poweroff_and_halt_by_busybox_systemd_signals_and_berth() {
+    let Some(k) = kernel() else { return };
+    let mut s = Scenario::new("power-off-halt", &power_host(false));
+    s.append = "berth.test-shell=1".into();
+    let image = build(&k, &s);
+    let cases = [
+        ("busybox poweroff", "poweroff"),
+        ("busybox kill -38 1", "poweroff"),
+        ("busybox halt", "halt"),
+        ("busybox kill -37 1", "halt"),
+        ("berth halt", "halt"),
+    ];
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = cases
+            .iter()
+            .map(|&(command, verb)| {
+                let last = if verb == "halt" {
+                    "reboot: System halted"
+                } else {
+                    "reboot: Power down"
+                };
+                let mut s = s.clone();
+                s.actions = vec![at_console(command)];
+                if verb == "halt" {
+                    s.actions.push(Action::Quit {
+                        wait_for: last.into(),
+                    });
+                }
+                let image = &image;
+                (command, verb, last, scope.spawn(move || image.boot(&s)))
+            })
+            .collect();
+        for (command, verb, last, run) in runs {
+            let out = run.join().expect("boot thread");
+            let want = clean_stop(verb, last);
+            out.expect_in_order(&want.iter().map(String::as_str).collect::<Vec<_>>());
+            assert!(out.exited, "{command}: qemu ended");
+            out.expect_not("killed by SIGKILL");
+        }
+    });
+}
+
+/// `host { watch #true }` under PID 1: an editor-style save of the host file (write a
+/// temporary file, rename it over) that raises one container's memory limit is
+/// switched to in place — memory.max holds the new value, no pid changes — and an
+/// invalid save is refused (`berth status` shows it, nothing restarts).
+#[test]
+fn a_watched_host_file_edit_is_applied_in_place_and_an_invalid_one_refused() {
+    let Some(k) = kernel() else { return };
+    // The script names the limits through variables, so editing them in the host file
+    // leaves the editing container's own definition (this script) unchanged.
+    let script = "pids() { berth status | awk '$1==\"limited\"||$1==\"sleeper\"{print $1 $3 $5}' | tr '\\n' ' '; }; \
+        save() { sed \"s/\\\"$1\\\"/\\\"$2\\\"/\" /cfg/host.kdl > /cfg/.host.kdl.tmp && mv /cfg/.host.kdl.tmp /cfg/host.kdl; }; \
+        max() { cat /host/cgroup/berth/limited/memory.max; }; \
+        before=$(pids); a=16; b=48; save ${a}M ${b}M; \
+        i=0; while [ $i -lt 100 ] && [ \"$(max)\" != 50331648 ]; do sleep 0.1; i=$((i+1)); done; \
+        after=$(pids); same=0; [ \"$before\" = \"$after\" ] && same=1; \
+        echo CHECK-WATCH memory.max=$(max) same=$same; \
+        save ${b}M lots; \
+        i=0; while [ $i -lt 100 ] && ! berth status | grep -q 'REFUSED HOST FILE'; do sleep 0.1; i=$((i+1)); done; \
+        berth status | grep -q 'REFUSED HOST FILE' && echo CHECK-REFUSED; \
+        after=$(pids); same=0; [ \"$before\" = \"$after\" ] && same=1; \
+        echo CHECK-UNTOUCHED kept=$(max) untouched=$same; berth poweroff";
+    let kdl = format!(
+        r##"host "vm" {{
+  watch #true
+}}
+container "limited" {{
+  rootfs "host"
+  stop-timeout "1s"
+  limits {{
+    memory "16M"
+  }}
+  exec "/bin/busybox" "sleep" "1000"
+}}
+{SLEEPER}
+container "editor" {{
+{CHECK_CONTAINER_MOUNTS}  mount "/etc/berth" "/cfg"
+  after "limited" "sleeper"
+  exec "/bin/busybox" "sh" "-c" #"exec >/dev/console 2>&1; {script}"#
+}}
+"##
+    );
+    let out = boot(&k, &Scenario::new("watch", &kdl));
+    out.expect(&[
+        "berth: watching /etc/berth/host.kdl",
+        "CHECK-WATCH",
+        "watch: switched to generation",
+        "CHECK-REFUSED",
+        "watch: refused /etc/berth/host.kdl",
+        "CHECK-UNTOUCHED",
+        "reboot: Power down",
+    ]);
+    assert_eq!(
+        berth_vmtests::number(&out.console, "memory.max"),
+        Some(48 << 20),
+        "memory.max after the watched edit"
+    );
+    assert_eq!(
+        berth_vmtests::number(&out.console, "same"),
+        Some(1),
+        "no pid changed"
+    );
+    assert_eq!(berth_vmtests::number(&out.console, "kept"), Some(48 << 20));
+    assert_eq!(
+        berth_vmtests::number(&out.console, "untouched"),
+        Some(1),
+        "the refused edit restarted nothing"
+    );
 }

@@ -28,19 +28,82 @@ pub(super) fn parse(text: &str) -> (Document, Vec<ParseError>) {
         };
         return (Document::default(), vec![error]);
     }
-    let mut p = Parser {
-        src: text,
-        bytes: text.as_bytes(),
-        pos: 0,
-        errors: Vec::new(),
-        node_stack: Vec::new(),
-        entry_stack: Vec::new(),
-    };
-    if text.starts_with('\u{feff}') {
-        p.pos = 3;
+    let start = if text.starts_with('\u{feff}') { 3 } else { 0 };
+    if text.len() >= SPLIT_MIN
+        && let Some(mid) = split_point(text.as_bytes())
+    {
+        let (doc, errors, _) = parse_split(text, start, mid);
+        return (doc, errors);
     }
+    let mut p = Parser::new(text, start, usize::MAX);
     let nodes = p.nodes(0);
     (Document { nodes }, p.errors)
+}
+
+/// Texts at least this long are parsed as two halves on two threads.
+const SPLIT_MIN: usize = 256 * 1024;
+
+/// A likely start of a top-level node near the middle: a line that starts with an
+/// ASCII letter right after a line that is just `}`. Only a guess: [`parse_split`]
+/// checks that the first half really ends there.
+fn split_point(bytes: &[u8]) -> Option<usize> {
+    let mut i = bytes.len() / 2;
+    let end = bytes.len().saturating_sub(2);
+    while i < end {
+        let nl = i + memchr_nl(&bytes[i..end])?;
+        i = nl + 1;
+        if nl >= 2
+            && bytes[nl - 1] == b'}'
+            && bytes[nl - 2] == b'\n'
+            && bytes.get(i).is_some_and(u8::is_ascii_alphabetic)
+        {
+            return Some(i);
+        }
+    }
+    None
+}
+
+fn memchr_nl(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'\n')
+}
+
+/// Parses `text[start..mid]` and `text[mid..]` at once. The first half's parser stops
+/// at `mid` only if it gets there between two top-level nodes; a parse from there is
+/// then exactly what one pass would go on with (the parser keeps no other state across
+/// top-level nodes). Otherwise (`mid` was inside a string or a comment, say) the second
+/// result is dropped and the first parser goes on to the end, as one pass would. The
+/// flag says whether the halves were joined.
+fn parse_split(text: &str, start: usize, mid: usize) -> (Document, Vec<ParseError>, bool) {
+    std::thread::scope(|s| {
+        let second = std::thread::Builder::new().spawn_scoped(s, || {
+            let mut p = Parser::new(text, mid, usize::MAX);
+            let nodes = p.nodes(0);
+            (nodes, p.errors)
+        });
+        let mut p = Parser::new(text, start, mid);
+        let mut nodes = p.nodes(0);
+        let second = match second {
+            Ok(handle) => match handle.join() {
+                Ok(second) => Some(second),
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+            Err(_) => None,
+        };
+        let joined = match second {
+            Some((more, errors)) if p.pos == mid => {
+                nodes.extend(more);
+                p.errors.extend(errors);
+                true
+            }
+            _ => {
+                // Not stopped at `mid` (or no second thread): finish in one pass.
+                p.stop = usize::MAX;
+                nodes.extend(p.nodes(0));
+                false
+            }
+        };
+        (Document { nodes }, p.errors, joined)
+    })
 }
 
 /// The error has been recorded; the caller must resynchronise.
@@ -210,9 +273,24 @@ struct Parser<'a> {
     /// half of every list unused: memory is most of the parse time.
     node_stack: Vec<Node>,
     entry_stack: Vec<Entry>,
+    /// The top-level node list ends where a node would start at this offset (see
+    /// [`parse_split`]); `usize::MAX` for none.
+    stop: usize,
 }
 
 impl<'a> Parser<'a> {
+    fn new(text: &'a str, pos: usize, stop: usize) -> Self {
+        Parser {
+            src: text,
+            bytes: text.as_bytes(),
+            pos,
+            errors: Vec::new(),
+            node_stack: Vec::new(),
+            entry_stack: Vec::new(),
+            stop,
+        }
+    }
+
     // ---------------------------------------------------------------- primitives
 
     fn peek(&self) -> Option<u8> {
@@ -474,6 +552,13 @@ impl<'a> Parser<'a> {
         let base = self.node_stack.len();
         loop {
             self.skip_line_space();
+            if !in_block && self.pos >= self.stop {
+                if self.pos == self.stop {
+                    break;
+                }
+                // Went past the split point inside a node: no split.
+                self.stop = usize::MAX;
+            }
             let Some(b) = self.peek() else { break };
             match b {
                 b'}' if in_block => break,
@@ -1809,6 +1894,63 @@ mod tests {
             .into_iter()
             .map(|e| e.value)
             .collect()
+    }
+
+    /// One pass, never split.
+    fn parse_one_pass(text: &str) -> (Document, Vec<ParseError>) {
+        let mut p = Parser::new(text, 0, usize::MAX);
+        let nodes = p.nodes(0);
+        (Document { nodes }, p.errors)
+    }
+
+    /// Many top-level nodes, some broken, with `middle` in the middle of the text.
+    fn large(middle: &str) -> String {
+        let mut text = String::new();
+        let mut i = 0;
+        while text.len() < SPLIT_MIN * 3 / 5 {
+            text.push_str(&format!(
+                "container \"c{i}\" {{\n    exec \"/bin/sh\" \"-c\" \"{i}\"\n    env A=\"{i}\"\n}}\n"
+            ));
+            if i % 997 == 0 {
+                text.push_str("broken \"unterminated\n}\n");
+            }
+            i += 1;
+        }
+        let first = text.len();
+        text.push_str(middle);
+        let end = text.len() + first;
+        while text.len() < end {
+            text.push_str(&format!(
+                "network \"n{i}\" {{\n    subnet 1 2 =3\n}}\nvolume \"v{i}\" {{\n}}\n"
+            ));
+            i += 1;
+        }
+        text
+    }
+
+    #[test]
+    fn a_large_text_parsed_in_two_halves_equals_one_pass() {
+        for middle in [
+            "",
+            // The guessed split points are inside a string and a comment: the second
+            // half's parse must be dropped.
+            &format!(
+                "x #\"\"\"\n{}\"\"\"#\n",
+                "}\ncontainer \"fake\" {\n".repeat(20_000)
+            ),
+            &format!("/*\n{}*/\n", "}\ncontainer \"fake\" {\n".repeat(20_000)),
+            &format!("x \"\"\"\n{}\"\"\"\n", "}\nbad\u{0}\n".repeat(20_000)),
+        ] {
+            let text = large(middle);
+            assert!(text.len() >= SPLIT_MIN);
+            let mid = split_point(text.as_bytes()).unwrap();
+            let (doc, errors, joined) = parse_split(&text, 0, mid);
+            assert_eq!(joined, middle.is_empty());
+            let (doc1, errors1) = parse_one_pass(&text);
+            assert!(!errors.is_empty());
+            assert_eq!(errors, errors1);
+            assert_eq!(doc, doc1);
+        }
     }
 
     #[test]

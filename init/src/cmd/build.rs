@@ -184,6 +184,7 @@ pub fn build_image(opts: &BuildOptions, ev: &Evaluation) -> Result<(Built, usize
         on_panic: policy.on_panic,
         rescue_shell: policy.rescue_shell,
         kernel: release.clone(),
+        machine: crate::pid1::machine::Machine::of_host(host),
     };
     img.insert(
         crate::pid1::BOOT_RECORD.trim_start_matches('/'),

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::control::proto::{ContainerStatus, Request, Response, State};
+use crate::control::proto::{ContainerStatus, Rejection, Request, Response, State};
 use crate::control::{Client, ControlError};
 
 /// Exit code of a failed control verb.
@@ -48,27 +48,57 @@ pub(crate) fn containers(socket: &Path, err: &mut dyn Write) -> Result<Vec<Conta
         Some(crate::control::client::DEFAULT_TIMEOUT),
         err,
     )? {
-        Response::Status { containers } => Ok(containers),
+        Response::Status { containers, .. } => Ok(containers),
         other => Err(unexpected(err, &other)),
     }
 }
 
-/// `berth status [--json]`.
-pub fn status(socket: &Path, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let containers = match containers(socket, err) {
-        Ok(c) => c,
+/// `berth status [--json] [--rejected]`. The JSON form stays the array of containers;
+/// the host file berth refused (watching, SIGHUP) is `--rejected --json`, an object or
+/// `null`. The table is followed by the refusal, when there is one.
+pub fn status(
+    socket: &Path,
+    json: bool,
+    rejected_only: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let (containers, rejected) = match call(
+        socket,
+        &Request::Status,
+        Some(crate::control::client::DEFAULT_TIMEOUT),
+        err,
+    ) {
+        Ok(Response::Status {
+            containers,
+            rejected,
+        }) => (containers, rejected),
+        Ok(other) => return unexpected(err, &other),
         Err(code) => return code,
     };
-    let text = if json {
-        match serde_json::to_string_pretty(&containers) {
-            Ok(mut text) => {
-                text.push('\n');
+    let encoded = match (json, rejected_only) {
+        (true, false) => serde_json::to_string_pretty(&containers),
+        (true, true) => serde_json::to_string_pretty(&rejected),
+        (false, _) => Ok(String::new()),
+    };
+    let text = match encoded {
+        Err(e) => return fail(err, &format!("cannot encode the status: {e}")),
+        Ok(mut text) if json => {
+            text.push('\n');
+            text
+        }
+        Ok(_) => match (&rejected, rejected_only) {
+            (None, true) => "no host file refused\n".to_string(),
+            (Some(r), true) => rejection_block(r),
+            (r, false) => {
+                let mut text = status_table(&containers);
+                if let Some(r) = r {
+                    text.push('\n');
+                    text.push_str(&rejection_block(r));
+                }
                 text
             }
-            Err(e) => return fail(err, &format!("cannot encode the status: {e}")),
-        }
-    } else {
-        status_table(&containers)
+        },
     };
     if out
         .write_all(text.as_bytes())
@@ -301,6 +331,33 @@ pub fn status_table(containers: &[ContainerStatus]) -> String {
     line(&header);
     for row in &rows {
         line(&row.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    text
+}
+
+/// How `berth status` shows a refused host file: what, when, what runs instead, and the
+/// diagnostics as `berth check` renders them.
+pub fn rejection_block(r: &Rejection) -> String {
+    let by = match r.trigger.as_str() {
+        "watch" => "after a change",
+        "sighup" => "on SIGHUP",
+        other => other,
+    };
+    let running = r.generation.map_or_else(
+        || "what ran before".to_string(),
+        |n| format!("generation {n}"),
+    );
+    let mut text = format!(
+        "REFUSED HOST FILE {} (read at {} UTC, {by}); still running {running}, nothing was touched:\n",
+        r.file,
+        crate::generations::utc(r.time)
+    );
+    for line in r.message.lines() {
+        if !line.trim().is_empty() {
+            text.push_str("  ");
+            text.push_str(line);
+        }
+        text.push('\n');
     }
     text
 }

@@ -8,7 +8,7 @@ use berth_config::diag::render_all;
 use berth_modules::Evaluation;
 
 use super::INVALID;
-use crate::generations::{GenerationError, Generations, utc};
+use crate::generations::{Generations, utc};
 use crate::plan::plan as make_plan;
 
 fn error(err: &mut dyn Write, msg: impl std::fmt::Display) -> u8 {
@@ -200,24 +200,4 @@ pub fn diff(
         let _ = write!(out, "{}", p.render());
     }
     0
-}
-
-/// Records what `berth up` starts as a generation (reason `boot`) and marks it current
-/// and booted. A failure costs the record, never the start: it is reported and berth
-/// goes on.
-pub fn record_boot(ev: &Evaluation, file: &Path, state_dir: &Path, err: &mut dyn Write) {
-    let g = Generations::new(state_dir);
-    let result = g.record(ev, file, "boot").and_then(|m| {
-        g.set_current(m.number)?;
-        g.set_booted(m.number)?;
-        Ok::<_, GenerationError>(m)
-    });
-    match result {
-        Ok(m) => {
-            let _ = writeln!(err, "berth: generation {} ({})", m.number, &m.hash[..12]);
-        }
-        Err(e) => {
-            let _ = writeln!(err, "berth: warning: could not record the generation: {e}");
-        }
-    }
 }

@@ -49,7 +49,7 @@ pub fn logs(
                 Ok((mut client, Response::Info { log_dir, .. })) => {
                     // Only to say "no such container" rather than print nothing; logs of a
                     // container that is gone from the config are still shown.
-                    if let Ok(Response::Status { containers }) = client.call(&Request::Status) {
+                    if let Ok(Response::Status { containers, .. }) = client.call(&Request::Status) {
                         known = Some(containers.iter().any(|c| c.name == name));
                     }
                     PathBuf::from(log_dir)

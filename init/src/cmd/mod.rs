@@ -27,7 +27,7 @@ pub use check::{check, eval};
 pub use ctl::{confirm, down, restart, rollback, start, status, stop, switch};
 pub use exec::exec;
 pub use fmt::fmt;
-pub use gens::{diff, gc, generations, plan, record_boot};
+pub use gens::{diff, gc, generations, plan};
 pub use graph::graph;
 pub use logs::logs;
 pub use net::net;

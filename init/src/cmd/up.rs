@@ -6,16 +6,27 @@ use super::INVALID;
 use crate::control::server::ControlServer;
 use crate::runtime::CgroupTree;
 use crate::state::{StateLock, cgroup_name, cgroup2_mount};
-use crate::supervisor::{Setup, Supervisor};
+use crate::supervisor::{Setup, Supervisor, host_watch};
 
 /// `berth up FILE`: evaluate, start every container in dependency order, supervise
-/// until SIGTERM/SIGINT or `berth down`, stop in reverse order.
-pub fn up(file: &Path, state_dir: &Path, socket: &Path, err: &mut dyn Write, color: bool) -> u8 {
+/// until SIGTERM/SIGINT or `berth down`, stop in reverse order. SIGHUP reads FILE again
+/// and switches to it; with `watch` (or the host's `watch` option) so does every change
+/// to FILE or its imports.
+pub fn up(
+    file: &Path,
+    state_dir: &Path,
+    socket: &Path,
+    watch: bool,
+    err: &mut dyn Write,
+    color: bool,
+) -> u8 {
     // Validate everything before the first side effect.
     let Some(ev) = super::load(file, err, color) else {
         return INVALID;
     };
     let fail = super::fail;
+    // What FILE's read loaded: the files to watch.
+    let files = crate::watch::files_of(file, &ev.tree.sources);
     let lock = match StateLock::acquire(state_dir) {
         Ok(l) => l,
         Err(e) => return fail(err, e.to_string()),
@@ -82,6 +93,7 @@ pub fn up(file: &Path, state_dir: &Path, socket: &Path, err: &mut dyn Write, col
         Ok(s) => s,
         Err(e) => return fail(err, e.to_string()),
     };
+    sup.follow(file, files, watch, host_watch(&ev));
     let _ = writeln!(
         err,
         "berth: up: {} containers from {}, state in {}",

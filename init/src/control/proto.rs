@@ -106,6 +106,23 @@ pub struct ContainerStatus {
     pub addresses: Vec<AddressInfo>,
 }
 
+/// A host file `berth up` re-read by itself (`--watch`, `host { watch #true }`, SIGHUP)
+/// and refused: invalid, or its switch failed. Nothing running was touched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// The host file as `berth up` was given it.
+    pub file: String,
+    /// When berth read it, in seconds since the Unix epoch.
+    pub time: u64,
+    /// What made berth read it: `watch` (a file changed) or `sighup`.
+    pub trigger: String,
+    /// The generation that keeps running.
+    pub generation: Option<u64>,
+    /// Why: the diagnostics as `berth check` renders them (file:line:column), or why
+    /// the switch could not be made.
+    pub message: String,
+}
+
 /// One address of a container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddressInfo {
@@ -165,6 +182,10 @@ pub enum Response {
     },
     Status {
         containers: Vec<ContainerStatus>,
+        /// The last host file berth re-read by itself (watching, SIGHUP) and refused;
+        /// absent when there is none, or a later valid read cleared it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rejected: Option<Rejection>,
     },
     Info {
         pid: u32,

@@ -17,6 +17,16 @@ pub fn open_kmsg() {
     }
 }
 
+/// The kernel log's fd, which shutdown keeps open to the end.
+pub fn kmsg_fd() -> Option<i32> {
+    use std::os::fd::AsRawFd;
+    let k = match KMSG.lock() {
+        Ok(k) => k,
+        Err(p) => p.into_inner(),
+    };
+    k.as_ref().map(File::as_raw_fd)
+}
+
 /// Logs one line, `berth: MESSAGE`, prefixed by the seconds since boot.
 pub fn log(msg: &str) {
     let line = format!("[{:8.3}] berth: {msg}\n", uptime());

@@ -15,27 +15,36 @@
 //! - `berth.test-orphans=N`: TEST-ONLY switch used by vmtests/: once every container is
 //!   ready, fork a process that forks N children and exits, so N orphans are reparented
 //!   to PID 1 at once; they exit 10 s later (PID 1 must reap them all).
+//! - `berth.test-shell=1`: TEST-ONLY switch used by vmtests/: once every container is
+//!   ready, start the host's `rescue-shell` on the console, in PID 1's namespaces, so a
+//!   test can type what an admin at the console would (`busybox reboot`, `kill -PWR 1`,
+//!   `berth halt`); without a controlling terminal, so its end does not hang the console
+//!   up. PID 1 reaps it like any orphan; shutdown stops it with the rest.
+//! - `BERTH_TEST_CRASH_AT_STEP=K` (the kernel passes it into PID 1's environment):
+//!   TEST-ONLY, as for `berth up`: a switch crashes after K steps; in PID 1 a panic, so
+//!   the machine reboots mid-switch and the next boot resolves the journal.
 
 pub mod console;
+pub mod machine;
 pub mod mounts;
 pub mod rescue;
 pub mod shutdown;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use berth_config::FsSource;
 use berth_config::diag::render_all;
 use berth_modules::{Kind, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::build::kmod::ModIndex;
 use crate::control::ControlServer;
+use crate::generations::Generations;
 use crate::runtime::CgroupTree;
 use crate::runtime::cgroup::{available_controllers, enable_controllers};
 use crate::state::StateLock;
 use crate::supervisor::{Setup, Supervisor};
 use console::log;
+use machine::Machine;
 use rescue::PanicPolicy;
 
 /// The host's `live` settings PID 1 owns: the hostname and the sysctls. Applied at
@@ -138,6 +147,9 @@ pub struct BootRecord {
     pub rescue_shell: Vec<String>,
     /// The kernel release the modules are for.
     pub kernel: String,
+    /// Its modules, file systems and state dir: how to reach the generations.
+    #[serde(default)]
+    pub machine: Machine,
 }
 
 impl BootRecord {
@@ -214,7 +226,7 @@ pub fn main(config: Option<PathBuf>) -> ! {
     if test_panic.as_deref() == Some("boot") {
         panic!("test-only panic at boot (berth.test-panic=boot)");
     }
-    let power = match boot_host(&config, test_panic.as_deref()) {
+    let power = match boot_host(&config, &boot.machine, test_panic.as_deref()) {
         Ok(power) => power,
         Err(why) => {
             log(&format!("cannot boot the host {}: {why}", config.display()));
@@ -232,58 +244,37 @@ pub fn main(config: Option<PathBuf>) -> ! {
     shutdown::finish(power)
 }
 
-/// Evaluates the host, prepares the machine for it and supervises its containers until
-/// a power action. `Err`: the host cannot run (its diagnostics are on the console).
-fn boot_host(file: &Path, test_panic: Option<&str>) -> Result<Power, String> {
-    let ev = match berth_modules::evaluate(&FsSource, file) {
-        Ok(ev) => ev,
+/// Evaluates the host, prepares the machine, starts the generation that boots (see
+/// [`Generations::start`]: `file` when it is new, else the one marked `booted`; when
+/// `file` does not evaluate, the last good one) and supervises its containers until a
+/// power action. `Err`: nothing can run (the diagnostics are on the console).
+/// `last_built` is how the image's last host that built reaches its state dir, for
+/// when `file` does not evaluate.
+fn boot_host(file: &Path, last_built: &Machine, test_panic: Option<&str>) -> Result<Power, String> {
+    let file_ev = match berth_modules::evaluate(&FsSource, file) {
+        Ok(ev) => {
+            for line in render_all(&ev.warnings, &ev.tree.sources, false).lines() {
+                log(line);
+            }
+            Some(ev)
+        }
         Err(f) => {
             let text = render_all(&f.diagnostics, &f.tree.sources, false);
             for line in text.lines() {
                 log(line);
             }
-            return Err(format!("{} error(s) in the host file", f.diagnostics.len()));
+            log(&format!(
+                "the host {} does not evaluate ({} error(s)): starting the last good generation",
+                file.display(),
+                f.diagnostics.len()
+            ));
+            None
         }
     };
-    for line in render_all(&ev.warnings, &ev.tree.sources, false).lines() {
-        log(line);
-    }
-    let host = ev.host();
-    rescue::set_policy(PanicPolicy::of_host(host));
-    for problem in host_settings(host) {
-        log(&problem);
-    }
-    load_modules(&rescue::strings(host.get("kernel-modules")));
-    for fs in host
-        .get("filesystem")
-        .map(Value::as_list)
-        .unwrap_or_default()
-    {
-        let field = |n: &str| fs.field(n).and_then(Value::as_str).unwrap_or("");
-        let entry = mounts::FsEntry {
-            device: field("device").to_string(),
-            target: PathBuf::from(field("target")),
-            fstype: field("type").to_string(),
-            options: field("options").to_string(),
-            wait: match fs.field("wait") {
-                Some(Value::Duration(ns)) => Duration::from_nanos(*ns),
-                _ => Duration::from_secs(10),
-            },
-        };
-        match mounts::mount_filesystem(&entry) {
-            Ok(()) => log(&format!(
-                "mounted {} on {}",
-                entry.device,
-                entry.target.display()
-            )),
-            Err(e) => log(&format!("filesystem: {e}")),
-        }
-    }
-    let state_dir = PathBuf::from(
-        host.get("state-dir")
-            .and_then(Value::as_str)
-            .unwrap_or(crate::state::DEFAULT_STATE_DIR),
-    );
+    let machine = file_ev
+        .as_ref()
+        .map_or_else(|| last_built.clone(), |ev| Machine::of_host(ev.host()));
+    machine.prepare();
     let cgroup_root = PathBuf::from("/sys/fs/cgroup");
     // The root cgroup may hold processes and still delegate: enable everything there,
     // then everything in berth's subtree.
@@ -292,7 +283,48 @@ fn boot_host(file: &Path, test_panic: Option<&str>) -> Result<Power, String> {
     if let Err(e) = enable_controllers(&cgroup_root, &names) {
         log(&format!("cannot enable the cgroup controllers: {e}"));
     }
-    let lock = StateLock::acquire(&state_dir).map_err(|e| e.to_string())?;
+    let lock = StateLock::acquire(&machine.state_dir).map_err(|e| e.to_string())?;
+    // What starts, the same way `berth up` decides; an interrupted or unconfirmed switch
+    // is resolved here.
+    let gens = Generations::new(&lock.dir);
+    // What the host file's read loaded: the files to watch (only itself when it does
+    // not evaluate, so fixing it is seen).
+    let files = file_ev.as_ref().map_or_else(
+        || vec![file.to_path_buf()],
+        |ev| crate::watch::files_of(file, &ev.tree.sources),
+    );
+    let start = match file_ev {
+        Some(ev) => Ok(gens.start(file, ev, "boot")),
+        None => gens.start_last_good(),
+    };
+    let report = match &start {
+        Ok(s) => &s.report,
+        Err(r) => r,
+    };
+    for line in report.iter().flat_map(|l| l.lines()) {
+        log(line);
+    }
+    let start = start.map_err(|_| {
+        format!(
+            "it does not evaluate and no generation in {} does",
+            lock.dir.display()
+        )
+    })?;
+    let ev = start.evaluation;
+    let host = ev.host();
+    rescue::set_policy(PanicPolicy::of_host(host));
+    for problem in host_settings(host) {
+        log(&problem);
+    }
+    let wanted = Machine::of_host(host);
+    if wanted.state_dir != machine.state_dir {
+        log(&format!(
+            "the generation's state-dir {} differs from {}, where it was read from: staying there until a boot from a host file with it",
+            wanted.state_dir.display(),
+            machine.state_dir.display()
+        ));
+    }
+    machine.missing_from(&wanted).prepare();
     let control = ControlServer::bind(crate::control::DEFAULT_SOCKET).map_err(|e| e.to_string())?;
     let cgroups = CgroupTree::create(&cgroup_root, &crate::state::cgroup_name(&lock.dir))
         .map_err(|e| e.to_string())?;
@@ -301,7 +333,6 @@ fn boot_host(file: &Path, test_panic: Option<&str>) -> Result<Power, String> {
             "cannot enable the cgroup controllers for berth: {e}"
         ));
     }
-    crate::cmd::record_boot(&ev, file, &lock.dir, &mut std::io::stderr());
     // A network that cannot be set up costs its containers their network, not the
     // machine: they start with loopback only and the log says why.
     let net = match crate::net::NetHost::up(crate::net::NetPlan::from_evaluation(&ev), &lock.dir) {
@@ -327,14 +358,27 @@ fn boot_host(file: &Path, test_panic: Option<&str>) -> Result<Power, String> {
         net,
     };
     let mut sup = Supervisor::new(setup, specs).map_err(|e| e.to_string())?;
+    // SIGHUP reads the host file again, and `host { watch #true }` watches it (a host
+    // file on a writable file system, or edited in the running image).
+    sup.follow(file, files, false, crate::supervisor::host_watch(&ev));
     let panic_when_ready = test_panic == Some("ready");
     let orphans: u32 = cmdline("test-orphans")
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
+    let test_shell = (cmdline("test-shell").as_deref() == Some("1"))
+        .then(|| rescue::strings(host.get("rescue-shell")));
     sup.pid1_mode(Box::new(move |n| {
         log(&format!("all {n} containers ready"));
         if orphans > 0 {
             make_orphans(orphans);
+        }
+        if let Some(argv) = &test_shell {
+            match rescue::spawn_shell(argv, false) {
+                Ok(pid) => log(&format!("test: console shell {argv:?} started (pid {pid})")),
+                Err(e) => log(&format!(
+                    "test: cannot start the console shell {argv:?}: {e}"
+                )),
+            }
         }
         if panic_when_ready {
             panic!("test-only panic once every container is ready (berth.test-panic=ready)");
@@ -342,8 +386,10 @@ fn boot_host(file: &Path, test_panic: Option<&str>) -> Result<Power, String> {
     }))
     .map_err(|e| e.to_string())?;
     log(&format!(
-        "host {}: {count} containers, state in {}",
-        file.display(),
+        "{}: {count} containers, state in {}",
+        start
+            .generation
+            .map_or_else(|| file.display().to_string(), |n| format!("generation {n}")),
         lock.dir.display()
     ));
     // As `berth up`: the evaluation goes back to the system before berth settles.
@@ -390,91 +436,5 @@ fn make_orphans(n: u32) {
             }
             libc::_exit(0);
         }
-    }
-}
-
-/// Loads `wanted` and what they need (modules.dep, soft pre-dependencies) with
-/// finit_module(2). Errors are logged; boot goes on.
-fn load_modules(wanted: &[String]) {
-    if wanted.is_empty() {
-        return;
-    }
-    let release = rustix::system::uname()
-        .release()
-        .to_string_lossy()
-        .into_owned();
-    let dir = Path::new("/lib/modules").join(&release);
-    let ix = match ModIndex::read(&dir) {
-        Ok(ix) => ix,
-        Err(e) => {
-            log(&format!("kernel modules: {e}"));
-            return;
-        }
-    };
-    let order = match ix.load_order(wanted) {
-        Ok(o) => o,
-        Err(missing) => {
-            log(&format!(
-                "kernel modules not in {}: {}",
-                dir.display(),
-                missing.join(", ")
-            ));
-            let rest: Vec<String> = wanted
-                .iter()
-                .filter(|w| !missing.contains(w))
-                .cloned()
-                .collect();
-            ix.load_order(&rest).unwrap_or_default()
-        }
-    };
-    let mut loaded = 0;
-    for name in &order {
-        let Some(rel) = ix.path_of(name) else {
-            continue;
-        };
-        let path = dir.join(&rel);
-        match finit_module(&path) {
-            Ok(()) => loaded += 1,
-            // A driver for hardware this machine lacks (crc32c_intel without SSE4.2).
-            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => log(&format!(
-                "kernel module {name}: no device for it here, skipped"
-            )),
-            Err(e) => log(&format!("kernel module {name} ({}): {e}", path.display())),
-        }
-    }
-    log(&format!(
-        "loaded {loaded} kernel modules ({})",
-        order.join(" ")
-    ));
-}
-
-fn finit_module(path: &Path) -> std::io::Result<()> {
-    let file = std::fs::File::open(path)?;
-    let name = path.to_string_lossy();
-    // MODULE_INIT_COMPRESSED_FILE: the kernel decompresses (Linux 5.17).
-    let flags = if name.ends_with(".xz") || name.ends_with(".zst") || name.ends_with(".gz") {
-        4
-    } else {
-        0
-    };
-    use std::os::fd::AsRawFd;
-    // SAFETY: finit_module with an open fd, an empty NUL-terminated parameter string
-    // and integer flags.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_finit_module,
-            file.as_raw_fd(),
-            c"".as_ptr(),
-            flags,
-        )
-    };
-    if r == 0 {
-        return Ok(());
-    }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EEXIST) {
-        Ok(())
-    } else {
-        Err(e)
     }
 }

@@ -197,7 +197,7 @@ pub fn parse_options(options: &str) -> (libc::c_ulong, String) {
 }
 
 /// One `filesystem` entry of the host.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FsEntry {
     pub device: String,
     pub target: PathBuf,

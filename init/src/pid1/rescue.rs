@@ -79,8 +79,11 @@ pub fn install_panic_hook() {
     }));
 }
 
-/// Forks `argv` on /dev/console as a session leader with it as controlling terminal.
-pub fn spawn_shell(argv: &[String]) -> Result<i32, String> {
+/// Forks `argv` on /dev/console as a session leader, with the console as its
+/// controlling terminal when `ctty` (job control, ctrl-c). Without, its exit does not
+/// hang the console's tty up (the kernel does that when a controlling process exits),
+/// which would cost other processes' lines written at that moment.
+pub fn spawn_shell(argv: &[String], ctty: bool) -> Result<i32, String> {
     let args: Vec<CString> = argv
         .iter()
         .map(|a| CString::new(a.as_str()).map_err(|_| format!("`{a}` contains a NUL byte")))
@@ -112,7 +115,9 @@ pub fn spawn_shell(argv: &[String]) -> Result<i32, String> {
             libc::setsid();
             let fd = libc::open(c"/dev/console".as_ptr(), libc::O_RDWR);
             if fd >= 0 {
-                libc::ioctl(fd, libc::TIOCSCTTY, 1);
+                if ctty {
+                    libc::ioctl(fd, libc::TIOCSCTTY, 1);
+                }
                 for target in 0..3 {
                     libc::dup2(fd, target);
                 }
@@ -130,7 +135,7 @@ pub fn spawn_shell(argv: &[String]) -> Result<i32, String> {
 /// Runs the rescue shell on the console until it exits (→ reboot) or a power signal
 /// arrives (busybox `poweroff` in the shell: SIGUSR2), reaping every orphan meanwhile.
 pub fn run_shell(argv: &[String]) -> Power {
-    let pid = match spawn_shell(argv) {
+    let pid = match spawn_shell(argv, true) {
         Ok(pid) => pid,
         Err(e) => {
             log(&format!("cannot start the rescue shell {argv:?}: {e}"));

@@ -32,6 +32,28 @@ fn kill_all(signal: i32, limit: Duration) {
     }
 }
 
+/// Closes every fd of berth but stdio and the kernel log: what berth still holds open
+/// on a file system (after a panic: the supervisor's logs and state lock) would keep it
+/// busy, neither unmountable nor to be made read-only. Only for the end: nothing runs
+/// afterwards that could own one of them.
+fn close_files() {
+    let close = |from: u32, to: u32| {
+        if from <= to {
+            // SAFETY: close_range(2) takes integers only; the fds it closes are owned
+            // by nothing that runs again (finish never returns, nothing unwinds).
+            unsafe { libc::syscall(libc::SYS_close_range, from, to, 0) };
+        }
+    };
+    let mut from = 3;
+    if let Some(k) = super::console::kmsg_fd().and_then(|k| u32::try_from(k).ok())
+        && k >= 3
+    {
+        close(from, k - 1);
+        from = k + 1;
+    }
+    close(from, u32::MAX);
+}
+
 /// The containers are stopped (or never started): TERM the rest, a grace period, KILL,
 /// sync, unmount (read-only what stays busy), and reboot(2) with `power`. Never returns.
 pub fn finish(power: Power) -> ! {
@@ -41,6 +63,7 @@ pub fn finish(power: Power) -> ! {
     ));
     kill_all(libc::SIGTERM, GRACE);
     kill_all(libc::SIGKILL, Duration::from_secs(1));
+    close_files();
     rustix::fs::sync();
     unmount_all();
     rustix::fs::sync();

@@ -31,6 +31,16 @@ impl Berth {
     /// `berth up DIR/host.kdl` with its state in DIR/state, kept from an earlier berth;
     /// `env` is added to berth's environment.
     pub fn start(dir: &Path, notify: Option<&Path>, env: &[(&str, &str)]) -> Berth {
+        Self::start_with_args(dir, notify, env, &[])
+    }
+
+    /// [`Berth::start`] with `args` added to `berth up` (e.g. `--watch`).
+    pub fn start_with_args(
+        dir: &Path,
+        notify: Option<&Path>,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Berth {
         let dir = dir.to_path_buf();
         let file = dir.join("host.kdl");
         let socket = dir.join("control.sock");
@@ -44,6 +54,7 @@ impl Berth {
             "--socket",
             socket.to_str().unwrap(),
         ]);
+        cmd.args(args);
         cmd.stdout(Stdio::null()).stderr(
             std::fs::OpenOptions::new()
                 .create(true)
