@@ -7,13 +7,18 @@ use berth_vmtests::{Action, CHECK_CONTAINER_MOUNTS, Scenario, boot, build, kerne
 /// A check container: runs `script` (busybox sh) after `after` are ready, with the
 /// console, the control socket and the cgroup tree (read-only at /host/cgroup).
 fn check(after: &[&str], script: &str) -> String {
+    check_with("", after, script)
+}
+
+/// [`check`] with `mounts` (lines of KDL) added to the container.
+fn check_with(mounts: &str, after: &[&str], script: &str) -> String {
     let after = after
         .iter()
         .map(|a| format!("\"{a}\""))
         .collect::<Vec<_>>()
         .join(" ");
     format!(
-        "container \"check\" {{\n{CHECK_CONTAINER_MOUNTS}  after {after}\n  exec \"/bin/busybox\" \"sh\" \"-c\" #\"exec >/dev/console 2>&1; {script}\"#\n}}\n"
+        "container \"check\" {{\n{CHECK_CONTAINER_MOUNTS}{mounts}  after {after}\n  exec \"/bin/busybox\" \"sh\" \"-c\" #\"exec >/dev/console 2>&1; {script}\"#\n}}\n"
     )
 }
 
@@ -331,13 +336,12 @@ volume "marks"
 /// on the state disk (volume `marks`); `case $p in 1) …;; 2) …;; esac` does one thing
 /// per boot.
 fn phased_check(after: &[&str], script: &str) -> String {
-    let after = after
-        .iter()
-        .map(|a| format!("\"{a}\""))
-        .collect::<Vec<_>>()
-        .join(" ");
-    format!(
-        "container \"check\" {{\n{CHECK_CONTAINER_MOUNTS}  mount \"marks\" \"/marks\"\n  mount \"/var/lib/berth\" \"/var/lib/berth\" ro=#true\n  after {after}\n  exec \"/bin/busybox\" \"sh\" \"-c\" #\"exec >/dev/console 2>&1; p=$(( $(cat /marks/boots 2>/dev/null || echo 0) + 1 )); echo $p > /marks/boots; sync; {script}\"#\n}}\n"
+    check_with(
+        "  mount \"marks\" \"/marks\"\n  mount \"/var/lib/berth\" \"/var/lib/berth\" ro=#true\n",
+        after,
+        &format!(
+            "p=$(( $(cat /marks/boots 2>/dev/null || echo 0) + 1 )); echo $p > /marks/boots; sync; {script}"
+        ),
     )
 }
 
