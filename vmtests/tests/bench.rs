@@ -10,7 +10,14 @@ use berth_vmtests::{
     CHECK_CONTAINER_MOUNTS, Scenario, berth_in_image, boot, kernel, log_time, number,
 };
 
-const ROUNDS: usize = 3;
+/// Rounds (each boots both images once): `ROUNDS` from the environment, default 3.
+fn rounds() -> usize {
+    std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .filter(|&r| r > 0)
+        .unwrap_or(3)
+}
 
 #[test]
 #[ignore = "measurement: boots 6 VMs"]
@@ -51,7 +58,8 @@ fn boot_to_ready_berth_vs_busybox_init() {
     let mut anon = Vec::new();
     let mut file = Vec::new();
     let mut shmem = Vec::new();
-    for round in 0..ROUNDS {
+    let rounds = rounds();
+    for round in 0..rounds {
         let out = boot(&k, &Scenario::new(&format!("bench-berth-{round}"), &kdl));
         out.expect(&["all 10 containers ready", "BENCH rss_kib="]);
         let ready = log_time(&out.console, "all 10 containers ready").unwrap();
@@ -84,11 +92,19 @@ fn boot_to_ready_berth_vs_busybox_init() {
         busybox_own.push(f("BENCH-READY") - f("BENCH-START"));
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
     println!(
-        "boot to 10 ready (s since kernel start, mean of {ROUNDS}): berth {:.3} {berth:?}, busybox init {:.3} {busybox:?}, ratio {:.3}",
+        "boot to 10 ready (s since kernel start, mean of {rounds}): berth {:.3} {berth:?}, busybox init {:.3} {busybox:?}, ratio {:.3}; medians {:.3} / {:.3}, ratio {:.3}",
         mean(&berth),
         mean(&busybox),
-        mean(&berth) / mean(&busybox)
+        mean(&berth) / mean(&busybox),
+        median(&berth),
+        median(&busybox),
+        median(&berth) / median(&busybox)
     );
     println!(
         "init's own part (init start to ready): berth {:.3} {berth_own:?}, busybox {:.3} {busybox_own:?}",
