@@ -564,8 +564,8 @@ fn usage_error(err: &mut dyn std::io::Write, message: &str) -> u8 {
 /// Runs before `main` and before the first allocation (glibc passes argc and argv to
 /// `.init_array` entries): a berth that stays resident (`berth up`, PID 1) keeps huge
 /// pages away from its small heap, which would otherwise pin 2 MiB pages under a few
-/// hundred KiB of live data, and has mimalloc return freed pages at once. Short commands keep them: they make `eval` of a big host
-/// faster. Looking for the word among all arguments may also match an argument of
+/// hundred KiB of live data, and has mimalloc return freed pages at once. Short
+/// commands keep both defaults: they make `eval` of a big host faster. Looking for the word among all arguments may also match an argument of
 /// another verb; that costs nothing but a few page faults.
 #[used]
 #[unsafe(link_section = ".init_array")]

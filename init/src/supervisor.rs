@@ -1074,11 +1074,7 @@ impl Supervisor {
         match berth_modules::evaluate(&berth_config::FsSource, file) {
             Ok(ev) => self.switch_to(ev, file, "switch", mode),
             Err(f) => Response::Error {
-                message: format!(
-                    "{} is not valid; nothing changed:\n{}",
-                    file.display(),
-                    berth_config::diag::render_all(&f.diagnostics, &f.tree.sources, false)
-                ),
+                message: not_valid(file, &f),
             },
         }
     }
@@ -1178,9 +1174,9 @@ impl Supervisor {
     /// policies); `reload` sends the reload signal; `restart`/`recreate` stop the
     /// container and start it again with its new definition (a container gets new
     /// namespaces at every start, so a restart is a recreate), after what it starts
-    /// `after`; new containers start, removed ones stop. Changes to the host, networks and
-    /// volumes are not applied by a switch yet: such a plan is refused whole, nothing
-    /// touched.
+    /// `after`; new containers start, removed ones stop; changed networks are recreated
+    /// with their members, volumes prepared, and the host's `live` settings written
+    /// (`reboot` ones wait for the next boot).
     ///
     /// The switch is journaled (`STATE/journal`, before the first step and after each):
     /// a berth that dies mid-switch finishes it or rolls it back when it starts again
@@ -1710,6 +1706,16 @@ impl Supervisor {
             None => sock.send_to(msg.as_bytes(), Path::new(path)),
         };
     }
+}
+
+/// Why a host file berth was to switch to is refused: its diagnostics, as `berth check`
+/// renders them.
+fn not_valid(file: &Path, f: &berth_modules::Failure) -> String {
+    format!(
+        "{} is not valid; nothing changed:\n{}",
+        file.display(),
+        berth_config::diag::render_all(&f.diagnostics, &f.tree.sources, false)
+    )
 }
 
 /// Fault injection for tests (a test-only switch): with `BERTH_TEST_CRASH_AT_STEP=K` in

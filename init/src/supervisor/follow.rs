@@ -189,11 +189,7 @@ impl Supervisor {
             Err(failure) => files_of(&file, &failure.tree.sources),
         };
         let refused = match result {
-            Err(failure) => Some(format!(
-                "{} is not valid; nothing changed:\n{}",
-                file.display(),
-                berth_config::diag::render_all(&failure.diagnostics, &failure.tree.sources, false)
-            )),
+            Err(failure) => Some(super::not_valid(&file, &failure)),
             Ok(ev) => {
                 if !ev.warnings.is_empty() {
                     eprint!(
