@@ -81,21 +81,9 @@ fn running(b: &Berth) -> usize {
         .count()
 }
 
-fn wait_until(what: &str, b: &Berth, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}; logs:\n{}",
-            b.logs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Waits until generation `n` is current; returns it.
 fn wait_generation(b: &Berth, n: u64) -> Value {
-    wait_until(&format!("generation {n}"), b, || b.current()["number"] == n);
+    b.wait_for(|| b.current()["number"] == n, &format!("generation {n}"));
     b.current()
 }
 
@@ -149,7 +137,7 @@ fn watch_switches_valid_edits_and_refuses_invalid_ones() {
     std::fs::write(&file, host("64M", &["more.kdl"], "")).unwrap();
     std::fs::write(d.join("more.kdl"), more("1")).unwrap();
     let b = Berth::start_with_args(&d, None, &[], &["--watch"]);
-    wait_until("3 running", &b, || running(&b) == 3);
+    b.wait_for(|| running(&b) == 3, "3 running");
     assert!(b.own_log().contains("berth: watching "), "{}", b.own_log());
     let pids = b.pids();
     let restarts_before = restarts(&b);
@@ -159,9 +147,10 @@ fn watch_switches_valid_edits_and_refuses_invalid_ones() {
     editor_save(&file, &host("128M", &["more.kdl"], ""));
     let g = wait_generation(&b, 2);
     assert_eq!(g["reason"], "watch", "{g}");
-    wait_until("a changed in place", &b, || {
-        b.log("a").contains("changed in place by switch")
-    });
+    b.wait_for(
+        || b.log("a").contains("changed in place by switch"),
+        "a changed in place",
+    );
     assert_eq!(b.pids(), pids);
     assert_eq!(restarts(&b), restarts_before);
     if let Some(max) = memory_max(&b, "a") {
@@ -174,11 +163,14 @@ fn watch_switches_valid_edits_and_refuses_invalid_ones() {
     let bad = host("lots", &["more.kdl"], "");
     let line = bad.lines().position(|l| l.contains("lots")).unwrap() + 1;
     editor_save(&file, &bad);
-    wait_until("the refusal", &b, || {
-        rejected(&b)["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("lots"))
-    });
+    b.wait_for(
+        || {
+            rejected(&b)["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("lots"))
+        },
+        "the refusal",
+    );
     let r = rejected(&b);
     let message = r["message"].as_str().unwrap();
     let at = format!("host.kdl:{line}:");
@@ -226,12 +218,15 @@ fn watch_switches_valid_edits_and_refuses_invalid_ones() {
     // 4. An edit of the import: c restarts with its new environment, a and b keep theirs.
     editor_save(&d.join("more.kdl"), &more("2"));
     wait_generation(&b, 4);
-    wait_until("c running again", &b, || {
-        b.container("c")["pid"]
-            .as_i64()
-            .is_some_and(|p| p != pids["c"])
-            && b.state("c") == "running"
-    });
+    b.wait_for(
+        || {
+            b.container("c")["pid"]
+                .as_i64()
+                .is_some_and(|p| p != pids["c"])
+                && b.state("c") == "running"
+        },
+        "c running again",
+    );
     let now = b.pids();
     assert_eq!((now["a"], now["b"]), (pids["a"], pids["b"]));
 
@@ -241,7 +236,7 @@ fn watch_switches_valid_edits_and_refuses_invalid_ones() {
     std::fs::write(d.join("sub/extra.kdl"), container("e", "")).unwrap();
     editor_save(&file, &host("256M", &["more.kdl", "sub/extra.kdl"], ""));
     wait_generation(&b, 5);
-    wait_until("e running", &b, || running(&b) == 4);
+    b.wait_for(|| running(&b) == 4, "e running");
     editor_save(
         &d.join("sub/extra.kdl"),
         &container("e", "    env X=\"1\"\n"),
@@ -253,9 +248,10 @@ fn watch_switches_valid_edits_and_refuses_invalid_ones() {
     // A host file caught empty (written in place: truncated, then written) is not taken
     // for an empty host: nothing stops.
     std::fs::write(&file, "").unwrap();
-    wait_until("the empty file noticed", &b, || {
-        b.own_log().contains("is empty (being written?)")
-    });
+    b.wait_for(
+        || b.own_log().contains("is empty (being written?)"),
+        "the empty file noticed",
+    );
     assert_eq!(b.current()["number"], 6);
     assert_eq!(running(&b), 4);
     assert!(rejected(&b).is_null());
@@ -265,10 +261,13 @@ fn watch_switches_valid_edits_and_refuses_invalid_ones() {
         &file,
         &(host("256M", &["more.kdl", "sub/extra.kdl"], "") + "// a comment\n"),
     );
-    wait_until("the no-op read", &b, || {
-        b.own_log()
-            .contains("is what runs (generation 6); nothing to do")
-    });
+    b.wait_for(
+        || {
+            b.own_log()
+                .contains("is what runs (generation 6); nothing to do")
+        },
+        "the no-op read",
+    );
     assert_eq!(b.current()["number"], 6);
     assert!(b.down().success());
     let _ = std::fs::remove_dir_all(&d);
@@ -283,7 +282,7 @@ fn sighup_reads_the_host_file_again_without_watch() {
     let file = d.join("host.kdl");
     std::fs::write(&file, host("64M", &[], "")).unwrap();
     let b = Berth::start(&d, None, &[]);
-    wait_until("2 running", &b, || running(&b) == 2);
+    b.wait_for(|| running(&b) == 2, "2 running");
     assert!(!b.own_log().contains("watching"), "{}", b.own_log());
     let pids = b.pids();
     let hup = || {
@@ -306,7 +305,7 @@ fn sighup_reads_the_host_file_again_without_watch() {
     // An invalid file on SIGHUP: refused, nothing touched; a valid one clears it.
     std::fs::write(&file, host("128M", &[], "") + "container b { bogus 1 }\n").unwrap();
     hup();
-    wait_until("the refusal", &b, || !rejected(&b).is_null());
+    b.wait_for(|| !rejected(&b).is_null(), "the refusal");
     let r = rejected(&b);
     assert_eq!(r["trigger"], "sighup");
     assert!(r["message"].as_str().unwrap().contains("host.kdl:"), "{r}");
@@ -331,7 +330,7 @@ fn the_host_watch_option_turns_watching_on_and_off() {
     let on = "    watch #true\n";
     std::fs::write(&file, host("64M", &[], on)).unwrap();
     let b = Berth::start(&d, None, &[]);
-    wait_until("2 running", &b, || running(&b) == 2);
+    b.wait_for(|| running(&b) == 2, "2 running");
     assert!(b.own_log().contains("berth: watching "), "{}", b.own_log());
     let pids = b.pids();
 
@@ -342,9 +341,10 @@ fn the_host_watch_option_turns_watching_on_and_off() {
     // Turned off by an edit (applied: the option is live), then edits wait for SIGHUP.
     editor_save(&file, &host("128M", &[], ""));
     wait_generation(&b, 3);
-    wait_until("watching off", &b, || {
-        b.own_log().contains("no longer watching")
-    });
+    b.wait_for(
+        || b.own_log().contains("no longer watching"),
+        "watching off",
+    );
     editor_save(&file, &host("256M", &[], ""));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(b.current()["number"], 3);
@@ -405,8 +405,8 @@ fn watch_latency() {
     }
     let w = Berth::start_with_args(&dw, None, &[], &["--watch"]);
     let p = Berth::start(&dp, None, &[]);
-    wait_until("3 running", &w, || running(&w) == 3);
-    wait_until("3 running", &p, || running(&p) == 3);
+    w.wait_for(|| running(&w) == 3, "3 running");
+    p.wait_for(|| running(&p) == 3, "3 running");
     let pids = (w.pids(), p.pids());
     let (_, mut offset) = log_since(&w, 0);
     let (mut watch, mut peer) = (Vec::new(), Vec::new());
