@@ -56,11 +56,44 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn every_verb_has_help() {
-    for verb in ["check", "eval", "graph", "options", "why", "fmt"] {
+    // Every verb `berth --help` lists, so a new verb is covered as soon as it exists.
+    let out = berth(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let verbs: Vec<&str> = text
+        .split("Commands:\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command list in berth --help:\n{text}"))
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        // A verb's line; its description's continuation lines are indented further.
+        .filter(|l| !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|v| *v != "help")
+        .collect();
+    for verb in [
+        "up", "init", "build", "vm", "reboot", "poweroff", "halt", "run", "check", "eval", "graph",
+        "options", "why", "fmt", "status", "start", "stop", "restart", "down", "logs", "exec",
+    ] {
+        assert!(
+            verbs.contains(&verb),
+            "{verb} missing from berth --help:\n{text}"
+        );
+    }
+    for verb in verbs {
         let out = berth(&[verb, "--help"]);
         assert_eq!(out.status.code(), Some(0), "{verb}");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("Usage: berth"), "{verb}: {text}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.contains(&format!("Usage: berth {verb}")),
+            "{verb}: {help}"
+        );
+        // A line saying what the verb does, above the usage.
+        let about = help.lines().next().unwrap_or_default();
+        assert!(
+            !about.is_empty() && !about.starts_with("Usage"),
+            "{verb} has no description: {help}"
+        );
     }
 }
 
