@@ -367,6 +367,37 @@ fn not_running_is_one_clear_line() {
 }
 
 #[test]
+fn a_dropped_server_can_be_bound_again_while_a_forked_child_lives() {
+    // A child forked while the server runs (a container; another thread's `Command`
+    // before its exec) shares the lock file's open file description.
+    let dir = tempfile::tempdir().unwrap();
+    let path = socket_in(&dir);
+    let server = ControlServer::bind(&path).unwrap();
+    // SAFETY: the child only calls async-signal-safe functions (pause, _exit).
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork");
+    if child == 0 {
+        // SAFETY: as above; the parent kills it.
+        unsafe {
+            libc::pause();
+            libc::_exit(0);
+        }
+    }
+    drop(server);
+    let again = ControlServer::bind(&path);
+    // SAFETY: the child forked above.
+    unsafe {
+        libc::kill(child, libc::SIGKILL);
+        libc::waitpid(child, std::ptr::null_mut(), 0);
+    }
+    assert!(
+        again.is_ok(),
+        "bind after drop: {}",
+        again.err().map(|e| e.to_string()).unwrap_or_default()
+    );
+}
+
+#[test]
 fn the_socket_is_0600_in_a_0700_directory_and_removed_on_drop() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("run/berth/control.sock");

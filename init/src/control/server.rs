@@ -489,6 +489,10 @@ impl Drop for ControlServer {
     fn drop(&mut self) {
         // The lock is still held here, so this is our socket, not a successor's.
         let _ = fs::remove_file(&self.path);
+        // Released explicitly, not by closing our fd: a child forked meanwhile (a
+        // container, a `Command` of another thread not yet at its exec) holds the same
+        // open file description, and would keep the lock, refusing the next bind.
+        let _ = flock(&self._lock, FlockOperation::Unlock);
     }
 }
 
