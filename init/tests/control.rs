@@ -701,3 +701,44 @@ fn logs_reads_a_log_dir() {
     assert_eq!(code, 1);
     assert!(err.contains("no logs for db"), "{err}");
 }
+
+#[test]
+fn every_control_verb_says_berth_is_not_running_in_one_line_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = socket_in(&dir);
+    let sock = path.to_str().unwrap();
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/demo.kdl");
+    let verbs: [&[&str]; 15] = [
+        &["status"],
+        &["net"],
+        &["start", "web"],
+        &["stop", "web"],
+        &["restart", "web"],
+        &["down"],
+        &["logs", "web"],
+        &["logs", "-f", "web"],
+        &["exec", "--socket", sock, "web", "--", "true"],
+        &["switch", demo],
+        &["rollback"],
+        &["confirm"],
+        &["reboot"],
+        &["poweroff"],
+        &["halt"],
+    ];
+    for args in verbs {
+        let mut args = args.to_vec();
+        if args[0] != "exec" {
+            args.extend(["--socket", sock]);
+        }
+        let (code, out, err) = berth(&args);
+        assert_eq!(code, 1, "berth {args:?}: {err}");
+        assert_eq!(out, "", "berth {args:?}");
+        assert_eq!(err.lines().count(), 1, "berth {args:?}: one line: {err}");
+        assert!(
+            err.starts_with(&format!(
+                "error: berth is not running (no control socket at {sock})"
+            )),
+            "berth {args:?}: {err}"
+        );
+    }
+}
