@@ -563,3 +563,106 @@ fn dev_is_minimal_with_its_own_pts() {
     assert!(mounts.contains(&"/dev/pts devpts"), "{mounts:?}");
     assert!(mounts.contains(&"/dev/shm tmpfs"), "{mounts:?}");
 }
+
+#[test]
+fn signal_mask_and_dispositions_are_reset_before_exec() {
+    if !root() {
+        return;
+    }
+    // What the container would inherit without the reset: this test's thread blocks
+    // SIGUSR1, and the test binary ignores SIGPIPE (Rust's runtime does at start-up).
+    // SAFETY: a zeroed sigset_t is a valid argument to sigemptyset/sigaddset, and
+    // pthread_sigmask changes only this test's own thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGUSR1);
+        assert_eq!(
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()),
+            0
+        );
+    }
+    let status = fs::read_to_string("/proc/thread-self/status").unwrap();
+    let field = |s: &str, k: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+            .unwrap()
+    };
+    assert_ne!(field(&status, "SigBlk:"), "0000000000000000", "{status}");
+    assert_ne!(field(&status, "SigIgn:"), "0000000000000000", "{status}");
+    // grep itself is the container's process: no shell in between to reset anything.
+    let out = run_ok(SpawnConfig::new(
+        "signals",
+        vec![
+            "/bin/grep".into(),
+            "-E".into(),
+            "^Sig(Blk|Ign):".into(),
+            "/proc/self/status".into(),
+        ],
+    ));
+    assert_eq!(
+        out,
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+    );
+}
+
+#[test]
+fn mounts_made_for_the_container_do_not_propagate_to_the_host() {
+    if !root() {
+        return;
+    }
+    // A shared mount on the host, bound into the container with a tmpfs mounted below
+    // it: were the container's mount tree not private (or slave), that tmpfs would
+    // propagate back and appear on the host.
+    let dir = PathBuf::from(format!(
+        "/tmp/berth-audit-propagation-{}",
+        std::process::id()
+    ));
+    fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap().to_string();
+    let mount = |args: &[&str]| {
+        let st = std::process::Command::new("mount")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount {args:?}");
+    };
+    mount(&["-t", "tmpfs", "berth-audit", &d]);
+    mount(&["--make-shared", &d]);
+    fs::create_dir(dir.join("late")).unwrap();
+    let shared = fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(d.as_str()) && l.contains(" shared:"));
+    let mut config = sh(
+        "propagation",
+        "grep -c -E ' (shared|master):' /proc/self/mountinfo; grep -c ' /shared/late ' /proc/self/mountinfo",
+    );
+    config.mounts = vec![
+        Mount::Bind {
+            src: dir.clone(),
+            dst: "/shared".into(),
+            ro: false,
+        },
+        Mount::Tmpfs {
+            dst: "/shared/late".into(),
+            size: Some(1 << 20),
+            mode: 0o755,
+        },
+    ];
+    let out = run(config);
+    let on_host = host_mount_points(&[&dir]);
+    let _ = std::process::Command::new("umount")
+        .arg("-R")
+        .arg(&dir)
+        .status();
+    let _ = fs::remove_dir_all(&dir);
+    assert!(shared, "the host's mount {d} was made shared");
+    let (status, out) = out.unwrap();
+    assert_eq!(status, ExitStatus::Exited(0), "{out}");
+    assert_eq!(
+        out, "0\n1\n",
+        "no shared mount in the container, the tmpfs in it"
+    );
+    assert_eq!(on_host, [d], "the container's tmpfs did not reach the host");
+}
