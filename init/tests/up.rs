@@ -8,7 +8,7 @@ use common::berth::Berth;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -851,6 +851,268 @@ container sick {
         0,
         "EXTEND_TIMEOUT_USEC extends the start timeout: {}",
         b.log("slow")
+    );
+    assert!(b.down().success());
+}
+
+#[test]
+fn sigterm_and_sigint_stop_in_reverse_order_and_report_status_lines_to_systemd() {
+    if !requirements_met() {
+        return;
+    }
+    for (signal, name) in [(libc::SIGTERM, "sigterm"), (libc::SIGINT, "sigint")] {
+        // Play systemd: the datagrams berth sends to $NOTIFY_SOCKET.
+        let dir =
+            std::env::temp_dir().join(format!("berth-up-{}-parent-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let parent = dir.join("notify.sock");
+        let sock = UnixDatagram::bind(&parent).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut b = Berth::up_with(
+            name,
+            r#"
+container db {
+    rootfs host
+    network none
+    exec "/bin/sleep" "1000"
+    stop-timeout "300ms"
+}
+container web {
+    rootfs host
+    network none
+    exec "/bin/sleep" "1000"
+    stop-timeout "300ms"
+    after db
+}
+"#,
+            Some(&parent),
+        );
+        let mut got = Vec::new();
+        let mut recv = |until: &str| {
+            let mut buf = [0u8; 512];
+            while !got.iter().any(|m: &String| m.contains(until)) {
+                let n = sock
+                    .recv(&mut buf)
+                    .unwrap_or_else(|e| panic!("{until} from berth ({e}); got {got:?}"));
+                got.push(String::from_utf8_lossy(&buf[..n]).to_string());
+            }
+        };
+        recv("READY=1");
+        assert_eq!(b.state("web"), "running");
+        // SAFETY: signalling the berth process this test started.
+        unsafe { libc::kill(b.child.id() as i32, signal) };
+        recv("STATUS=all containers stopped");
+        let start = Instant::now();
+        let status = loop {
+            if let Some(st) = b.child.try_wait().unwrap() {
+                break st;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "berth did not exit after {name}; logs:\n{}",
+                b.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "{name}: berth exited with {status}");
+        assert_eq!(
+            got,
+            [
+                "STATUS=starting 2 containers",
+                "READY=1\nSTATUS=2 containers running",
+                "STOPPING=1\nSTATUS=stopping containers",
+                "STATUS=all containers stopped",
+            ],
+            "{name}"
+        );
+        // web (after db) stops first; `sleep` ignores SIGTERM as PID 1, so web's stop
+        // ends with its stop timeout, and only then does db's begin.
+        let (db, web) = (b.log("db"), b.log("web"));
+        assert!(
+            stamp(&db, "stopping with signal") >= stamp(&web, "stop timeout: killed"),
+            "{name}: db must stop after web\n{db}\n{web}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn a_notification_from_outside_the_containers_cgroup_is_ignored() {
+    if !requirements_met() {
+        return;
+    }
+    // The container says only STATUS=genuine once /tmp/go exists, and READY=1 once
+    // /tmp/ready exists; the test, outside its cgroup, sends READY=1 before either.
+    let b = Berth::up(
+        "notify-sender",
+        r#"
+container svc {
+    rootfs host
+    network none
+    stop-timeout "300ms"
+    ready notify
+    start-timeout "60s"
+    exec "/bin/sh" "-c" "until [ -e /tmp/go ]; do sleep 0.05; done; systemd-notify --status=genuine; until [ -e /tmp/ready ]; do sleep 0.05; done; systemd-notify --ready; exec sleep 1000"
+}
+"#,
+    );
+    b.wait_for(|| b.container("svc")["pid"].is_i64(), "svc started");
+    let pid = b.container("svc")["pid"].as_i64().unwrap();
+    let socket = b.dir.join("state/run/notify/svc/notify.sock");
+    let forger = UnixDatagram::unbound().unwrap();
+    forger
+        .send_to(b"READY=1\nSTATUS=forged", &socket)
+        .unwrap_or_else(|e| panic!("send to {}: {e}", socket.display()));
+    // Datagrams are read in order: once `genuine` is shown, the forged one was handled.
+    let root = PathBuf::from(format!("/proc/{pid}/root/tmp"));
+    std::fs::write(root.join("go"), "").unwrap();
+    b.wait_for(
+        || b.container("svc")["status_text"] == "genuine",
+        "STATUS=genuine from the container",
+    );
+    let c = b.container("svc");
+    assert_eq!(c["ready"], false, "READY=1 from outside the cgroup: {c}");
+    assert_eq!(c["state"], "starting", "{c}");
+    std::fs::write(root.join("ready"), "").unwrap();
+    b.wait_for(
+        || b.container("svc")["ready"] == true,
+        "READY=1 from the container",
+    );
+    assert!(b.down().success());
+}
+
+#[test]
+fn backoff_starts_again_from_initial_after_the_container_stayed_up() {
+    if !requirements_met() {
+        return;
+    }
+    // Runs 1-3 and 5 fail at once; run 4 stays up 1 s (past reset-after) before it
+    // fails; run 6 keeps running.
+    let dir = std::env::temp_dir().join(format!("berth-up-{}-reset-count", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let host = format!(
+        r#"
+container flaky {{
+    rootfs host
+    network none
+    mount "{dir}" "/count"
+    exec "/bin/sh" "-c" "n=$(cat /count/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /count/n; [ $n -ge 6 ] && exec sleep 1000; [ $n -eq 4 ] && sleep 1; exit 1"
+    restart always
+    stop-timeout "300ms"
+    backoff {{ initial "50ms"; factor 2; max "10s"; reset-after "500ms" }}
+    start-limit {{ burst 100 }}
+}}
+"#,
+        dir = dir.display()
+    );
+    let b = Berth::up("backoff-reset", &host);
+    b.wait_for(
+        || std::fs::read_to_string(dir.join("n")).is_ok_and(|n| n.trim() == "6"),
+        "the sixth run",
+    );
+    b.wait_for(|| b.state("flaky") == "running", "flaky running");
+    let delays: Vec<String> = b
+        .log("flaky")
+        .lines()
+        .filter_map(|l| l.split("restarting in ").nth(1).map(str::to_string))
+        .collect();
+    assert_eq!(delays, ["50ms", "100ms", "200ms", "50ms", "100ms"]);
+    assert!(b.down().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn watchdog_pings_keep_a_container_running() {
+    if !requirements_met() {
+        return;
+    }
+    // Pings every 100 ms with a 2 s watchdog: never restarted. `silent` (same watchdog,
+    // no pings) shows the same time span is long enough for restarts.
+    let b = Berth::up(
+        "watchdog-pings",
+        r#"
+container pinging {
+    rootfs host
+    network none
+    stop-timeout "300ms"
+    exec "/bin/sh" "-c" "systemd-notify --ready; while :; do systemd-notify WATCHDOG=1; sleep 0.1; done"
+    ready notify
+    watchdog "2s"
+    restart always
+}
+container silent {
+    rootfs host
+    network none
+    stop-timeout "300ms"
+    exec "/bin/sh" "-c" "systemd-notify --ready; exec sleep 1000"
+    ready notify
+    watchdog "2s"
+    restart always
+}
+"#,
+    );
+    b.wait_for(
+        || b.container("silent")["restarts"].as_u64() >= Some(2),
+        "silent restarted twice by its watchdog",
+    );
+    let c = b.container("pinging");
+    assert_eq!(c["restarts"], 0, "{c}\n{}", b.log("pinging"));
+    assert_eq!(c["ready"], true, "{c}");
+    assert!(!b.log("pinging").contains("watchdog timeout"));
+    assert!(b.down().success());
+}
+
+#[test]
+fn logs_follow_prints_the_last_n_lines_then_what_follows() {
+    if !requirements_met() {
+        return;
+    }
+    let b = Berth::up(
+        "logs-follow",
+        r#"
+container ticker {
+    rootfs host
+    network none
+    stop-timeout "300ms"
+    exec "/bin/sh" "-c" "i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.1; done"
+}
+"#,
+    );
+    let ticks = |log: &str| log.lines().filter(|l| l.contains(" out tick-")).count();
+    b.wait_for(|| ticks(&b.log("ticker")) >= 5, "five ticks");
+    let before = ticks(&b.log("ticker"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["logs", "ticker", "-f", "-n", "2", "--socket"])
+        .arg(&b.socket)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        let line = lines.next().unwrap().unwrap();
+        let n: usize = line
+            .rsplit_once(" out tick-")
+            .and_then(|(_, n)| n.parse().ok())
+            .unwrap_or_else(|| panic!("not a tick line: {line}"));
+        seen.push(n);
+    }
+    // SAFETY: the `berth logs` process this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    // -n 2: it began with the last two lines (not the first tick), then every new line
+    // in order, none lost or repeated while following.
+    assert!(
+        seen[0] + 1 >= before,
+        "-n 2 began at tick {} of {before}",
+        seen[0]
+    );
+    assert!(
+        seen.windows(2).all(|w| w[1] == w[0] + 1),
+        "consecutive ticks: {seen:?}"
     );
     assert!(b.down().success());
 }
