@@ -481,6 +481,8 @@ impl Supervisor {
             let _ = log.event(text);
         }
         eprintln!("berth: container {}: {text}", u.spec.name);
+        // As PID 1, also in the kernel log (a no-op under `berth up`).
+        crate::pid1::console::kmsg(&format!("container {}: {text}", u.spec.name));
     }
 
     /// Starts what may start and stops what must stop.

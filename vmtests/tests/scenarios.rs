@@ -689,3 +689,52 @@ container "editor" {{
         "the refused edit restarted nothing"
     );
 }
+
+/// PID 1's own settings and the containers' view of /proc on the Debian kernel (which,
+/// unlike the build machine's, has /proc/kcore, /proc/sysrq-trigger and friends): the
+/// hostname set from the host, `oom_score_adj` -1000, its log in the kernel log
+/// (`dmesg`), a listed device that never appears given up after its `wait`, and every
+/// masked and read-only /proc path of the container that the kernel has, covered.
+#[test]
+fn pid1_sets_the_hostname_protects_itself_logs_to_kmsg_and_gives_up_on_a_missing_device() {
+    let Some(k) = kernel() else { return };
+    let script = "m=0; for p in acpi asound kcore keys latency_stats timer_list timer_stats sched_debug scsi interrupts; do \
+         [ -e /host/proc/$p ] || continue; m=$((m+1)); \
+         grep -q \" /proc/$p \" /proc/self/mountinfo || echo MASKED-MISSING /proc/$p; done; \
+         [ -e /host/proc/kcore ] && [ $(wc -c </proc/kcore) = 0 ] && grep -q ' /proc/kcore ' /proc/self/mountinfo && echo CHECK-KCORE-MASKED; \
+         grep -q ' /sys/firmware ' /proc/self/mountinfo || echo MASKED-MISSING /sys/firmware; \
+         for p in bus fs irq sys sysrq-trigger; do [ -e /host/proc/$p ] || continue; \
+         awk -v p=/proc/$p '$5 == p && $6 ~ /^ro/ { f = 1 } END { exit !f }' /proc/self/mountinfo || echo RO-MISSING /proc/$p; done; \
+         [ -e /host/proc/sysrq-trigger ] && echo CHECK-SYSRQ-PRESENT; \
+         echo CHECK-MASKED masked=$m; touch /run/berth/masks-checked; exec sleep 1000";
+    let kdl = format!(
+        "host \"audit-vm\" {{\n  rescue-shell \"/bin/busybox\" \"sh\"\n  filesystem \"/dev/vdz\" \"/mnt/absent\" type=\"ext4\" wait=\"1s\"\n}}\n{SLEEPER}\n{}",
+        check_with("  stop-timeout \"1s\"\n", &["sleeper"], script)
+    );
+    let mut s = Scenario::new("pid1-self", &kdl);
+    s.append = "berth.test-shell=1".into();
+    s.actions.push(Action::Type {
+        wait_for: SHELL_READY.into(),
+        text: "until [ -e /run/berth/masks-checked ]; do sleep 0.1; done; \
+               echo PID1-HOST=$(hostname) OOM=$(cat /proc/1/oom_score_adj) \
+               KMSG=$(dmesg | grep -c 'berth: berth .* starting as PID [1]') \
+               EVENTS=$(dmesg | grep -c 'berth: container sleepe[r]: ready'); exec busybox poweroff\n"
+            .into(),
+    });
+    let out = boot(&k, &s);
+    out.expect(&[
+        "filesystem: device /dev/vdz did not appear within 1s",
+        "all 2 containers ready",
+        "CHECK-KCORE-MASKED",
+        "CHECK-SYSRQ-PRESENT",
+        "CHECK-MASKED",
+        "PID1-HOST=audit-vm OOM=-1000 KMSG=1 EVENTS=1",
+        "reboot: Power down",
+    ]);
+    out.expect_not("MASKED-MISSING");
+    out.expect_not("RO-MISSING");
+    // acpi, kcore, keys, timer_list, interrupts at least, on the Debian kernel.
+    if berth_vmtests::number(&out.console, "masked").unwrap_or(0) < 5 {
+        out.fail("fewer masked /proc paths checked than the Debian kernel has");
+    }
+}

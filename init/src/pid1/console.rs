@@ -31,13 +31,22 @@ pub fn kmsg_fd() -> Option<i32> {
 pub fn log(msg: &str) {
     let line = format!("[{:8.3}] berth: {msg}\n", uptime());
     let _ = std::io::stderr().write_all(line.as_bytes());
+    kmsg(msg);
+}
+
+/// Writes `berth: MESSAGE` to the kernel log only (nothing before [`open_kmsg`], so
+/// nothing outside PID 1 mode): for lines that are already on the console by other
+/// means, such as the supervisor's container events on its stderr.
+pub fn kmsg(msg: &str) {
     // A poisoned lock (a panic while writing) must not stop the panic hook's own log.
     let mut k = match KMSG.lock() {
         Ok(k) => k,
         Err(p) => p.into_inner(),
     };
     if let Some(f) = k.as_mut() {
-        // <6>: info; the kernel adds its own time stamp.
+        // <6>: info; the kernel adds its own time stamp. (The kernel rate-limits what
+        // one opener writes to /dev/kmsg: bursts beyond 10 lines in 5 s are dropped
+        // there, never on the console.)
         let _ = f.write_all(format!("<6>berth: {msg}").as_bytes());
     }
 }
