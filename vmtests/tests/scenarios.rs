@@ -738,3 +738,65 @@ fn pid1_sets_the_hostname_protects_itself_logs_to_kmsg_and_gives_up_on_a_missing
         out.fail("fewer masked /proc paths checked than the Debian kernel has");
     }
 }
+
+/// Every limit of the schema, in its cgroup file on the real kernel (only memory.max,
+/// pids.max and cpu.max are exercised by the scenarios above), and every controller
+/// the kernel has enabled for berth's subtree.
+#[test]
+fn every_limit_is_written_to_its_cgroup_file() {
+    let Some(k) = kernel() else { return };
+    let kdl = format!(
+        r#"host "vm"
+container "limited" {{
+  rootfs "host"
+  stop-timeout "1s"
+  limits {{
+    memory "64M"
+    memory-high "48M"
+    memory-swap "16M"
+    cpu 0.5
+    cpu-weight 300
+    pids 50
+    io-weight 200
+    cpuset "0"
+  }}
+  exec "/bin/busybox" "sleep" "1000"
+}}
+{}"#,
+        check(
+            &["limited"],
+            "cg=/host/cgroup/berth; l=$cg/limited; \
+             echo CHECK-SUBTREE $(cat $cg/cgroup.subtree_control) /; \
+             echo CHECK-CONTROLLERS $(cat /host/cgroup/cgroup.controllers) /; \
+             echo CHECK-FILES mem=$(cat $l/memory.max) high=$(cat $l/memory.high) swap=$(cat $l/memory.swap.max) \
+             cpu=$(cat $l/cpu.max | tr ' ' ,) weight=$(cat $l/cpu.weight) pids=$(cat $l/pids.max) \
+             io=$(cat $l/io.weight | tr ' ' ,) cpus=$(cat $l/cpuset.cpus) warnings=$(berth status | grep -c 'not enforced'); \
+             berth poweroff"
+        )
+    );
+    let out = boot(&k, &Scenario::new("all-limits", &kdl));
+    out.expect(&[
+        "CHECK-FILES mem=67108864 high=50331648 swap=16777216 cpu=50000,100000 weight=300 pids=50 io=default,200 cpus=0 warnings=0",
+        "reboot: Power down",
+    ]);
+    // Every controller the kernel offers is enabled for berth's subtree.
+    let list = |key: &str| -> Vec<String> {
+        let line = out
+            .console
+            .lines()
+            .find_map(|l| l.split(key).nth(1))
+            .unwrap_or_else(|| out.fail(&format!("no {key} line")));
+        line.split_whitespace()
+            .take_while(|w| *w != "/")
+            .map(str::to_string)
+            .collect()
+    };
+    let (offered, enabled) = (list("CHECK-CONTROLLERS"), list("CHECK-SUBTREE"));
+    for c in ["cpuset", "cpu", "io", "memory", "pids"] {
+        if !offered.iter().any(|o| o == c) || !enabled.iter().any(|e| e == c) {
+            out.fail(&format!(
+                "controller {c}: offered {offered:?}, enabled for berth {enabled:?}"
+            ));
+        }
+    }
+}
