@@ -800,3 +800,42 @@ container "limited" {{
         }
     }
 }
+
+/// `on-panic "shell"`: a panic in berth starts the rescue shell on the console, and the
+/// machine reboots when it exits; `on-panic "halt"` halts. Never "Attempted to kill
+/// init".
+#[test]
+fn a_panic_with_on_panic_shell_starts_the_rescue_shell_and_with_halt_halts() {
+    let Some(k) = kernel() else { return };
+    let host = |on_panic: &str| {
+        format!(
+            "host \"vm\" {{\n  on-panic \"{on_panic}\"\n  rescue-shell \"/bin/busybox\" \"sh\"\n}}\n{SLEEPER}"
+        )
+    };
+    let mut s = Scenario::new("panic-shell", &host("shell"));
+    s.append = "berth.test-panic=ready".into();
+    s.actions.push(Action::Type {
+        wait_for: "rescue shell [".into(),
+        // The shell is the console's controlling process: its exit hangs the tty up,
+        // dropping output not yet sent, so it lets the line out first.
+        text: "echo PANIC-SHELL-$((6*7)); sleep 1; exit\n".into(),
+    });
+    let out = boot(&k, &s);
+    out.expect_in_order(&[
+        "PANIC:",
+        "on-panic \"shell\": starting the rescue shell",
+        "PANIC-SHELL-42",
+        "reboot: Restarting system",
+    ]);
+    out.expect_not("Attempted to kill init");
+
+    let mut s = Scenario::new("panic-halt", &host("halt"));
+    s.append = "berth.test-panic=ready".into();
+    s.actions.push(Action::Quit {
+        wait_for: "reboot: System halted".into(),
+    });
+    let out = boot(&k, &s);
+    out.expect_in_order(&["PANIC:", "reboot: System halted"]);
+    out.expect_not("rescue shell [");
+    out.expect_not("Attempted to kill init");
+}
