@@ -1116,3 +1116,37 @@ container ticker {
     );
     assert!(b.down().success());
 }
+
+#[test]
+fn a_health_check_that_hangs_past_its_timeout_counts_as_failed() {
+    if !requirements_met() {
+        return;
+    }
+    // Healthy for 1 s; then every check hangs (100 s), so only its 300 ms timeout can
+    // fail it: two timed-out checks restart the container.
+    let b = Berth::up(
+        "check-timeout",
+        r#"
+container hang {
+    rootfs host
+    network none
+    stop-timeout "300ms"
+    exec "/bin/sh" "-c" "sleep 1; touch /tmp/hang; exec sleep 1000"
+    ready exec "/bin/sh" "-c" "[ ! -e /tmp/hang ] || exec sleep 100" interval="100ms" timeout="300ms" retries=2
+    restart always
+}
+"#,
+    );
+    b.wait_for(
+        || {
+            b.log("hang")
+                .contains("health check failed 2 times: restarting")
+        },
+        "hang restarted after two timed-out checks",
+    );
+    b.wait_for(
+        || b.container("hang")["restarts"].as_u64() >= Some(1),
+        "hang restarted",
+    );
+    assert!(b.down().success());
+}
