@@ -1150,3 +1150,62 @@ container hang {
     );
     assert!(b.down().success());
 }
+
+#[test]
+fn the_configured_stop_signal_is_sent_and_an_unenforced_limit_is_warned_once() {
+    if !requirements_met() {
+        return;
+    }
+    let mount = berth_init::state::cgroup2_mount().unwrap();
+    let controllers = std::fs::read_to_string(mount.join("cgroup.controllers")).unwrap();
+    let pids_missing = !controllers.split_whitespace().any(|c| c == "pids");
+    let b = Berth::up(
+        "stop-signal",
+        r#"
+container polite {
+    rootfs host
+    network none
+    stop-signal SIGUSR1
+    stop-timeout "30s"
+    exec "/bin/sh" "-c" "trap 'echo got USR1; exit 0' USR1; echo trapping; while :; do sleep 0.1; done"
+}
+container crashing {
+    rootfs host
+    network none
+    exec "/bin/false"
+    restart always
+    backoff { initial "10ms"; max "20ms" }
+    start-limit { burst 3; interval "10s" }
+    limits { pids 10 }
+}
+"#,
+    );
+    b.wait_for(|| b.log("polite").contains("trapping"), "polite trapping");
+    let r = b.call(json!({"verb": "stop", "name": "polite"}));
+    assert_eq!(r["result"], "ok", "{r}");
+    b.wait_for(|| b.state("polite") == "stopped", "polite stopped");
+    let log = b.log("polite");
+    assert!(
+        log.contains("stopping with signal 10") && log.contains("got USR1"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("stop timeout"),
+        "SIGUSR1 ended it, not the timeout: {log}"
+    );
+    assert_eq!(b.container("polite")["last_exit"], "exited 0");
+
+    // Three starts of a container whose pids limit cannot be enforced here: one warning
+    // on berth's stderr and in its status, not one per start.
+    b.wait_for(|| b.state("crashing") == "failed", "crashing failed");
+    if pids_missing {
+        let warned = |text: &str| {
+            text.matches("container crashing: pids limit not enforced")
+                .count()
+        };
+        assert_eq!(warned(&b.own_log()), 1, "{}", b.own_log());
+        let status = b.container("crashing")["warnings"].to_string();
+        assert_eq!(warned(&status), 1, "{status}");
+    }
+    assert!(b.down().success());
+}
