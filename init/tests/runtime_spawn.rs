@@ -666,3 +666,27 @@ fn mounts_made_for_the_container_do_not_propagate_to_the_host() {
     );
     assert_eq!(on_host, [d], "the container's tmpfs did not reach the host");
 }
+
+#[test]
+fn every_namespace_is_new() {
+    if !root() {
+        return;
+    }
+    let kinds = ["pid", "mnt", "uts", "ipc", "cgroup", "net"];
+    let script: String = kinds
+        .iter()
+        .map(|k| format!("readlink /proc/self/ns/{k}; "))
+        .collect();
+    let out = run_ok(sh("ns", &script));
+    let theirs: Vec<&str> = out.lines().collect();
+    assert_eq!(theirs.len(), kinds.len(), "{out}");
+    for (kind, theirs) in kinds.iter().zip(theirs) {
+        let ours = fs::read_link(format!("/proc/self/ns/{kind}")).unwrap();
+        assert_ne!(
+            ours.to_string_lossy(),
+            theirs,
+            "the container shares the host's {kind} namespace"
+        );
+        assert!(theirs.starts_with(&format!("{kind}:[")), "{theirs}");
+    }
+}
