@@ -839,3 +839,60 @@ fn a_panic_with_on_panic_shell_starts_the_rescue_shell_and_with_halt_halts() {
     out.expect_not("rescue shell [");
     out.expect_not("Attempted to kill init");
 }
+
+/// A container whose rootfs is a directory of the build machine: `berth build` puts
+/// the directory in the image at the same path, and the container runs in it (only
+/// `rootfs "host"` containers were booted before).
+#[test]
+fn a_directory_rootfs_is_packed_into_the_image_and_the_container_runs_in_it() {
+    let Some(k) = kernel() else { return };
+    let rootfs = berth_vmtests::target_dir().join("vmtests/run/dir-rootfs-tree");
+    let _ = std::fs::remove_dir_all(&rootfs);
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
+    std::fs::write(rootfs.join("marker"), "from-the-dir-rootfs\n").unwrap();
+    let kdl = format!(
+        r#"host "vm"
+container "own" {{
+  rootfs "{}"
+  stop-timeout "1s"
+  mount "/dev/console" "/dev/console"
+  exec "/bin/busybox" "sh" "-c" "exec >/dev/console 2>&1; echo OWN-ROOT $(cat /marker) $(ls /bin | tr '\n' ' ')/; exec /bin/busybox sleep 1000"
+}}
+{}"#,
+        rootfs.display(),
+        check(&["own"], "sleep 1; berth poweroff")
+    );
+    let out = boot(&k, &Scenario::new("dir-rootfs", &kdl));
+    out.expect(&[
+        "container own: started",
+        "OWN-ROOT from-the-dir-rootfs busybox sh /",
+        "reboot: Power down",
+    ]);
+}
+
+/// A host file that does not exist at boot: said on the console, then the fallback
+/// (the rescue shell of the image's host; no generation has booted yet).
+#[test]
+fn a_missing_host_file_at_boot_is_named_then_the_rescue_shell_starts() {
+    let Some(k) = kernel() else { return };
+    let mut s = Scenario::new(
+        "missing-config",
+        &format!("host \"vm\" {{\n  rescue-shell \"/bin/busybox\" \"sh\"\n}}\n{SLEEPER}"),
+    );
+    s.append = "berth.config=/etc/berth/missing.kdl".into();
+    s.actions.push(Action::Type {
+        wait_for: "rescue shell [".into(),
+        text: "echo RESCUE-$((6*7)); busybox poweroff\n".into(),
+    });
+    let out = boot(&k, &s);
+    out.expect(&[
+        "/etc/berth/missing.kdl",
+        "cannot boot the host /etc/berth/missing.kdl",
+        "starting the rescue shell",
+        "RESCUE-42",
+        "reboot: Power down",
+    ]);
+    out.expect_not("container sleeper: started");
+}
