@@ -1209,3 +1209,29 @@ container crashing {
     }
     assert!(b.down().success());
 }
+
+#[test]
+fn a_tmpfs_of_the_host_file_has_its_size_and_mode() {
+    if !requirements_met() {
+        return;
+    }
+    // From the KDL `tmpfs` record to the mount: 1 MiB holds 512 KiB but not 2 MiB.
+    let b = Berth::up(
+        "tmpfs",
+        r#"
+container t {
+    rootfs host
+    network none
+    stop-timeout "300ms"
+    tmpfs "/scratch" size="1M" mode="0700"
+    exec "/bin/sh" "-c" "stat -c 'mode=%a' /scratch; dd if=/dev/zero of=/scratch/a bs=1024 count=512 2>/dev/null && echo small-fits; dd if=/dev/zero of=/scratch/b bs=1024 count=2048 2>/dev/null || echo big-refused; echo checks-done; exec sleep 1000"
+}
+"#,
+    );
+    b.wait_for(|| b.log("t").contains("checks-done"), "t's checks");
+    let log = b.log("t");
+    for line in ["out mode=700", "out small-fits", "out big-refused"] {
+        assert!(log.contains(line), "{line}:\n{log}");
+    }
+    assert!(b.down().success());
+}
