@@ -1235,3 +1235,44 @@ container t {
     }
     assert!(b.down().success());
 }
+
+#[test]
+fn a_container_waiting_out_its_backoff_is_shown_as_backoff() {
+    if !requirements_met() {
+        return;
+    }
+    let b = Berth::up(
+        "backoff-state",
+        r#"
+container waiting {
+    rootfs host
+    network none
+    exec "/bin/false"
+    restart always
+    backoff { initial "60s" }
+}
+"#,
+    );
+    b.wait_for(
+        || b.container("waiting")["last_exit"] == "exited 1",
+        "the first exit",
+    );
+    let c = b.container("waiting");
+    assert_eq!(c["state"], "backoff", "{c}");
+    assert_eq!(c["restarts"], 1, "{c}");
+    assert!(c["pid"].is_null(), "{c}");
+    // `berth status` shows it in its table too.
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["status", "--socket"])
+        .arg(&b.socket)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("waiting") && l.contains("backoff")),
+        "{table}"
+    );
+    assert!(b.down().success());
+}
