@@ -91,7 +91,7 @@ Example:\n  berth build host.kdl --kernel /boot/vmlinuz-$(uname -r) -o image/"
         out: PathBuf,
     },
     /// Build the image of a host and boot it in qemu, the console on this terminal
-    /// (software emulation; KVM with --kvm when it works).
+    /// (KVM where /dev/kvm works, software emulation otherwise or with --tcg).
     #[command(
         after_help = "Quit qemu with ctrl-a x. Example:\n  berth vm host.kdl --kernel /boot/vmlinuz-$(uname -r) --add /bin/busybox"
     )]
@@ -112,9 +112,10 @@ Example:\n  berth build host.kdl --kernel /boot/vmlinuz-$(uname -r) -o image/"
         /// Extra kernel command line.
         #[arg(long, value_name = "ARGS", default_value = "")]
         append: String,
-        /// Use KVM when /dev/kvm works (the CPU has vmx or svm); otherwise TCG.
+        /// Software emulation (TCG) even where KVM works (by default KVM is used when
+        /// /dev/kvm opens and the CPU has vmx or svm).
         #[arg(long)]
-        kvm: bool,
+        tcg: bool,
         /// Exit qemu when the guest reboots instead of booting again.
         #[arg(long)]
         no_reboot: bool,
@@ -653,7 +654,7 @@ fn main() -> ExitCode {
             memory,
             cpus,
             append,
-            kvm,
+            tcg,
             no_reboot,
         } => {
             let dir = dir.unwrap_or_else(|| {
@@ -668,7 +669,7 @@ fn main() -> ExitCode {
                         cpus,
                         append,
                         no_reboot,
-                        kvm,
+                        tcg,
                     };
                     cmd::vm(&opts, &vm, &mut out, &mut err, color)
                 }

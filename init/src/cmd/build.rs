@@ -76,7 +76,7 @@ pub fn build(opts: &BuildOptions, out: &mut dyn Write, err: &mut dyn Write, colo
                 out,
                 "boot it with `berth vm {}` or:\n  {}",
                 opts.file.display(),
-                super::vm::qemu_args(&built, &super::vm::VmOptions::default())
+                super::vm::qemu_args(&built, &super::vm::VmOptions::default(), false)
                     .iter()
                     .map(|a| if a.contains(' ') {
                         format!("'{a}'")

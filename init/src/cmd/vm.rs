@@ -17,8 +17,9 @@ pub struct VmOptions {
     pub append: String,
     /// Exit qemu when the guest reboots.
     pub no_reboot: bool,
-    /// Use KVM (when it works) instead of software emulation.
-    pub kvm: bool,
+    /// Software emulation (TCG) even where KVM works; otherwise KVM is used when it
+    /// works ([`kvm_works`]).
+    pub tcg: bool,
 }
 
 impl Default for VmOptions {
@@ -28,15 +29,21 @@ impl Default for VmOptions {
             cpus: 2,
             append: String::new(),
             no_reboot: false,
-            kvm: false,
+            tcg: false,
         }
     }
 }
 
-/// The qemu command line for an image (the program first).
-pub fn qemu_args(built: &Built, vm: &VmOptions) -> Vec<String> {
+/// Whether to boot with KVM: where it works, unless `--tcg` asks for software
+/// emulation.
+pub fn use_kvm(vm: &VmOptions, kvm_works: bool) -> bool {
+    kvm_works && !vm.tcg
+}
+
+/// The qemu command line for an image (the program first), with KVM or TCG.
+pub fn qemu_args(built: &Built, vm: &VmOptions, kvm: bool) -> Vec<String> {
     let mut a: Vec<String> = vec!["qemu-system-x86_64".into()];
-    if vm.kvm {
+    if kvm {
         a.extend(["-accel".into(), "kvm".into(), "-cpu".into(), "host".into()]);
     } else {
         a.extend(["-accel".into(), "tcg".into()]);
@@ -116,14 +123,13 @@ pub fn vm(
         }
     };
     std::mem::forget(ev);
-    let mut vm = vm.clone();
-    vm.kvm = vm.kvm && kvm_works();
-    let args = qemu_args(&built, &vm);
+    let kvm = use_kvm(vm, kvm_works());
+    let args = qemu_args(&built, vm, kvm);
     let _ = writeln!(
         out,
         "berth vm: booting {} with {} (ctrl-a x quits qemu)",
         opts.file.display(),
-        if vm.kvm {
+        if kvm {
             "KVM"
         } else {
             "TCG (software emulation)"
@@ -137,4 +143,29 @@ pub fn vm(
         args[0]
     );
     INVALID
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kvm_is_used_where_it_works_unless_tcg_is_asked_for() {
+        let auto = VmOptions::default();
+        assert!(use_kvm(&auto, true));
+        assert!(!use_kvm(&auto, false));
+        let tcg = VmOptions {
+            tcg: true,
+            ..VmOptions::default()
+        };
+        assert!(!use_kvm(&tcg, true));
+        let built = Built {
+            kernel: PathBuf::from("/k"),
+            initramfs: PathBuf::from("/i"),
+            disk: None,
+        };
+        let accel = |kvm| qemu_args(&built, &auto, kvm)[1..5].join(" ");
+        assert_eq!(accel(true), "-accel kvm -cpu host");
+        assert!(accel(false).starts_with("-accel tcg"));
+    }
 }
