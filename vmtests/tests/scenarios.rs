@@ -707,7 +707,8 @@ fn pid1_sets_the_hostname_protects_itself_logs_to_kmsg_and_gives_up_on_a_missing
          for p in bus fs irq sys sysrq-trigger; do [ -e /host/proc/$p ] || continue; \
          awk -v p=/proc/$p '$5 == p && $6 ~ /^ro/ { f = 1 } END { exit !f }' /proc/self/mountinfo || echo RO-MISSING /proc/$p; done; \
          [ -e /host/proc/sysrq-trigger ] && echo CHECK-SYSRQ-PRESENT; \
-         echo CHECK-MASKED masked=$m; touch /run/berth/masks-checked; exec sleep 1000";
+         echo CHECK-MASKED masked=$m; echo CHECK-CONTAINER-OOM=$(cat /proc/self/oom_score_adj); \
+         touch /run/berth/masks-checked; exec sleep 1000";
     let kdl = format!(
         "host \"audit-vm\" {{\n  rescue-shell \"/bin/busybox\" \"sh\"\n  filesystem \"/dev/vdz\" \"/mnt/absent\" type=\"ext4\" wait=\"1s\"\n}}\n{SLEEPER}\n{}",
         check_with("  stop-timeout \"1s\"\n", &["sleeper"], script)
@@ -729,6 +730,8 @@ fn pid1_sets_the_hostname_protects_itself_logs_to_kmsg_and_gives_up_on_a_missing
         "CHECK-KCORE-MASKED",
         "CHECK-SYSRQ-PRESENT",
         "CHECK-MASKED",
+        // PID 1's -1000 is not inherited by its containers.
+        "CHECK-CONTAINER-OOM=0",
         "PID1-HOST=audit-vm OOM=-1000 KMSG=1 EVENTS=1",
         "reboot: Power down",
     ]);
