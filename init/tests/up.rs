@@ -168,11 +168,13 @@ fn notify_readiness_and_readiness_reported_to_our_parent() {
         &format!(
             r#"
 container "db" {{
+    stop-timeout "300ms"
     rootfs "host"
     exec "/bin/sh" "-c" "sleep 0.2; {notifier}; exec sleep 1000"
     ready "notify"
 }}
 container "web" {{
+    stop-timeout "300ms"
     rootfs "host"
     exec "/bin/sleep" "1000"
     after "db"
@@ -194,6 +196,13 @@ container "web" {{
         "READY=1 comes once every container is up"
     );
     assert_eq!(b.container("db")["ready"], true);
+    assert!(
+        stamp(&b.log("web"), "started") >= stamp(&b.log("db"), "ready"),
+        "web (after db) starts once systemd-notify said db is ready\n{}\n{}",
+        b.log("db"),
+        b.log("web")
+    );
+    assert_eq!(b.container("db")["status_text"], "serving");
     assert!(b.down().success());
 }
 
