@@ -280,3 +280,48 @@ fn pid1_verbs_refuse_outside_pid1_and_build_names_a_bad_kernel() {
         assert_eq!(berth(&[verb, "--help"]).status.code(), Some(0), "{verb}");
     }
 }
+
+#[test]
+fn build_refuses_a_rootfs_that_a_boot_mount_would_hide() {
+    // PID 1 mounts a tmpfs on /tmp (and /run, /dev, …) and the host's file systems
+    // over their mount points: a rootfs packed below one would vanish at boot.
+    let not_a_kernel = tmp("hidden-vmlinuz", "not a kernel");
+    let not_a_kernel = not_a_kernel.to_str().unwrap();
+    for (name, host, below) in [
+        (
+            "hidden-tmp",
+            "container web {\n    rootfs \"/tmp/some-rootfs\"\n    exec \"/bin/true\"\n}\n",
+            "/tmp",
+        ),
+        (
+            "hidden-fs",
+            "host h {\n    filesystem \"/dev/vda\" \"/srv/data\" type=\"ext4\"\n}\ncontainer web {\n    rootfs \"/srv/data/root\"\n    exec \"/bin/true\"\n}\n",
+            "/srv/data",
+        ),
+    ] {
+        let file = tmp(name, host);
+        let out_dir = file.with_extension("image");
+        let out = berth(&[
+            "build",
+            file.to_str().unwrap(),
+            "--kernel",
+            not_a_kernel,
+            "-o",
+            out_dir.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "container web: rootfs {} is below {below}, which is mounted over at boot",
+                if below == "/tmp" {
+                    "/tmp/some-rootfs"
+                } else {
+                    "/srv/data/root"
+                }
+            )),
+            "{name}: {err}"
+        );
+        assert!(!out_dir.exists(), "{name}: nothing is built");
+    }
+}

@@ -844,9 +844,10 @@ fn a_panic_with_on_panic_shell_starts_the_rescue_shell_and_with_halt_halts() {
     out.expect_not("Attempted to kill init");
 }
 
-/// A container whose rootfs is a directory of the build machine: `berth build` puts
-/// the directory in the image at the same path, and the container runs in it (only
-/// `rootfs "host"` containers were booted before).
+/// A container whose rootfs is a directory of the build machine, put in the image by
+/// `berth build` (with `--add`: the tree lives under target/, which may be below /tmp,
+/// hidden at boot), and the container runs in it (only `rootfs "host"` containers were
+/// booted before).
 #[test]
 fn a_directory_rootfs_is_packed_into_the_image_and_the_container_runs_in_it() {
     let Some(k) = kernel() else { return };
@@ -859,16 +860,17 @@ fn a_directory_rootfs_is_packed_into_the_image_and_the_container_runs_in_it() {
     let kdl = format!(
         r#"host "vm"
 container "own" {{
-  rootfs "{}"
+  rootfs "/srv/own-rootfs"
   stop-timeout "1s"
   mount "/dev/console" "/dev/console"
   exec "/bin/busybox" "sh" "-c" "exec >/dev/console 2>&1; echo OWN-ROOT $(cat /marker) $(ls /bin | tr '\n' ' ')/; exec /bin/busybox sleep 1000"
 }}
 {}"#,
-        rootfs.display(),
         check(&["own"], "sleep 1; berth poweroff")
     );
-    let out = boot(&k, &Scenario::new("dir-rootfs", &kdl));
+    let mut s = Scenario::new("dir-rootfs", &kdl);
+    s.add.push(format!("{}:/srv/own-rootfs", rootfs.display()));
+    let out = boot(&k, &s);
     out.expect(&[
         "container own: started",
         "OWN-ROOT from-the-dir-rootfs busybox sh /",

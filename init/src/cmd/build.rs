@@ -40,6 +40,50 @@ pub struct Built {
     pub disk: Option<PathBuf>,
 }
 
+/// What PID 1 mounts at boot (init/src/pid1/mounts.rs): whatever the image holds below
+/// these is out of sight once the machine runs.
+const BOOT_MOUNTS: [&str; 5] = ["/proc", "/sys", "/dev", "/run", "/tmp"];
+
+/// The mount point (of PID 1's own or of the host's `filesystem`s) that would hide
+/// `path` of the image at boot, if any.
+fn hidden_at_boot<'a>(path: &Path, machine: &'a crate::pid1::machine::Machine) -> Option<&'a Path> {
+    BOOT_MOUNTS
+        .iter()
+        .map(Path::new)
+        .chain(machine.filesystems.iter().map(|f| f.target.as_path()))
+        .find(|point| path.starts_with(point))
+}
+
+/// Every container's rootfs directory goes into the image at its own path: it must be
+/// absolute and not below a mount point the machine mounts over at boot.
+fn check_rootfs_paths(ev: &Evaluation) -> Result<(), String> {
+    let machine = crate::pid1::machine::Machine::of_host(ev.host());
+    for c in ev.of_kind(Kind::Container) {
+        let Some(rootfs) = c.get("rootfs").and_then(Value::as_str) else {
+            continue;
+        };
+        if rootfs == "host" {
+            continue;
+        }
+        let path = Path::new(rootfs);
+        let name = &c.id.name;
+        if !path.is_absolute() {
+            return Err(format!(
+                "container {name}: rootfs `{rootfs}` is relative; an image needs an absolute path"
+            ));
+        }
+        if let Some(point) = hidden_at_boot(path, &machine) {
+            return Err(format!(
+                "container {name}: rootfs {rootfs} is below {}, which is mounted over at boot, \
+                 so the image's copy would be hidden; put it elsewhere in the image \
+                 (e.g. --add {rootfs}:/srv/{name} with rootfs \"/srv/{name}\")",
+                point.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `SRC[:DST]` of `--add`; DST defaults to SRC (absolute).
 pub fn parse_add(s: &str) -> Result<(PathBuf, String), String> {
     let (src, dst) = match s.split_once(':') {
@@ -98,6 +142,7 @@ pub fn build(opts: &BuildOptions, out: &mut dyn Write, err: &mut dyn Write, colo
 
 /// Collects and writes the image; returns what was written and the number of files.
 pub fn build_image(opts: &BuildOptions, ev: &Evaluation) -> Result<(Built, usize), String> {
+    check_rootfs_paths(ev)?;
     let kernel_bytes = std::fs::read(&opts.kernel)
         .map_err(|e| format!("kernel {}: {e}", opts.kernel.display()))?;
     let release = bzimage_version(&kernel_bytes).ok_or_else(|| {
@@ -259,12 +304,6 @@ pub fn build_image(opts: &BuildOptions, ev: &Evaluation) -> Result<(Built, usize
             continue;
         }
         let path = Path::new(rootfs);
-        if !path.is_absolute() {
-            return Err(format!(
-                "container {}: rootfs `{rootfs}` is relative; an image needs an absolute path",
-                c.id.name
-            ));
-        }
         let at = rootfs.trim_start_matches('/');
         if img.get(at).is_some() {
             continue;
