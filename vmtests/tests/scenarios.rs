@@ -490,7 +490,8 @@ fn switch_of_one_memory_limit_in_a_20_container_host_is_one_live_step() {
 /// A host for the power tests: a shell on the console once everything is ready
 /// (`berth.test-shell=1`, in PID 1's namespaces, as an admin at the console would have)
 /// and a container that says on the console when it was stopped with SIGTERM (and only
-/// then exits 0).
+/// then exits 0); it is ready once its trap is set (a SIGTERM before that is ignored, as
+/// by any PID 1 of a namespace without a handler, and the stop ran into its timeout).
 fn power_host(disk: bool) -> String {
     format!(
         r#"host "vm" {{
@@ -500,7 +501,8 @@ container "svc" {{
   rootfs "host"
   stop-timeout "5s"
   mount "/dev/console" "/dev/console"
-  exec "/bin/busybox" "sh" "-c" "exec >/dev/console 2>&1; trap 'echo SVC-TERM; exit 0' TERM; sleep 1000 & wait"
+  exec "/bin/busybox" "sh" "-c" "exec >/dev/console 2>&1; trap 'echo SVC-TERM; exit 0' TERM; touch /tmp/trapped; sleep 1000 & wait"
+  ready "exec" "/bin/busybox" "test" "-e" "/tmp/trapped" interval="100ms"
 }}
 "#,
         if disk {
