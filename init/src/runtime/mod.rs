@@ -26,6 +26,6 @@ pub mod wait;
 pub use caps::Caps;
 pub use cgroup::{Cgroup, CgroupError, CgroupTree, Events, Limits, Unenforced};
 pub use config::{Mount, NamespaceMode, Namespaces, Rootfs, SpawnConfig, Stdio, User};
-pub use spawn::{Child, SpawnError, spawn};
+pub use spawn::{Child, Progress, SpawnError, Starting, begin, spawn};
 pub use sys::disable_thp;
 pub use wait::ExitStatus;
