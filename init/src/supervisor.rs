@@ -571,6 +571,13 @@ impl Supervisor {
 
     fn try_start(&mut self, i: usize) -> Result<(), String> {
         let now = Instant::now();
+        let timing = crate::pid1::console::timing_on();
+        let mut times = Vec::new();
+        let mut mark = |what: &'static str| {
+            if timing {
+                times.push((what, now.elapsed()));
+            }
+        };
         let setup = &self.setup;
         let u = &mut self.units[i];
         let name = u.spec.name.clone();
@@ -580,7 +587,9 @@ impl Supervisor {
                     .map_err(|e| format!("open its log in {}: {e}", setup.log_dir.display()))?,
             );
         }
+        mark("log");
         u.spec.create_volumes()?;
+        mark("volumes");
         // A cgroup left by a berth that died is emptied and replaced, never reused.
         setup
             .cgroups
@@ -602,6 +611,7 @@ impl Supervisor {
             }
         }
         let cgroup_fd = cgroup.open_fd().map_err(|e| e.to_string())?;
+        mark("cgroup");
         let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| format!("pipe: {e}"))?;
         let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
@@ -644,8 +654,10 @@ impl Supervisor {
         if let Some(net) = netns {
             config.namespaces.net = crate::runtime::NamespaceMode::Path(net.netns.clone());
         }
+        mark("prepare");
         let starting = begin(&config).map_err(|e| e.to_string())?;
         drop(config);
+        mark("clone");
         let pid = starting.child.pid;
         self.by_pid.insert(pid, i);
         let registered = starting
@@ -695,6 +707,13 @@ impl Supervisor {
         u.failures = 0;
         // The start timeout covers the setup too.
         u.deadline = Some(now + u.spec.start_timeout);
+        crate::pid1::console::timing(|| {
+            let t: Vec<String> = times
+                .iter()
+                .map(|(what, t)| format!("{what} {:.1}", t.as_secs_f64() * 1e3))
+                .collect();
+            format!("container {name}: ms since start: {}", t.join(", "))
+        });
         Ok(())
     }
 
@@ -723,6 +742,13 @@ impl Supervisor {
                 u.pidfd = Some(starting.child.pidfd);
                 u.started_at = Some(began);
                 u.starts.push_back(began);
+                crate::pid1::console::timing(|| {
+                    format!(
+                        "container {}: exec'ed {:.1} ms after its start",
+                        u.spec.name,
+                        began.elapsed().as_secs_f64() * 1e3
+                    )
+                });
                 if u.phase == Phase::Starting {
                     u.next_check =
                         matches!(u.spec.ready, Ready::Tcp(_) | Ready::Exec(_)).then(Instant::now);

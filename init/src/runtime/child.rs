@@ -112,6 +112,11 @@ fn run_op(op: &Op, slots: &mut [Option<OwnedFd>], err_fd: RawFd) -> OpResult {
             rustix::process::umask(Mode::from_raw_mode(*mask));
             Ok(())
         }
+        // SAFETY: the child is single-threaded (fork semantics) and the flags never
+        // include CLONE_FILES, so no other thread can observe an unshared table.
+        Op::Unshare(flags) => {
+            unsafe { rustix::thread::unshare_unsafe(*flags) }.map_err(at(sub::NONE))
+        }
         Op::SetNs { fd, ns } => {
             // SAFETY: the fd is owned by the plan, open for the child's whole life.
             let fd = unsafe { BorrowedFd::borrow_raw(*fd) };

@@ -79,6 +79,11 @@ pub(crate) enum Op {
     ResetSignals,
     Setsid,
     Umask(u32),
+    /// unshare(2) of the new namespaces other than the pid namespace (which clone3
+    /// makes: the child must be its init). Done in the child, not by clone3, so that
+    /// their creation (a network namespace is the dearest) runs in parallel with berth
+    /// and with the other containers' setup instead of inside berth's clone3 call.
+    Unshare(rustix::thread::UnshareFlags),
     /// setns(fd, nstype); the fd is owned by the plan.
     SetNs {
         fd: RawFd,
