@@ -654,6 +654,7 @@ impl Supervisor {
         if let Some(net) = netns {
             config.namespaces.net = crate::runtime::NamespaceMode::Path(net.netns.clone());
         }
+        config.hold = test_hold(&name);
         mark("prepare");
         let starting = begin(&config).map_err(|e| e.to_string())?;
         drop(config);
@@ -738,17 +739,18 @@ impl Supervisor {
         match progress {
             Ok(Progress::Execed | Progress::Pending) => {
                 let u = &mut self.units[i];
+                crate::pid1::console::timing(|| {
+                    format!(
+                        "container {}: exec'ed {:.1} ms after its start; {}",
+                        u.spec.name,
+                        began.elapsed().as_secs_f64() * 1e3,
+                        starting.step_times(8).unwrap_or_default()
+                    )
+                });
                 u.pid = Some(pid);
                 u.pidfd = Some(starting.child.pidfd);
                 u.started_at = Some(began);
                 u.starts.push_back(began);
-                crate::pid1::console::timing(|| {
-                    format!(
-                        "container {}: exec'ed {:.1} ms after its start",
-                        u.spec.name,
-                        began.elapsed().as_secs_f64() * 1e3
-                    )
-                });
                 if u.phase == Phase::Starting {
                     u.next_check =
                         matches!(u.spec.ready, Ready::Tcp(_) | Ready::Exec(_)).then(Instant::now);
@@ -1898,6 +1900,18 @@ fn status(u: &Unit) -> ContainerStatus {
         warnings: u.warnings.clone(),
         addresses: Vec::new(),
     }
+}
+
+/// TEST-ONLY: `BERTH_TEST_HOLD_SETUP=NAME:FIFO[,NAME:FIFO...]` in berth's environment
+/// holds each named container at the start of its setup until a byte is written to its
+/// FIFO (see `SpawnConfig::hold`): tests use it to see that a container in its setup
+/// does not hold up the others, and that stopping it then kills it.
+fn test_hold(name: &str) -> Option<PathBuf> {
+    let all = std::env::var("BERTH_TEST_HOLD_SETUP").ok()?;
+    all.split(',').find_map(|pair| {
+        let (n, fifo) = pair.split_once(':')?;
+        (n == name).then(|| PathBuf::from(fifo))
+    })
 }
 
 /// "exited 3", "killed by SIGKILL".

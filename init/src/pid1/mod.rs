@@ -212,6 +212,7 @@ pub fn main(config: Option<PathBuf>) -> ! {
         env!("CARGO_PKG_VERSION")
     ));
     console::set_timing(cmdline("test-timing").as_deref() == Some("1"));
+    crate::runtime::spawn::set_step_timing(console::timing_on());
     let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
     if is_init {
         // ctrl-alt-del sends SIGINT to PID 1 instead of restarting at once.
@@ -288,6 +289,7 @@ fn boot_host(file: &Path, last_built: &Machine, test_panic: Option<&str>) -> Res
     if let Err(e) = enable_controllers(&cgroup_root, &names) {
         log(&format!("cannot enable the cgroup controllers: {e}"));
     }
+    console::timing(|| "root cgroup controllers".into());
     let lock = StateLock::acquire(&machine.state_dir).map_err(|e| e.to_string())?;
     // What starts, the same way `berth up` decides; an interrupted or unconfirmed switch
     // is resolved here.
@@ -332,14 +334,18 @@ fn boot_host(file: &Path, last_built: &Machine, test_panic: Option<&str>) -> Res
         ));
     }
     machine.missing_from(&wanted).prepare();
+    console::timing(|| "host settings".into());
     let control = ControlServer::bind(crate::control::DEFAULT_SOCKET).map_err(|e| e.to_string())?;
+    console::timing(|| "control socket".into());
     let cgroups = CgroupTree::create(&cgroup_root, &crate::state::cgroup_name(&lock.dir))
         .map_err(|e| e.to_string())?;
+    console::timing(|| "berth's cgroup".into());
     if let Err(e) = enable_controllers(cgroups.path(), &names) {
         log(&format!(
             "cannot enable the cgroup controllers for berth: {e}"
         ));
     }
+    console::timing(|| "berth's cgroup controllers".into());
     // A network that cannot be set up costs its containers their network, not the
     // machine: they start with loopback only and the log says why.
     let net = match crate::net::NetHost::up(crate::net::NetPlan::from_evaluation(&ev), &lock.dir) {

@@ -217,6 +217,10 @@ pub(crate) fn build(config: &SpawnConfig) -> Result<Plan, SpawnError> {
     b.op("reset signal mask and handlers", Op::ResetSignals);
     b.op("setsid", Op::Setsid);
     b.op("set umask", Op::Umask(0));
+    if let Some(hold) = &config.hold {
+        let path = b.cstring("hold", hold.as_os_str().as_bytes())?;
+        b.op(format!("test hold {}", hold.display()), Op::Hold(path));
+    }
     b.op(
         format!("create the {} namespaces", names.join(", ")),
         Op::Unshare(unshare),
@@ -458,6 +462,7 @@ pub(crate) fn build(config: &SpawnConfig) -> Result<Plan, SpawnError> {
             ops: b.ops,
             slots,
             err_fd: -1,
+            timing_fd: -1,
         },
         labels: b.labels,
         namespace_flags,

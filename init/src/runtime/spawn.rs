@@ -137,6 +137,9 @@ pub struct Starting {
     err_read: OwnedFd,
     report: [u8; 12],
     got: usize,
+    /// With step timing: the read end of the child's timing pipe, and when the
+    /// clone began.
+    timing: Option<(OwnedFd, std::time::Instant)>,
 }
 
 /// What [`Starting::poll`] found.
@@ -166,6 +169,14 @@ pub fn begin(config: &SpawnConfig) -> Result<Starting, SpawnError> {
     let (err_read, err_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| prepare("error pipe", e))?;
     plan.child.err_fd = err_write.as_raw_fd();
+    let timing = if STEP_TIMING.load(std::sync::atomic::Ordering::Relaxed) {
+        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| prepare("timing pipe", e))?;
+        plan.child.timing_fd = w.as_raw_fd();
+        Some((r, w, std::time::Instant::now()))
+    } else {
+        None
+    };
 
     let mut pidfd: libc::c_int = -1;
     let mut flags = libc::CLONE_PIDFD as u64 | plan.namespace_flags;
@@ -193,6 +204,10 @@ pub fn begin(config: &SpawnConfig) -> Result<Starting, SpawnError> {
     }
     restore_signals(&old_mask);
     drop(err_write);
+    let timing = timing.map(|(r, w, t)| {
+        drop(w);
+        (r, t)
+    });
 
     let pid = match forked {
         Ok(Forked::Parent(pid)) => pid,
@@ -213,7 +228,16 @@ pub fn begin(config: &SpawnConfig) -> Result<Starting, SpawnError> {
         err_read,
         report: [0; 12],
         got: 0,
+        timing,
     })
+}
+
+static STEP_TIMING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Profiling (PID 1's test-only `berth.test-timing=1`): children created from now on
+/// report when each of their steps ended; see [`Starting::step_times`].
+pub fn set_step_timing(on: bool) {
+    STEP_TIMING.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
 impl Starting {
@@ -277,6 +301,49 @@ impl Starting {
                 Err(e)
             }
         }
+    }
+
+    /// With step timing on, once the child exec'ed: its `n` slowest steps, as "LABEL
+    /// 1.2" (ms), and the time from the clone to its first step.
+    pub fn step_times(&self, n: usize) -> Option<String> {
+        let (fd, began) = self.timing.as_ref()?;
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(k) = rustix::io::read(fd, &mut buf) {
+            if k == 0 {
+                break;
+            }
+            raw.extend_from_slice(&buf[..k]);
+        }
+        let now = std::time::Instant::now();
+        let mono = sys::monotonic();
+        let mono_ns = mono.tv_sec as u64 * 1_000_000_000 + mono.tv_nsec as u64;
+        // The clone's start on the monotonic clock (Instant is CLOCK_MONOTONIC).
+        let began_ns = mono_ns.saturating_sub(now.duration_since(*began).as_nanos() as u64);
+        let mut prev = began_ns;
+        let mut steps = Vec::new();
+        for rec in raw.chunks_exact(12) {
+            let index = u32::from_ne_bytes([rec[0], rec[1], rec[2], rec[3]]) as usize;
+            let mut t = [0u8; 8];
+            t.copy_from_slice(&rec[4..12]);
+            let t = u64::from_ne_bytes(t);
+            let label = self.labels.get(index).cloned().unwrap_or_default();
+            steps.push((t.saturating_sub(prev), label));
+            prev = t;
+        }
+        let total = prev.saturating_sub(began_ns);
+        steps.sort_by(|a, b| b.0.cmp(&a.0));
+        let top: Vec<String> = steps
+            .iter()
+            .take(n)
+            .map(|(d, l)| format!("{l} {:.1}", *d as f64 / 1e6))
+            .collect();
+        Some(format!(
+            "{} steps in {:.1} ms (to close inherited fds); slowest: {}",
+            steps.len(),
+            total as f64 / 1e6,
+            top.join(", ")
+        ))
     }
 
     /// The error the child's report (`got` > 0 bytes) describes.
