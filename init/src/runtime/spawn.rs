@@ -332,7 +332,7 @@ impl Starting {
             prev = t;
         }
         let total = prev.saturating_sub(began_ns);
-        steps.sort_by(|a, b| b.0.cmp(&a.0));
+        steps.sort_by_key(|s| std::cmp::Reverse(s.0));
         let top: Vec<String> = steps
             .iter()
             .take(n)
