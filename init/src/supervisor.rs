@@ -1,6 +1,8 @@
 //! The supervisor: one thread, one epoll loop over a signalfd, the containers' log
-//! pipes and notify sockets, the control socket, and the inotify fd of the host files
-//! when watching (`supervisor/follow.rs`). Deadlines (restart delays, stop
+//! pipes and notify sockets, the error pipes of containers still setting themselves up
+//! (so the containers of a layer set themselves up at once, and berth answers
+//! meanwhile), the control socket, and the inotify fd of the host files when watching
+//! (`supervisor/follow.rs`). Deadlines (restart delays, stop
 //! timeouts, health checks, watchdogs) become the epoll timeout, so an idle host makes
 //! no wake-ups at all.
 //!
