@@ -45,8 +45,11 @@ pub(crate) fn run(plan: &mut ChildPlan) -> ! {
             report(err_fd, index as u32, step, errno.raw_os_error());
             sys::exit_now(127);
         }
+        if matches!(op, Op::CloseFds) {
+            // Closed now: later ops may open fds that get its number.
+            plan.timing_fd = -1;
+        }
         if plan.timing_fd > 2 {
-            // Closed by CloseFds; the writes after it fail, unseen.
             let t = sys::monotonic();
             let ns = (t.tv_sec as u64)
                 .wrapping_mul(1_000_000_000)

@@ -339,7 +339,7 @@ impl Starting {
             .map(|(d, l)| format!("{l} {:.1}", *d as f64 / 1e6))
             .collect();
         Some(format!(
-            "{} steps in {:.1} ms (to close inherited fds); slowest: {}",
+            "{} steps in {:.1} ms (until it closes the inherited fds); slowest: {}",
             steps.len(),
             total as f64 / 1e6,
             top.join(", ")
