@@ -3,9 +3,10 @@
 //! busybox init starting the same number of processes from a shell script, same
 //! kernel, same image, same run; and berth's RSS as PID 1 with 10 containers. The
 //! berth in the images is `BERTH_IN_IMAGE` when set (`BERTH_IN_IMAGE=$(scripts/build-static)`,
-//! what appliances get), else the `cargo build` one. `BENCH_TIMING=1` boots berth with
-//! `berth.test-timing=1`: the times of its phases on the console (`console.log` of each
-//! scenario), for profiling; those console lines slow it down, so not for the ratio.
+//! the release build appliances get), else the one cargo built for the tests.
+//! `BENCH_TIMING=1` boots berth with `berth.test-timing=1`: the times of its phases on
+//! the console (`console.log` of each scenario), for profiling; those console lines slow
+//! it down, so not for the ratio.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use berth_vmtests::{
