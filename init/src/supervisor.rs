@@ -1,6 +1,8 @@
 //! The supervisor: one thread, one epoll loop over a signalfd, the containers' log
-//! pipes and notify sockets, the control socket, and the inotify fd of the host files
-//! when watching (`supervisor/follow.rs`). Deadlines (restart delays, stop
+//! pipes and notify sockets, the error pipes of containers still setting themselves up
+//! (so the containers of a layer set themselves up at once, and berth answers
+//! meanwhile), the control socket, and the inotify fd of the host files when watching
+//! (`supervisor/follow.rs`). Deadlines (restart delays, stop
 //! timeouts, health checks, watchdogs) become the epoll timeout, so an idle host makes
 //! no wake-ups at all.
 //!
@@ -24,7 +26,7 @@ use crate::control::server::ControlServer;
 use crate::generations::{Generations, Journal, Pending};
 use crate::logs::{LogWriter, Stream};
 use crate::pid1::Power;
-use crate::runtime::{Cgroup, CgroupTree, Mount, Stdio, spawn};
+use crate::runtime::{Cgroup, CgroupTree, Mount, Progress, Stdio, begin};
 use crate::unit::{Ready, Restart, UnitSpec};
 
 mod follow;
@@ -37,6 +39,8 @@ const TOKEN_STDOUT: u64 = 3 << 32;
 const TOKEN_STDERR: u64 = 4 << 32;
 const TOKEN_NOTIFY: u64 = 5 << 32;
 const TOKEN_WATCH: u64 = 6 << 32;
+/// A container's error pipe while it sets itself up (see [`Unit::spawning`]).
+const TOKEN_SPAWN: u64 = 7 << 32;
 
 /// Where the notify socket appears inside a container.
 const NOTIFY_DIR_IN_CONTAINER: &str = "/run/berth";
@@ -99,6 +103,10 @@ struct Unit {
     restart_after_stop: bool,
     pid: Option<i32>,
     pidfd: Option<OwnedFd>,
+    /// Cloned and setting itself up (mounts, pivot_root...) until it execs its program:
+    /// its error pipe is in the epoll set, so the containers of a layer set themselves
+    /// up at once. `pid`/`pidfd` are set once it exec'ed.
+    spawning: Option<(crate::runtime::Starting, Instant)>,
     pipes: [Option<OwnedFd>; 2],
     notify: Option<UnixDatagram>,
     log: Option<LogWriter>,
@@ -291,6 +299,7 @@ impl Unit {
             restart_after_stop: false,
             pid: None,
             pidfd: None,
+            spawning: None,
             pipes: [None, None],
             notify: None,
             log: None,
@@ -389,6 +398,7 @@ impl Supervisor {
                     }
                     TOKEN_NOTIFY => self.on_notify(idx),
                     TOKEN_WATCH => self.on_watch(),
+                    TOKEN_SPAWN => self.on_spawn_report(idx, None),
                     _ => {}
                 }
             }
@@ -461,7 +471,14 @@ impl Supervisor {
             };
             self.by_pid.remove(&pid);
             let exit = describe_status(status);
-            if self.units[i].probe.as_ref().is_some_and(|p| p.pid == pid) {
+            let success = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+            if self.units[i]
+                .spawning
+                .as_ref()
+                .is_some_and(|(s, _)| s.child.pid == pid)
+            {
+                self.on_spawn_report(i, Some((&exit, success)));
+            } else if self.units[i].probe.as_ref().is_some_and(|p| p.pid == pid) {
                 let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
                 self.units[i].probe = None;
                 self.on_probe(i, ok);
@@ -558,6 +575,13 @@ impl Supervisor {
 
     fn try_start(&mut self, i: usize) -> Result<(), String> {
         let now = Instant::now();
+        let timing = crate::pid1::console::timing_on();
+        let mut times = Vec::new();
+        let mut mark = |what: &'static str| {
+            if timing {
+                times.push((what, now.elapsed()));
+            }
+        };
         let setup = &self.setup;
         let u = &mut self.units[i];
         let name = u.spec.name.clone();
@@ -567,7 +591,9 @@ impl Supervisor {
                     .map_err(|e| format!("open its log in {}: {e}", setup.log_dir.display()))?,
             );
         }
+        mark("log");
         u.spec.create_volumes()?;
+        mark("volumes");
         // A cgroup left by a berth that died is emptied and replaced, never reused.
         setup
             .cgroups
@@ -589,6 +615,7 @@ impl Supervisor {
             }
         }
         let cgroup_fd = cgroup.open_fd().map_err(|e| e.to_string())?;
+        mark("cgroup");
         let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| format!("pipe: {e}"))?;
         let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
@@ -631,8 +658,30 @@ impl Supervisor {
         if let Some(net) = netns {
             config.namespaces.net = crate::runtime::NamespaceMode::Path(net.netns.clone());
         }
-        let child = spawn(&config).map_err(|e| e.to_string())?;
+        config.hold = test_hold(&name);
+        mark("prepare");
+        let starting = begin(&config).map_err(|e| e.to_string())?;
         drop(config);
+        mark("clone");
+        let pid = starting.child.pid;
+        self.by_pid.insert(pid, i);
+        let registered = starting
+            .set_nonblocking()
+            .map_err(|e| format!("error pipe: {e}"))
+            .and_then(|()| {
+                epoll::add(
+                    &self.epoll,
+                    starting.fd(),
+                    epoll::EventData::new_u64(TOKEN_SPAWN | i as u64),
+                    epoll::EventFlags::IN,
+                )
+                .map_err(|e| format!("epoll: {e}"))
+            });
+        if let Err(e) = registered {
+            self.by_pid.remove(&pid);
+            let _ = crate::runtime::wait::kill_and_reap(&starting.child);
+            return Err(e);
+        }
         for (fd, token) in [(&out_r, TOKEN_STDOUT), (&err_r, TOKEN_STDERR)] {
             set_nonblocking(fd.as_fd()).map_err(|e| format!("log pipe: {e}"))?;
             epoll::add(
@@ -652,27 +701,99 @@ impl Supervisor {
             )
             .map_err(|e| format!("epoll: {e}"))?;
         }
-        self.by_pid.insert(child.pid, i);
         let u = &mut self.units[i];
-        u.pid = Some(child.pid);
-        u.pidfd = Some(child.pidfd);
+        u.spawning = Some((starting, now));
         u.pipes = [Some(out_r), Some(err_r)];
         u.notify = notify;
         u.cgroup = Some(cgroup);
         u.phase = Phase::Starting;
         u.ready = false;
         u.status_text = None;
-        u.started_at = Some(now);
-        u.starts.push_back(now);
         u.failures = 0;
+        // The start timeout covers the setup too.
         u.deadline = Some(now + u.spec.start_timeout);
-        u.next_check = matches!(u.spec.ready, Ready::Tcp(_) | Ready::Exec(_)).then_some(now);
-        let pid = child.pid;
-        self.event(i, &format!("started, pid {pid}"));
-        if self.units[i].spec.ready == Ready::Started {
-            self.became_ready(i);
-        }
+        crate::pid1::console::timing(|| {
+            let t: Vec<String> = times
+                .iter()
+                .map(|(what, t)| format!("{what} {:.1}", t.as_secs_f64() * 1e3))
+                .collect();
+            format!("container {name}: ms since start: {}", t.join(", "))
+        });
         Ok(())
+    }
+
+    /// The error pipe of a container that is setting itself up is readable, or (with
+    /// `exited`: how, success) its init was reaped before that was seen. Finishes the
+    /// start: `started` when it exec'ed, `start failed: STEP` when a step failed.
+    fn on_spawn_report(&mut self, i: usize, exited: Option<(&str, bool)>) {
+        let Some((starting, _)) = &mut self.units[i].spawning else {
+            return;
+        };
+        let progress = match starting.poll() {
+            // Reaped: everything it wrote is in the pipe; no report means it exec'ed.
+            Ok(Progress::Pending) if exited.is_some() => Ok(Progress::Execed),
+            Ok(Progress::Pending) => return,
+            other => other,
+        };
+        let Some((starting, began)) = self.units[i].spawning.take() else {
+            return;
+        };
+        let pid = starting.child.pid;
+        let _ = epoll::delete(&self.epoll, starting.fd());
+        match progress {
+            Ok(Progress::Execed | Progress::Pending) => {
+                let u = &mut self.units[i];
+                crate::pid1::console::timing(|| {
+                    format!(
+                        "container {}: exec'ed {:.1} ms after its start; {}",
+                        u.spec.name,
+                        began.elapsed().as_secs_f64() * 1e3,
+                        starting.step_times(8).unwrap_or_default()
+                    )
+                });
+                u.pid = Some(pid);
+                u.pidfd = Some(starting.child.pidfd);
+                u.started_at = Some(began);
+                u.starts.push_back(began);
+                if u.phase == Phase::Starting {
+                    u.next_check =
+                        matches!(u.spec.ready, Ready::Tcp(_) | Ready::Exec(_)).then(Instant::now);
+                    self.event(i, &format!("started, pid {pid}"));
+                    if self.units[i].spec.ready == Ready::Started {
+                        self.became_ready(i);
+                    }
+                }
+                if let Some((how, success)) = exited {
+                    self.on_exit(i, how, success);
+                }
+            }
+            Ok(Progress::Failed(e)) | Err(e) => {
+                if exited.is_none() {
+                    // It _exits after its report (or is killed here when the pipe
+                    // could not be read): reap it before `reap` sees it.
+                    self.by_pid.remove(&pid);
+                    let _ = crate::runtime::wait::kill_and_reap(&starting.child);
+                }
+                let now = Instant::now();
+                let u = &mut self.units[i];
+                u.pipes = [None, None];
+                u.notify = None;
+                u.deadline = None;
+                if let Some(cg) = u.cgroup.take()
+                    && let Err(e) = cg.kill_and_remove(Duration::from_secs(2))
+                {
+                    u.warnings.push(format!("cannot remove cgroup: {e}"));
+                }
+                let was = u.phase;
+                self.event(i, &format!("start failed: {e}"));
+                self.units[i].last_exit = Some(format!("start failed: {e}"));
+                if was == Phase::Stopping {
+                    self.stopped(i);
+                } else {
+                    self.after_exit(i, false, now);
+                }
+            }
+        }
     }
 
     fn became_ready(&mut self, i: usize) {
@@ -708,6 +829,13 @@ impl Supervisor {
         u.watchdog = None;
         u.deadline = Some(Instant::now() + u.spec.stop_timeout);
         let sig = u.spec.stop_signal;
+        if let Some((starting, _)) = &u.spawning {
+            // Its program has not started: nothing to stop gracefully.
+            let _ = rustix::process::pidfd_send_signal(
+                &starting.child.pidfd,
+                rustix::process::Signal::KILL,
+            );
+        }
         if let Some(fd) = &u.pidfd {
             // SAFETY: pidfd_send_signal on a pidfd we own, no siginfo.
             unsafe {
@@ -748,18 +876,23 @@ impl Supervisor {
         let was = u.phase;
         self.event(i, how);
         if was == Phase::Stopping {
-            let u = &mut self.units[i];
-            u.phase = Phase::Stopped;
-            u.deadline = None;
-            if u.restart_after_stop {
-                u.restart_after_stop = false;
-                u.restarts += 1;
-            } else {
-                u.wanted = false;
-            }
+            self.stopped(i);
             return;
         }
         self.after_exit(i, success, now);
+    }
+
+    /// A stop completed: restart if it was a restart, else leave it stopped.
+    fn stopped(&mut self, i: usize) {
+        let u = &mut self.units[i];
+        u.phase = Phase::Stopped;
+        u.deadline = None;
+        if u.restart_after_stop {
+            u.restart_after_stop = false;
+            u.restarts += 1;
+        } else {
+            u.wanted = false;
+        }
     }
 
     /// An unexpected exit (or a failed start): restart per policy, with backoff and the
@@ -1771,6 +1904,18 @@ fn status(u: &Unit) -> ContainerStatus {
         warnings: u.warnings.clone(),
         addresses: Vec::new(),
     }
+}
+
+/// TEST-ONLY: `BERTH_TEST_HOLD_SETUP=NAME:FIFO[,NAME:FIFO...]` in berth's environment
+/// holds each named container at the start of its setup until a byte is written to its
+/// FIFO (see `SpawnConfig::hold`): tests use it to see that a container in its setup
+/// does not hold up the others, and that stopping it then kills it.
+fn test_hold(name: &str) -> Option<PathBuf> {
+    let all = std::env::var("BERTH_TEST_HOLD_SETUP").ok()?;
+    all.split(',').find_map(|pair| {
+        let (n, fifo) = pair.split_once(':')?;
+        (n == name).then(|| PathBuf::from(fifo))
+    })
 }
 
 /// "exited 3", "killed by SIGKILL".

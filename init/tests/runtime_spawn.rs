@@ -690,3 +690,61 @@ fn every_namespace_is_new() {
         assert!(theirs.starts_with(&format!("{kind}:[")), "{theirs}");
     }
 }
+
+/// `begin` returns right after the clone: several containers are begun before any is
+/// waited for; one held in its setup (the test-only `hold` FIFO) reports `Pending` on a
+/// non-blocking poll while the others exec; a failing one names its step.
+#[test]
+fn begun_containers_set_themselves_up_while_berth_goes_on() {
+    use berth_init::runtime::{Progress, begin};
+    if !root() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("berth-begin-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("go.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+
+    let mut held = SpawnConfig::new("held", vec!["/bin/true".into()]);
+    held.hold = Some(fifo.clone());
+    let mut held = begin(&held).unwrap();
+    held.set_nonblocking().unwrap();
+    let mut bad = SpawnConfig::new("bad", vec!["/bin/true".into()]);
+    bad.workdir = "/no/such/dir".into();
+    let bad = begin(&bad).unwrap();
+    let ok = begin(&SpawnConfig::new("ok", vec!["/bin/true".into()])).unwrap();
+
+    let ok = ok.wait().unwrap();
+    assert_eq!(wait::wait(&ok.pidfd).unwrap(), ExitStatus::Exited(0));
+    assert_eq!(
+        bad.wait().unwrap_err().to_string(),
+        "container bad: chdir /no/such/dir (workdir): ENOENT (No such file or directory)"
+    );
+    assert!(matches!(held.poll().unwrap(), Progress::Pending));
+
+    use std::io::Write;
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .unwrap()
+        .write_all(b"x")
+        .unwrap();
+    {
+        // Readable (EOF) once it exec'ed.
+        let fd = held.fd();
+        let mut fds = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
+        rustix::event::poll(&mut fds, None).unwrap();
+    }
+    assert!(matches!(held.poll().unwrap(), Progress::Execed));
+    assert_eq!(
+        wait::wait(&held.child.pidfd).unwrap(),
+        ExitStatus::Exited(0)
+    );
+    let _ = fs::remove_dir_all(&dir);
+}

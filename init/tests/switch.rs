@@ -41,14 +41,17 @@ fn running(b: &Berth) -> usize {
         .count()
 }
 
-/// `GEN` of every container's process, read from the host (`/proc/PID/environ`).
+/// `GEN` of every container's process, read from the host (`/proc/PID/environ`); ""
+/// for a container still setting itself up (`starting` without a pid: its program has
+/// not started).
 fn gens_running(b: &Berth) -> BTreeMap<String, String> {
     b.status()
         .iter()
         .map(|c| {
-            let pid = c["pid"]
-                .as_i64()
-                .unwrap_or_else(|| panic!("{c} has no pid"));
+            let Some(pid) = c["pid"].as_i64() else {
+                assert_eq!(c["state"], "starting", "{c} has no pid");
+                return (c["name"].as_str().unwrap().to_string(), String::new());
+            };
             let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
             let gen_var = env
                 .split(|&b| b == 0)

@@ -6,7 +6,7 @@ mod common;
 
 use common::berth::Berth;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -1284,4 +1284,87 @@ container waiting {
         "{table}"
     );
     assert!(b.down().success());
+}
+
+/// The containers of one layer set themselves up at once: one held in its setup (the
+/// test-only `BERTH_TEST_HOLD_SETUP`) does not hold up the others or the control
+/// socket; one whose setup fails is named with its step while the others run; one that
+/// is stopped while still in its setup is killed and `down` completes.
+#[test]
+fn a_layer_sets_itself_up_concurrently_and_a_failed_setup_names_its_step() {
+    if !requirements_met() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("berth-up-{}-layer", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (go, never) = (dir.join("go.fifo"), dir.join("never.fifo"));
+    for fifo in [&go, &never] {
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+    std::fs::write(
+        dir.join("host.kdl"),
+        r#"
+container "held" {
+    stop-timeout "300ms"
+    rootfs "host"
+    exec "/bin/sleep" "1000"
+}
+container "fast" {
+    stop-timeout "300ms"
+    rootfs "host"
+    exec "/bin/sleep" "1000"
+}
+container "bad" {
+    rootfs "host"
+    workdir "/no/such/dir"
+    restart "never"
+    exec "/bin/sleep" "1000"
+}
+container "stuck" {
+    stop-timeout "300ms"
+    rootfs "host"
+    exec "/bin/sleep" "1000"
+}
+container "last" {
+    stop-timeout "300ms"
+    rootfs "host"
+    exec "/bin/sleep" "1000"
+    after "held" "fast"
+}
+"#,
+    )
+    .unwrap();
+    let hold = format!("held:{},stuck:{}", go.display(), never.display());
+    let b = Berth::start(&dir, None, &[("BERTH_TEST_HOLD_SETUP", &hold)]);
+    b.wait_for(|| b.state("fast") == "running", "fast running");
+    b.wait_for(|| b.state("bad") == "stopped", "bad stopped");
+    let bad = b.container("bad");
+    let why = "start failed: container bad: chdir /no/such/dir (workdir): ENOENT (No such file or directory)";
+    assert_eq!(bad["last_exit"], why, "{bad}");
+    assert!(b.log("bad").contains(why), "{}", b.log("bad"));
+    assert_eq!(bad["restarts"], 0, "{bad}");
+    // `held` is still in its setup: starting, no pid yet, and `last` waits for it.
+    let held = b.container("held");
+    assert_eq!(held["state"], "starting", "{held}");
+    assert!(held["pid"].is_null(), "{held}");
+    assert_eq!(b.state("last"), "stopped");
+    assert!(!b.log("held").contains("started"), "{}", b.log("held"));
+
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&go)
+        .unwrap()
+        .write_all(b"x")
+        .unwrap();
+    b.wait_for(|| b.state("held") == "running", "held running");
+    b.wait_for(|| b.state("last") == "running", "last running");
+    assert_eq!(b.state("stuck"), "starting");
+    let status = b.down();
+    assert!(status.success());
+    let stuck = std::fs::read_to_string(dir.join("state/logs/stuck.log")).unwrap();
+    assert!(stuck.contains("killed by SIGKILL"), "{stuck}");
+    assert!(!stuck.contains("started"), "{stuck}");
 }

@@ -4,6 +4,9 @@
 //! kernel, same image, same run; and berth's RSS as PID 1 with 10 containers. The
 //! berth in the images is `BERTH_IN_IMAGE` when set (`BERTH_IN_IMAGE=$(scripts/build-static)`,
 //! the release build appliances get), else the one cargo built for the tests.
+//! `BENCH_TIMING=1` boots berth with `berth.test-timing=1`: the times of its phases on
+//! the console (`console.log` of each scenario), for profiling; those console lines slow
+//! it down, so not for the ratio.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use berth_vmtests::{
@@ -60,7 +63,12 @@ fn boot_to_ready_berth_vs_busybox_init() {
     let mut shmem = Vec::new();
     let rounds = rounds();
     for round in 0..rounds {
-        let out = boot(&k, &Scenario::new(&format!("bench-berth-{round}"), &kdl));
+        let mut s = Scenario::new(&format!("bench-berth-{round}"), &kdl);
+        if std::env::var("BENCH_TIMING").as_deref() == Ok("1") {
+            // Where berth's part goes (console lines cost time: not for the ratio).
+            s.append = "berth.test-timing=1".into();
+        }
+        let out = boot(&k, &s);
         out.expect(&["all 10 containers ready", "BENCH rss_kib="]);
         let ready = log_time(&out.console, "all 10 containers ready").unwrap();
         let start = log_time(&out.console, "starting as PID 1").unwrap();

@@ -8,6 +8,27 @@ use std::sync::Mutex;
 
 static KMSG: Mutex<Option<File>> = Mutex::new(None);
 
+/// The `berth.test-timing=1` switch (see [`super`]): phase times on the console.
+static TIMING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns the phase times of [`timing`] on.
+pub fn set_timing(on: bool) {
+    TIMING.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `berth.test-timing=1` is set.
+pub fn timing_on() -> bool {
+    TIMING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Logs `timing: MESSAGE` when `berth.test-timing=1` is set (a test-only switch for
+/// profiling the boot; off by default, as every console line costs time under TCG).
+pub fn timing(msg: impl FnOnce() -> String) {
+    if timing_on() {
+        log(&format!("timing: {}", msg()));
+    }
+}
+
 /// Opens /dev/kmsg (after /dev is mounted); until then lines go to the console only.
 pub fn open_kmsg() {
     if let Ok(f) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg")

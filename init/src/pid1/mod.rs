@@ -20,6 +20,8 @@
 //!   test can type what an admin at the console would (`busybox reboot`, `kill -PWR 1`,
 //!   `berth halt`); without a controlling terminal, so its end does not hang the console
 //!   up. PID 1 reaps it like any orphan; shutdown stops it with the rest.
+//! - `berth.test-timing=1`: TEST-ONLY switch used by the boot benchmark (vmtests/):
+//!   the times of the boot's phases and of each container's start on the console.
 //! - `BERTH_TEST_CRASH_AT_STEP=K` (the kernel passes it into PID 1's environment):
 //!   TEST-ONLY, as for `berth up`: a switch crashes after K steps; in PID 1 a panic, so
 //!   the machine reboots mid-switch and the next boot resolves the journal.
@@ -209,6 +211,8 @@ pub fn main(config: Option<PathBuf>) -> ! {
         "berth {} starting as PID 1",
         env!("CARGO_PKG_VERSION")
     ));
+    console::set_timing(cmdline("test-timing").as_deref() == Some("1"));
+    crate::runtime::spawn::set_step_timing(console::timing_on());
     let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
     if is_init {
         // ctrl-alt-del sends SIGINT to PID 1 instead of restarting at once.
@@ -271,10 +275,12 @@ fn boot_host(file: &Path, last_built: &Machine, test_panic: Option<&str>) -> Res
             None
         }
     };
+    console::timing(|| "evaluated".into());
     let machine = file_ev
         .as_ref()
         .map_or_else(|| last_built.clone(), |ev| Machine::of_host(ev.host()));
     machine.prepare();
+    console::timing(|| "modules and file systems".into());
     let cgroup_root = PathBuf::from("/sys/fs/cgroup");
     // The root cgroup may hold processes and still delegate: enable everything there,
     // then everything in berth's subtree.
@@ -283,6 +289,7 @@ fn boot_host(file: &Path, last_built: &Machine, test_panic: Option<&str>) -> Res
     if let Err(e) = enable_controllers(&cgroup_root, &names) {
         log(&format!("cannot enable the cgroup controllers: {e}"));
     }
+    console::timing(|| "root cgroup controllers".into());
     let lock = StateLock::acquire(&machine.state_dir).map_err(|e| e.to_string())?;
     // What starts, the same way `berth up` decides; an interrupted or unconfirmed switch
     // is resolved here.
@@ -293,10 +300,12 @@ fn boot_host(file: &Path, last_built: &Machine, test_panic: Option<&str>) -> Res
         || vec![file.to_path_buf()],
         |ev| crate::watch::files_of(file, &ev.tree.sources),
     );
+    console::timing(|| "cgroups, state lock".into());
     let start = match file_ev {
         Some(ev) => Ok(gens.start(file, ev, "boot")),
         None => gens.start_last_good(),
     };
+    console::timing(|| "generation recorded".into());
     let report = match &start {
         Ok(s) => &s.report,
         Err(r) => r,
@@ -325,14 +334,18 @@ fn boot_host(file: &Path, last_built: &Machine, test_panic: Option<&str>) -> Res
         ));
     }
     machine.missing_from(&wanted).prepare();
+    console::timing(|| "host settings".into());
     let control = ControlServer::bind(crate::control::DEFAULT_SOCKET).map_err(|e| e.to_string())?;
+    console::timing(|| "control socket".into());
     let cgroups = CgroupTree::create(&cgroup_root, &crate::state::cgroup_name(&lock.dir))
         .map_err(|e| e.to_string())?;
+    console::timing(|| "berth's cgroup".into());
     if let Err(e) = enable_controllers(cgroups.path(), &names) {
         log(&format!(
             "cannot enable the cgroup controllers for berth: {e}"
         ));
     }
+    console::timing(|| "berth's cgroup controllers".into());
     // A network that cannot be set up costs its containers their network, not the
     // machine: they start with loopback only and the log says why.
     let net = match crate::net::NetHost::up(crate::net::NetPlan::from_evaluation(&ev), &lock.dir) {
@@ -342,6 +355,7 @@ fn boot_host(file: &Path, last_built: &Machine, test_panic: Option<&str>) -> Res
             None
         }
     };
+    console::timing(|| "control socket, networks".into());
     for problem in crate::unit::prepare_volumes(&ev, &lock.dir) {
         log(&problem);
     }
@@ -395,6 +409,7 @@ fn boot_host(file: &Path, last_built: &Machine, test_panic: Option<&str>) -> Res
     // As `berth up`: the evaluation goes back to the system before berth settles.
     drop(ev);
     crate::cmd::release_free_memory();
+    console::timing(|| "supervisor ready".into());
     let result = sup.run();
     let power = sup.power().unwrap_or(Power::Reboot);
     if let Err(e) = result {

@@ -45,6 +45,21 @@ pub(crate) fn run(plan: &mut ChildPlan) -> ! {
             report(err_fd, index as u32, step, errno.raw_os_error());
             sys::exit_now(127);
         }
+        if matches!(op, Op::CloseFds) {
+            // Closed now: later ops may open fds that get its number.
+            plan.timing_fd = -1;
+        }
+        if plan.timing_fd > 2 {
+            let t = sys::monotonic();
+            let ns = (t.tv_sec as u64)
+                .wrapping_mul(1_000_000_000)
+                .wrapping_add(t.tv_nsec as u64);
+            let mut buf = [0u8; 12];
+            let (a, b) = buf.split_at_mut(4);
+            a.copy_from_slice(&(index as u32).to_ne_bytes());
+            b.copy_from_slice(&ns.to_ne_bytes());
+            sys::write_all(plan.timing_fd, &buf);
+        }
     }
     // The last op is Exec, which only returns on failure, and reports it.
     sys::exit_now(127)
@@ -108,9 +123,29 @@ fn run_op(op: &Op, slots: &mut [Option<OwnedFd>], err_fd: RawFd) -> OpResult {
     match op {
         Op::ResetSignals => sys::reset_signals().map_err(raw(sub::NONE)),
         Op::Setsid => rustix::process::setsid().map(drop).map_err(at(sub::NONE)),
+        Op::Hold(path) => {
+            let fd = rustix::fs::open(
+                path.as_c_str(),
+                OFlags::RDONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(at(sub::OPEN))?;
+            let mut byte = [0u8; 1];
+            loop {
+                match rustix::io::read(&fd, &mut byte) {
+                    Err(Errno::INTR) => {}
+                    other => break other.map(drop).map_err(at(sub::NONE)),
+                }
+            }
+        }
         Op::Umask(mask) => {
             rustix::process::umask(Mode::from_raw_mode(*mask));
             Ok(())
+        }
+        // SAFETY: the child is single-threaded (fork semantics) and the flags never
+        // include CLONE_FILES, so no other thread can observe an unshared table.
+        Op::Unshare(flags) => {
+            unsafe { rustix::thread::unshare_unsafe(*flags) }.map_err(at(sub::NONE))
         }
         Op::SetNs { fd, ns } => {
             // SAFETY: the fd is owned by the plan, open for the child's whole life.

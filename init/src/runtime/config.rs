@@ -38,6 +38,10 @@ pub struct SpawnConfig {
     /// Run a minimal init as PID 1 that reaps orphans and passes signals on, with the
     /// program as its child (see `sys::init_loop`).
     pub init: bool,
+    /// TEST-ONLY (`BERTH_TEST_HOLD_SETUP`, see `supervisor.rs`): a FIFO the child opens
+    /// and reads one byte from before its first setup step, so a test can hold a
+    /// container in its setup and watch the others start meanwhile.
+    pub hold: Option<PathBuf>,
 }
 
 impl SpawnConfig {
@@ -61,6 +65,7 @@ impl SpawnConfig {
             capabilities: Caps::docker_default(),
             stdio: [Stdio::Null, Stdio::Null, Stdio::Null],
             cgroup: None,
+            hold: None,
             init: false,
         }
     }

@@ -5,8 +5,9 @@
 //!
 //! - [`cgroup`]: berth's subtree and one cgroup per container; limits (reporting the
 //!   ones that cannot be enforced), kill, freeze, events.
-//! - [`spawn()`]: clone3 into new namespaces and the container's cgroup, rootfs,
-//!   mounts, pivot_root, privileges, exec; a failing step is named in the error.
+//! - [`spawn()`]: clone3 into the container's cgroup and pid namespace, the other new
+//!   namespaces, rootfs, mounts, pivot_root, privileges, exec; a failing step is named
+//!   in the error. [`begin`] returns right after the clone, for an event loop.
 //! - [`wait`]: pidfd-based waiting and reaping.
 //!
 //! Needs Linux 5.12 (clone3 with CLONE_INTO_CGROUP, the new mount API, openat2,
@@ -26,6 +27,6 @@ pub mod wait;
 pub use caps::Caps;
 pub use cgroup::{Cgroup, CgroupError, CgroupTree, Events, Limits, Unenforced};
 pub use config::{Mount, NamespaceMode, Namespaces, Rootfs, SpawnConfig, Stdio, User};
-pub use spawn::{Child, SpawnError, spawn};
+pub use spawn::{Child, Progress, SpawnError, Starting, begin, spawn};
 pub use sys::disable_thp;
 pub use wait::ExitStatus;

@@ -79,6 +79,13 @@ pub(crate) enum Op {
     ResetSignals,
     Setsid,
     Umask(u32),
+    /// Open this FIFO and read one byte (the test-only `SpawnConfig::hold`).
+    Hold(CString),
+    /// unshare(2) of the new namespaces other than the pid namespace (which clone3
+    /// makes: the child must be its init). Done in the child, not by clone3, so that
+    /// their creation (a network namespace is the dearest) runs in parallel with berth
+    /// and with the other containers' setup instead of inside berth's clone3 call.
+    Unshare(rustix::thread::UnshareFlags),
     /// setns(fd, nstype); the fd is owned by the plan.
     SetNs {
         fd: RawFd,
@@ -203,4 +210,7 @@ pub(crate) struct ChildPlan {
     /// Pre-sized: the child only writes into existing elements.
     pub slots: Vec<Option<OwnedFd>>,
     pub err_fd: RawFd,
+    /// With step timing on (see `spawn::set_step_timing`): a pipe the child writes
+    /// `(op index: u32, CLOCK_MONOTONIC ns: u64)` to after each op; -1 when off.
+    pub timing_fd: RawFd,
 }

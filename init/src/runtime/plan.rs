@@ -12,7 +12,7 @@ use std::path::{Component, Path};
 
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::MountAttrFlags;
-use rustix::thread::LinkNameSpaceType;
+use rustix::thread::{LinkNameSpaceType, UnshareFlags};
 
 use super::caps::{self, Caps};
 use super::config::{Mount, NamespaceMode, Rootfs, SpawnConfig, Stdio};
@@ -26,7 +26,8 @@ pub(crate) struct Plan {
     pub child: ChildPlan,
     /// One per op, same order.
     pub labels: Vec<String>,
-    /// Namespace flags for clone3 (CLONE_NEW*).
+    /// Namespace flags for clone3 (CLONE_NEWPID or nothing; the others are unshared
+    /// by the child).
     pub namespace_flags: u64,
     /// fds the child borrows (namespaces to join); closed when the plan is dropped.
     pub _fds: Vec<OwnedFd>,
@@ -196,16 +197,34 @@ pub(crate) fn build(config: &SpawnConfig) -> Result<Plan, SpawnError> {
         return Err(b.invalid("uid/gid 4294967295 is not a valid id"));
     }
 
-    let namespace_flags = libc::CLONE_NEWNS as u64
-        | ns_flag(&ns.pid, libc::CLONE_NEWPID)
-        | ns_flag(&ns.uts, libc::CLONE_NEWUTS)
-        | ns_flag(&ns.ipc, libc::CLONE_NEWIPC)
-        | ns_flag(&ns.cgroup, libc::CLONE_NEWCGROUP)
-        | ns_flag(&ns.net, libc::CLONE_NEWNET);
+    // clone3 makes only the pid namespace (the child must be its init); the child
+    // unshares the others itself (see `Op::Unshare`).
+    let namespace_flags = ns_flag(&ns.pid, libc::CLONE_NEWPID);
+    let mut unshare = UnshareFlags::NEWNS;
+    let mut names = vec!["mount"];
+    for (mode, flag, name) in [
+        (&ns.uts, UnshareFlags::NEWUTS, "uts"),
+        (&ns.ipc, UnshareFlags::NEWIPC, "ipc"),
+        (&ns.cgroup, UnshareFlags::NEWCGROUP, "cgroup"),
+        (&ns.net, UnshareFlags::NEWNET, "net"),
+    ] {
+        if *mode == NamespaceMode::New {
+            unshare |= flag;
+            names.push(name);
+        }
+    }
 
     b.op("reset signal mask and handlers", Op::ResetSignals);
     b.op("setsid", Op::Setsid);
     b.op("set umask", Op::Umask(0));
+    if let Some(hold) = &config.hold {
+        let path = b.cstring("hold", hold.as_os_str().as_bytes())?;
+        b.op(format!("test hold {}", hold.display()), Op::Hold(path));
+    }
+    b.op(
+        format!("create the {} namespaces", names.join(", ")),
+        Op::Unshare(unshare),
+    );
 
     // ---- namespaces to join
     let mut fds = Vec::new();
@@ -443,6 +462,7 @@ pub(crate) fn build(config: &SpawnConfig) -> Result<Plan, SpawnError> {
             ops: b.ops,
             slots,
             err_fd: -1,
+            timing_fd: -1,
         },
         labels: b.labels,
         namespace_flags,

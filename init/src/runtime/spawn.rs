@@ -13,7 +13,7 @@
 //! nix was not chosen: it wraps libc (so glibc's setuid broadcast) and allocates in
 //! places (paths as `NixPath` may).
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use rustix::io::Errno;
 
@@ -116,8 +116,49 @@ pub struct Child {
 ///
 /// Returns once the program was exec'ed (or the container failed, with the failing step
 /// named). The caller keeps ownership of the fds in `config` (stdio, cgroup); drop them
-/// after this returns.
+/// after this returns. [`begin`] is the same without the wait.
 pub fn spawn(config: &SpawnConfig) -> Result<Child, SpawnError> {
+    begin(config)?.wait()
+}
+
+/// A container whose init was cloned and is setting itself up (mounts, pivot_root,
+/// privileges) until it execs its program: [`Starting::wait`] blocks until then; a
+/// caller with an event loop makes it non-blocking ([`Starting::set_nonblocking`]),
+/// polls [`Starting::fd`] (readable on the exec, or when the child reports a failed
+/// step) and calls [`Starting::poll`], so several containers set themselves up at
+/// once.
+#[derive(Debug)]
+pub struct Starting {
+    /// The child: its pid is in the process table from the clone on (a supervisor
+    /// reaping with `waitpid(-1)` must recognise it).
+    pub child: Child,
+    name: String,
+    labels: Vec<String>,
+    err_read: OwnedFd,
+    report: [u8; 12],
+    got: usize,
+    /// With step timing: the read end of the child's timing pipe, and when the
+    /// clone began.
+    timing: Option<(OwnedFd, std::time::Instant)>,
+}
+
+/// What [`Starting::poll`] found.
+#[derive(Debug)]
+pub enum Progress {
+    /// Still setting up.
+    Pending,
+    /// The program was exec'ed (or the child died without reporting a step: its exit
+    /// tells how).
+    Execed,
+    /// A step failed; the child `_exit`s (reap it, e.g. [`super::wait::wait`]).
+    Failed(SpawnError),
+}
+
+/// Clones the container described by `config` and returns at once, while the child
+/// sets itself up (see [`Starting`]). Errors before the clone (invalid config,
+/// preparation, clone3) are returned here. The caller keeps ownership of the fds in
+/// `config`; they may be dropped as soon as this returns (the child has its copies).
+pub fn begin(config: &SpawnConfig) -> Result<Starting, SpawnError> {
     let mut plan = plan::build(config)?;
     let name = &config.name;
     let prepare = |what: &str, e: Errno| SpawnError::Prepare {
@@ -128,6 +169,14 @@ pub fn spawn(config: &SpawnConfig) -> Result<Child, SpawnError> {
     let (err_read, err_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| prepare("error pipe", e))?;
     plan.child.err_fd = err_write.as_raw_fd();
+    let timing = if STEP_TIMING.load(std::sync::atomic::Ordering::Relaxed) {
+        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| prepare("timing pipe", e))?;
+        plan.child.timing_fd = w.as_raw_fd();
+        Some((r, w, std::time::Instant::now()))
+    } else {
+        None
+    };
 
     let mut pidfd: libc::c_int = -1;
     let mut flags = libc::CLONE_PIDFD as u64 | plan.namespace_flags;
@@ -155,6 +204,10 @@ pub fn spawn(config: &SpawnConfig) -> Result<Child, SpawnError> {
     }
     restore_signals(&old_mask);
     drop(err_write);
+    let timing = timing.map(|(r, w, t)| {
+        drop(w);
+        (r, t)
+    });
 
     let pid = match forked {
         Ok(Forked::Parent(pid)) => pid,
@@ -168,55 +221,163 @@ pub fn spawn(config: &SpawnConfig) -> Result<Child, SpawnError> {
     };
     // SAFETY: with CLONE_PIDFD the kernel stored a new pidfd that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    let child = Child { pid, pidfd };
+    Ok(Starting {
+        child: Child { pid, pidfd },
+        name: name.clone(),
+        labels: plan.labels,
+        err_read,
+        report: [0; 12],
+        got: 0,
+        timing,
+    })
+}
 
-    let mut report = [0u8; 12];
-    let mut got = 0;
-    while got < report.len() {
-        match rustix::io::read(&err_read, &mut report[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(Errno::INTR) => continue,
+static STEP_TIMING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Profiling (PID 1's test-only `berth.test-timing=1`): children created from now on
+/// report when each of their steps ended; see [`Starting::step_times`].
+pub fn set_step_timing(on: bool) {
+    STEP_TIMING.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+impl Starting {
+    /// The read end of the error pipe: readable (data or EOF) once the child exec'ed
+    /// or failed.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.err_read.as_fd()
+    }
+
+    /// Makes [`Starting::poll`] return `Pending` instead of blocking.
+    pub fn set_nonblocking(&self) -> std::io::Result<()> {
+        rustix::io::ioctl_fionbio(&self.err_read, true).map_err(std::io::Error::from)
+    }
+
+    /// Reads what the child reported so far. Blocks (unless non-blocking) until the
+    /// child exec'ed or failed. `Err`: the pipe could not be read (the child is still
+    /// there; kill it).
+    pub fn poll(&mut self) -> Result<Progress, SpawnError> {
+        while self.got < self.report.len() {
+            match rustix::io::read(&self.err_read, &mut self.report[self.got..]) {
+                Ok(0) => break,
+                Ok(n) => self.got += n,
+                Err(Errno::INTR) => continue,
+                Err(Errno::AGAIN) => return Ok(Progress::Pending),
+                Err(e) => {
+                    return Err(SpawnError::Prepare {
+                        container: self.name.clone(),
+                        what: "read the error pipe".into(),
+                        source: e.into(),
+                    });
+                }
+            }
+        }
+        if self.got == 0 {
+            return Ok(Progress::Execed);
+        }
+        Ok(Progress::Failed(self.failure()))
+    }
+
+    /// Waits until the program was exec'ed (`Ok`) or a step failed (`Err`, the child
+    /// reaped).
+    pub fn wait(mut self) -> Result<Child, SpawnError> {
+        match self.poll() {
+            Ok(Progress::Execed) => Ok(self.child),
+            Ok(Progress::Failed(e)) => {
+                // The child failed and _exit'ed: reap it so no zombie is left.
+                let _ = super::wait::wait(&self.child.pidfd);
+                Err(e)
+            }
+            Ok(Progress::Pending) => {
+                // Only a non-blocking pipe (set_nonblocking) says "not yet".
+                let _ = super::wait::kill_and_reap(&self.child);
+                Err(SpawnError::Prepare {
+                    container: self.name.clone(),
+                    what: "read the error pipe".into(),
+                    source: std::io::Error::from_raw_os_error(libc::EAGAIN),
+                })
+            }
             Err(e) => {
-                let _ = super::wait::kill_and_reap(&child);
-                return Err(prepare("read the error pipe", e));
+                let _ = super::wait::kill_and_reap(&self.child);
+                Err(e)
             }
         }
     }
-    if got == 0 {
-        return Ok(child);
+
+    /// With step timing on, once the child exec'ed: its `n` slowest steps, as "LABEL
+    /// 1.2" (ms), and the time from the clone to its first step.
+    pub fn step_times(&self, n: usize) -> Option<String> {
+        let (fd, began) = self.timing.as_ref()?;
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(k) = rustix::io::read(fd, &mut buf) {
+            if k == 0 {
+                break;
+            }
+            raw.extend_from_slice(&buf[..k]);
+        }
+        let now = std::time::Instant::now();
+        let mono = sys::monotonic();
+        let mono_ns = mono.tv_sec as u64 * 1_000_000_000 + mono.tv_nsec as u64;
+        // The clone's start on the monotonic clock (Instant is CLOCK_MONOTONIC).
+        let began_ns = mono_ns.saturating_sub(now.duration_since(*began).as_nanos() as u64);
+        let mut prev = began_ns;
+        let mut steps = Vec::new();
+        for rec in raw.chunks_exact(12) {
+            let index = u32::from_ne_bytes([rec[0], rec[1], rec[2], rec[3]]) as usize;
+            let mut t = [0u8; 8];
+            t.copy_from_slice(&rec[4..12]);
+            let t = u64::from_ne_bytes(t);
+            let label = self.labels.get(index).cloned().unwrap_or_default();
+            steps.push((t.saturating_sub(prev), label));
+            prev = t;
+        }
+        let total = prev.saturating_sub(began_ns);
+        steps.sort_by_key(|s| std::cmp::Reverse(s.0));
+        let top: Vec<String> = steps
+            .iter()
+            .take(n)
+            .map(|(d, l)| format!("{l} {:.1}", *d as f64 / 1e6))
+            .collect();
+        Some(format!(
+            "{} steps in {:.1} ms (until it closes the inherited fds); slowest: {}",
+            steps.len(),
+            total as f64 / 1e6,
+            top.join(", ")
+        ))
     }
-    // The child failed and _exit'ed: reap it so no zombie is left.
-    let _ = super::wait::wait(&child.pidfd);
-    let word = |i: usize| {
-        let mut bytes = [0u8; 4];
-        bytes.copy_from_slice(&report[i * 4..i * 4 + 4]);
-        bytes
-    };
-    if got < report.len() {
-        return Err(SpawnError::Child {
-            container: name.clone(),
-            step: "(truncated report)".into(),
-            errno: libc::EIO,
-        });
+
+    /// The error the child's report (`got` > 0 bytes) describes.
+    fn failure(&self) -> SpawnError {
+        let word = |i: usize| {
+            let mut bytes = [0u8; 4];
+            bytes.copy_from_slice(&self.report[i * 4..i * 4 + 4]);
+            bytes
+        };
+        if self.got < self.report.len() {
+            return SpawnError::Child {
+                container: self.name.clone(),
+                step: "(truncated report)".into(),
+                errno: libc::EIO,
+            };
+        }
+        let index = u32::from_ne_bytes(word(0)) as usize;
+        let sub = u32::from_ne_bytes(word(1));
+        let errno = i32::from_ne_bytes(word(2));
+        let mut step = self
+            .labels
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| format!("step {index}"));
+        let detail = super::ops::sub::describe(sub);
+        if !detail.is_empty() {
+            step = format!("{step}: {detail}");
+        }
+        SpawnError::Child {
+            container: self.name.clone(),
+            step,
+            errno,
+        }
     }
-    let index = u32::from_ne_bytes(word(0)) as usize;
-    let sub = u32::from_ne_bytes(word(1));
-    let errno = i32::from_ne_bytes(word(2));
-    let mut step = plan
-        .labels
-        .get(index)
-        .cloned()
-        .unwrap_or_else(|| format!("step {index}"));
-    let detail = super::ops::sub::describe(sub);
-    if !detail.is_empty() {
-        step = format!("{step}: {detail}");
-    }
-    Err(SpawnError::Child {
-        container: name.clone(),
-        step,
-        errno,
-    })
 }
 
 /// Marks a branch only the child could take; the child never gets here because
