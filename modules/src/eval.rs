@@ -10,7 +10,7 @@ use berth_config::{Diagnostic, Entity, OptionDef, Priority, Source, Tree, load};
 
 use crate::check::{Typed, check_def, default_value};
 use crate::graph::{self, HostGraph};
-use crate::par::halves;
+use crate::par::{both, halves};
 use crate::schema::{Dflt, KINDS, Kind, KindSchema, OptionSpec, Shape};
 use crate::value::Value;
 use crate::{canon, netcheck};
@@ -187,8 +187,24 @@ pub fn evaluate_tree(tree: Tree, mut diags: Vec<Diagnostic>) -> Result<Evaluatio
     nodes.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     derive_defaults(&mut nodes);
 
-    netcheck::check(&tree, &nodes, &mut diags);
-    let graph = graph::build(&tree, &nodes, &mut diags);
+    // The network checks and the graph read the nodes independently: on a large host
+    // the checks run on another thread. Their diagnostics keep the one-pass order.
+    let (graph, net_diags) = both(
+        nodes.len(),
+        || {
+            let mut d = Vec::new();
+            let g = graph::build(&tree, &nodes, &mut d);
+            (g, d)
+        },
+        || {
+            let mut d = Vec::new();
+            netcheck::check(&tree, &nodes, &mut d);
+            d
+        },
+    );
+    let (graph, graph_diags) = graph;
+    diags.extend(net_diags);
+    diags.extend(graph_diags);
 
     if diags.iter().any(Diagnostic::is_error) {
         berth_config::diag::sort_dedup(&mut diags);
