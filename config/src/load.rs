@@ -419,9 +419,9 @@ impl<'a> Expander<'a, '_> {
                     decl,
                     defs,
                 } => {
-                    let ent = self.tree.entity_mut(kind, &name);
+                    let ent = self.tree.entity_mut(kind, name);
                     ent.decls.push(decl);
-                    ent.options.extend(defs);
+                    ent.add_options(defs);
                 }
                 Expanded::Diagnostics(d) => self.diags.extend(d),
                 Expanded::Instance(file, node) => self.top_node(file, &node, &Ctx::host()),
@@ -780,9 +780,9 @@ impl<'a> Expander<'a, '_> {
             });
             return;
         }
-        let ent = self.tree.entity_mut(kind.name, &name.0);
+        let ent = self.tree.entity_mut(kind.name, name.0);
         ent.decls.push(name.1);
-        ent.options.extend(defs);
+        ent.add_options(defs);
     }
 
     fn flatten(

@@ -54,6 +54,11 @@ impl Node {
         let (i, _) = self.schema().option(path)?;
         self.values[i].as_ref()
     }
+    /// The value at an index from [`slot`]: for looking up one option in many nodes
+    /// of a kind without searching the schema for its path each time.
+    pub(crate) fn at(&self, slot: Option<usize>) -> Option<&Value> {
+        slot.and_then(|i| self.values.get(i)?.as_ref())
+    }
     pub fn options(&self) -> impl Iterator<Item = (&'static OptionSpec, &Value)> {
         self.schema()
             .options
@@ -85,6 +90,11 @@ impl Evaluation {
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Node> {
         self.nodes.iter().filter(move |n| n.id.kind == kind)
     }
+}
+
+/// The index of option `path` in the schema of `kind`, for [`Node::at`].
+pub(crate) fn slot(kind: Kind, path: &str) -> Option<usize> {
+    kind.schema().option(path).map(|(i, _)| i)
 }
 
 /// The index of a node in nodes sorted by id (as [`Evaluation::nodes`] are).
@@ -537,11 +547,15 @@ fn conflict(
 /// Defaults computed from other values: a container's hostname is its name, a
 /// network's bridge is `br-NAME` and its gateway the subnet's first address.
 fn derive_defaults(nodes: &mut [Node]) {
+    let hostname = slot(Kind::Container, "hostname");
     for n in nodes {
         match n.id.kind {
             Kind::Container => {
-                let host = n_hostname(&n.id.name);
-                set_if_unset(n, "hostname", || Some(Value::Str(host)));
+                if let Some(i) = hostname
+                    && n.values[i].is_none()
+                {
+                    n.values[i] = Some(Value::Str(n_hostname(&n.id.name)));
+                }
             }
             Kind::Network => {
                 let name = n.id.name.clone();
