@@ -487,14 +487,6 @@ const ESCAPE: [u8; 256] = {
 
 /// The bytes of a string without its quotes: runs that need no escape are copied whole.
 fn json_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    // Most strings need no escape at all: one branch-free scan, one copy.
-    let plain = bytes
-        .iter()
-        .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
-    if plain {
-        out.extend_from_slice(bytes);
-        return;
-    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let esc = ESCAPE[b as usize];
