@@ -302,7 +302,11 @@ fn resolve_entity(
             continue;
         }
         let spec = &schema.options[i];
-        let name = spec.path.rsplit('.').next().unwrap_or(spec.path);
+        // The last path segment (paths are ASCII: split at the last `.` byte).
+        let name = match spec.path.bytes().rposition(|b| b == b'.') {
+            Some(dot) => &spec.path[dot + 1..],
+            None => spec.path,
+        };
         match check_def(spec.shape, name, def) {
             Ok(t) => typed.push((i, def, t)),
             Err(problems) => {
@@ -336,15 +340,22 @@ fn resolve_entity(
             }
         }
     }
-    // By option, each option's definitions still in load order (the sort is stable).
-    typed.sort_by_key(|t| t.0);
-    let mut typed = typed.into_iter().peekable();
+    // By option, each option's definitions still in load order: (option, position)
+    // keys sorted, the definitions themselves left in place.
+    let mut order: Vec<u64> = typed
+        .iter()
+        .enumerate()
+        .map(|(k, t)| ((t.0 as u64) << 32) | k as u64)
+        .collect();
+    order.sort_unstable();
+    let mut order = order.into_iter().peekable();
     let mut defs = Vec::new();
     let mut values: Vec<Option<Value>> = defaults.to_vec();
     for (i, spec) in schema.options.iter().enumerate() {
         defs.clear();
-        while let Some((_, def, t)) = typed.next_if(|t| t.0 == i) {
-            defs.push((def, t));
+        while let Some(key) = order.next_if(|key| (key >> 32) as usize == i) {
+            let (_, def, t) = &mut typed[key as u32 as usize];
+            defs.push((*def, std::mem::replace(t, Typed::Many(Vec::new()))));
         }
         if defs.is_empty() {
             if spec.required && !defined[i] && !entity.decls.is_empty() {
