@@ -212,37 +212,35 @@ pub fn write_evaluation_json(eval: &Evaluation, w: &mut dyn std::io::Write) -> s
         w,
     };
     out.buf.extend_from_slice(b"{\"containers\":");
-    out.kind(eval, Kind::Container)?;
-    out.buf.extend_from_slice(b",\"graph\":{\"edges\":[");
-    for (k, e) in eval.graph.edges.iter().enumerate() {
-        if k > 0 {
-            out.buf.push(b',');
-        }
-        out.buf.extend_from_slice(b"{\"from\":");
-        json_id(&mut out.buf, &eval.nodes[e.from]);
-        out.buf.extend_from_slice(b",\"kind\":");
-        json_str(&mut out.buf, e.kind.name());
-        out.buf.extend_from_slice(b",\"to\":");
-        json_id(&mut out.buf, &eval.nodes[e.to]);
-        out.buf.push(b'}');
-        out.flush_some()?;
-    }
-    out.buf.extend_from_slice(b"],\"layers\":[");
-    for (k, layer) in eval.graph.layers.iter().enumerate() {
-        if k > 0 {
-            out.buf.push(b',');
-        }
-        out.buf.push(b'[');
-        for (j, &i) in layer.iter().enumerate() {
-            if j > 0 {
-                out.buf.push(b',');
+    if eval.graph.edges.len() < PARALLEL_MIN {
+        out.kind(eval, Kind::Container)?;
+        graph_json(eval, &mut out.buf);
+    } else {
+        // A large graph's JSON is rendered on a thread of its own meanwhile (the
+        // containers already keep this thread and one other busy; this evens them out).
+        let graph = std::thread::scope(|s| {
+            let other = std::thread::Builder::new().spawn_scoped(s, || {
+                let mut buf = Vec::new();
+                graph_json(eval, &mut buf);
+                buf
+            });
+            out.kind(eval, Kind::Container)?;
+            match other {
+                Ok(handle) => match handle.join() {
+                    Ok(buf) => Ok(buf),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                Err(_) => {
+                    let mut buf = Vec::new();
+                    graph_json(eval, &mut buf);
+                    Ok::<_, std::io::Error>(buf)
+                }
             }
-            json_id(&mut out.buf, &eval.nodes[i]);
-            out.flush_some()?;
-        }
-        out.buf.push(b']');
+        })?;
+        out.write_all()?;
+        out.w.write_all(&graph)?;
     }
-    out.buf.extend_from_slice(b"]},\"hash\":\"");
+    out.buf.extend_from_slice(b",\"hash\":\"");
     json_hex(&mut out.buf, &eval.hash);
     out.buf.extend_from_slice(b"\",\"host\":");
     out.node(eval.host());
@@ -252,6 +250,38 @@ pub fn write_evaluation_json(eval: &Evaluation, w: &mut dyn std::io::Write) -> s
     out.kind(eval, Kind::Volume)?;
     out.buf.push(b'}');
     out.write_all()
+}
+
+/// `,"graph":{"edges":[…],"layers":[…]}`.
+fn graph_json(eval: &Evaluation, buf: &mut Vec<u8>) {
+    buf.extend_from_slice(b",\"graph\":{\"edges\":[");
+    for (k, e) in eval.graph.edges.iter().enumerate() {
+        if k > 0 {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(b"{\"from\":");
+        json_id(buf, &eval.nodes[e.from]);
+        buf.extend_from_slice(b",\"kind\":");
+        json_str(buf, e.kind.name());
+        buf.extend_from_slice(b",\"to\":");
+        json_id(buf, &eval.nodes[e.to]);
+        buf.push(b'}');
+    }
+    buf.extend_from_slice(b"],\"layers\":[");
+    for (k, layer) in eval.graph.layers.iter().enumerate() {
+        if k > 0 {
+            buf.push(b',');
+        }
+        buf.push(b'[');
+        for (j, &i) in layer.iter().enumerate() {
+            if j > 0 {
+                buf.push(b',');
+            }
+            json_id(buf, &eval.nodes[i]);
+        }
+        buf.push(b']');
+    }
+    buf.extend_from_slice(b"]}");
 }
 
 const FLUSH_AT: usize = 1 << 16;
