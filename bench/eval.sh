@@ -15,7 +15,7 @@
 #   RUNS_1K    runs at 1k    (default 20, after 3 warm-up runs)
 #   RUNS_10K   runs at 10k   (default 10, after 3 warm-up runs)
 #   RUNS_100K  runs at 100k  (default 5, after 1 warm-up run)
-#   BERTH      use this binary instead of building target/release/berth
+#   BERTH      use this binary instead of building the release berth
 #   BASELINE   also measure this binary, for a before/after table
 #   KEEP=1     keep the generated hosts (their directory is printed)
 #   NO_HYPERFINE=1  time with a date +%s%N loop even if hyperfine is installed
@@ -57,8 +57,7 @@ if [ -n "${BERTH:-}" ]; then
     bin=$BERTH
 else
     say "building berth --release"
-    cargo build --release --quiet --bin berth
-    bin=$root/target/release/berth
+    bin=$(scripts/build-static --quiet)
 fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench.XXXXXX")

@@ -12,9 +12,9 @@
 #     the peers do what berth does.
 #  2. Restart latency: SIGKILL of a container's process to its successor running, with
 #     backoff 0, against a start by `berth start` (init/tests/up.rs, restart_latency).
-#  3. berth's RSS with 10 and 100 idle containers (the `cargo build` binary and the
-#     static one of scripts/build-static), and its voluntary context switches over 10 s
-#     when idle (wake-ups).
+#  3. berth's RSS with 10 and 100 idle containers (the release binary: static, see
+#     .cargo/config.toml), and its voluntary context switches over 10 s when idle
+#     (wake-ups).
 #
 # Environment: RUNS (default 100), IDLE_SECONDS (default 10).
 # Installs crun, runc, hyperfine and busybox-static with apt-get when missing.
@@ -35,10 +35,8 @@ for p in crun runc hyperfine busybox:busybox-static jq bc; do
         { say "cannot install $pkg"; exit 1; }
 done
 
-say "building berth (release, and static)"
-cargo build --release -p berth-init >&2
-dynamic=$root/target/release/berth
-static=$(scripts/build-static)
+say "building berth (release)"
+berth=$(scripts/build-static)
 
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -70,10 +68,9 @@ unshare -m sh -c '
     mount -t cgroup2 none /sys/fs/cgroup
     hyperfine -N -w 5 -r "$1" --export-json "$2/start.json" \
         -n "berth run" "$3 run --state-dir $2/state $2/true.kdl t" \
-        -n "berth run (static)" "$4 run --state-dir $2/state $2/true.kdl t" \
         -n "crun run" "crun run --bundle $2/bundle berth-bench" \
         -n "runc run" "runc run --bundle $2/bundle berth-bench" >&2
-' sh "$RUNS" "$work" "$dynamic" "$static"
+' sh "$RUNS" "$work" "$berth"
 
 mean() { jq -r --arg n "$1" '.results[] | select(.command == $n) | .mean * 1000' "$work/start.json"; }
 sd() { jq -r --arg n "$1" '.results[] | select(.command == $n) | .stddev * 1000' "$work/start.json"; }
@@ -82,7 +79,7 @@ echo "### Container start (create + start + wait, /bin/true, $RUNS runs)"
 echo
 echo "| Runtime | mean ± sd | vs crun |"
 echo "|---|---:|---:|"
-for n in "berth run" "berth run (static)" "crun run" "runc run"; do
+for n in "berth run" "crun run" "runc run"; do
     printf '| %s | %.2f ms ± %.2f | %.2f× |\n' "$n" "$(mean "$n")" "$(sd "$n")" \
         "$(echo "$(mean "$n") / $crun" | bc -l)"
 done
@@ -107,13 +104,12 @@ idle_host() {
 }
 echo "### berth up with idle containers"
 echo
-echo "| Binary | Containers | RSS | of which anonymous | file-backed | voluntary switches in ${IDLE_SECONDS} s |"
-echo "|---|---:|---:|---:|---:|---:|"
+echo "| Containers | RSS | of which anonymous | file-backed | voluntary switches in ${IDLE_SECONDS} s |"
+echo "|---:|---:|---:|---:|---:|"
 for n in 10 100; do
     idle_host "$n" >"$work/idle$n.kdl"
-    for bin in "$dynamic" "$static"; do
-        kind=dynamic
-        [ "$bin" = "$static" ] && kind=static
+    bin=$berth
+    for _ in 1 2 3; do
         "$bin" up "$work/idle$n.kdl" --state-dir "$work/up" --socket "$work/up.sock" 2>/dev/null &
         pid=$!
         # every container running
@@ -131,7 +127,7 @@ for n in 10 100; do
         rss=$(awk '/^VmRSS/ {print $2}' /proc/$pid/status)
         anon=$(awk '/^RssAnon/ {print $2}' /proc/$pid/status)
         file=$(awk '/^RssFile/ {print $2}' /proc/$pid/status)
-        printf '| %s | %d | %.2f MiB | %.2f MiB | %.2f MiB | %d |\n' "$kind" "$n" \
+        printf '| %d | %.2f MiB | %.2f MiB | %.2f MiB | %d |\n' "$n" \
             "$(echo "$rss / 1024" | bc -l)" "$(echo "$anon / 1024" | bc -l)" \
             "$(echo "$file / 1024" | bc -l)" "$((v1 - v0))"
         "$bin" down --socket "$work/up.sock" >/dev/null

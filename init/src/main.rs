@@ -519,7 +519,7 @@ struct ImageArgs {
     #[arg(long, value_name = "SRC[:DST]")]
     add: Vec<String>,
     /// The berth executable to put in the image as /init (default: this one), e.g. the
-    /// static build of scripts/build-static.
+    /// release build of scripts/build-static.
     #[arg(long, value_name = "PATH")]
     berth: Option<PathBuf>,
 }

@@ -40,7 +40,7 @@ pub fn berth_bin() -> PathBuf {
 }
 
 /// The berth to put in the images as /init: `BERTH_IN_IMAGE` when set (scripts/test
-/// sets it to the static build of scripts/build-static, the binary for appliances),
+/// sets it to the release build of scripts/build-static, the binary appliances get),
 /// otherwise the one that builds them ([`berth_bin`]).
 pub fn berth_in_image() -> PathBuf {
     std::env::var_os("BERTH_IN_IMAGE")

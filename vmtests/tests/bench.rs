@@ -3,7 +3,7 @@
 //! busybox init starting the same number of processes from a shell script, same
 //! kernel, same image, same run; and berth's RSS as PID 1 with 10 containers. The
 //! berth in the images is `BERTH_IN_IMAGE` when set (`BERTH_IN_IMAGE=$(scripts/build-static)`,
-//! what appliances get), else the `cargo build` one.
+//! the release build appliances get), else the one cargo built for the tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use berth_vmtests::{

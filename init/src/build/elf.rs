@@ -250,19 +250,15 @@ pub fn libraries(exe: &Path) -> io::Result<Vec<PathBuf>> {
 mod tests {
     use super::*;
 
+    /// berth and its tests are built static (.cargo/config.toml): no interpreter, no
+    /// libraries, and stripping keeps it runnable.
     #[test]
-    fn this_test_binary_needs_libc_and_survives_strip() {
+    fn this_static_test_binary_needs_nothing_and_survives_strip() {
         let exe = std::env::current_exe().unwrap();
-        let libs = libraries(&exe).unwrap();
-        assert!(
-            libs.iter().any(|l| l.to_string_lossy().contains("libc.so")),
-            "{libs:?}"
-        );
-        assert!(
-            libs.iter()
-                .any(|l| l.to_string_lossy().contains("ld-linux"))
-        );
+        assert_eq!(libraries(&exe).unwrap(), Vec::<PathBuf>::new());
         let bytes = std::fs::read(&exe).unwrap();
+        let d = dynamic(&bytes).unwrap();
+        assert_eq!((d.interp, d.needed), (None, vec![]));
         let stripped = strip(&bytes);
         assert!(stripped.len() < bytes.len());
         assert_eq!(dynamic(&stripped), dynamic(&bytes));
@@ -278,5 +274,28 @@ mod tests {
             .unwrap();
         assert!(out.status.success(), "{out:?}");
         assert!(dynamic(b"#!/bin/sh\n").is_none());
+    }
+
+    /// A dynamically linked program of this machine (the shell the test suite needs
+    /// anyway): its interpreter, libc, and what libc needs, found as ld.so would.
+    #[test]
+    fn a_dynamic_program_needs_its_interpreter_and_libc() {
+        let sh = std::fs::canonicalize("/bin/sh").unwrap();
+        let d = dynamic(&std::fs::read(&sh).unwrap()).unwrap();
+        assert!(
+            d.interp.is_some(),
+            "{} is not dynamically linked",
+            sh.display()
+        );
+        let libs = libraries(&sh).unwrap();
+        assert!(
+            libs.iter().any(|l| l.to_string_lossy().contains("libc.so")),
+            "{libs:?}"
+        );
+        assert!(
+            libs.iter()
+                .any(|l| l.to_string_lossy().contains("ld-linux"))
+        );
+        assert!(libs.iter().all(|l| l.exists()), "{libs:?}");
     }
 }

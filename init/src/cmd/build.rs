@@ -28,7 +28,8 @@ pub struct BuildOptions {
     /// Extra files or trees: (path on this machine, path in the image).
     pub add: Vec<(PathBuf, String)>,
     /// The berth executable to put in the image (default: the one running), e.g. the
-    /// static build of `scripts/build-static`, which needs no shared libraries.
+    /// release build of `scripts/build-static`. berth is built static (see
+    /// .cargo/config.toml); a dynamically linked one gets its shared libraries along.
     pub berth: Option<PathBuf>,
 }
 
