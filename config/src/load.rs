@@ -105,8 +105,8 @@ fn load_split(
         ex.apply(a);
         ex.apply(b);
     } else {
-        for (file, node) in nodes {
-            ex.top_node(file, &node, &Ctx::host());
+        for (file, mut node) in nodes {
+            ex.top_node(file, &mut node, &Ctx::host());
         }
     }
     let diags = ex.diags;
@@ -369,7 +369,7 @@ impl<'a> Expander<'a, '_> {
                 scratch: String::new(),
                 pending: Some(Vec::with_capacity(nodes.len())),
             };
-            for (file, node) in nodes {
+            for (file, mut node) in nodes {
                 let name = node.name.value.as_str();
                 if !self.kinds.iter().any(|k| k.name == name) && self.modules.contains_key(name) {
                     if let Some(p) = &mut ex.pending {
@@ -377,7 +377,7 @@ impl<'a> Expander<'a, '_> {
                     }
                     continue;
                 }
-                ex.top_node(file, &node, &Ctx::host());
+                ex.top_node(file, &mut node, &Ctx::host());
                 if !ex.diags.is_empty()
                     && let Some(p) = &mut ex.pending
                 {
@@ -419,12 +419,12 @@ impl<'a> Expander<'a, '_> {
                     decl,
                     defs,
                 } => {
-                    let ent = self.tree.entity_mut(kind, &name);
+                    let ent = self.tree.entity_mut(kind, name);
                     ent.decls.push(decl);
-                    ent.options.extend(defs);
+                    ent.add_options(defs);
                 }
                 Expanded::Diagnostics(d) => self.diags.extend(d),
-                Expanded::Instance(file, node) => self.top_node(file, &node, &Ctx::host()),
+                Expanded::Instance(file, mut node) => self.top_node(file, &mut node, &Ctx::host()),
             }
         }
     }
@@ -566,9 +566,10 @@ impl<'a> Expander<'a, '_> {
         }
     }
 
-    fn top_node(&mut self, file: FileId, node: &Node, ctx: &Ctx<'_>) {
-        let name = node.name.value.as_str();
-        match name {
+    /// Expands one node. Its values are moved out (the node is dropped afterwards;
+    /// module bodies are expanded from copies).
+    fn top_node(&mut self, file: FileId, node: &mut Node, ctx: &Ctx<'_>) {
+        match node.name.value.as_str() {
             "module" if ctx.env.is_none() => {} // collected before expansion
             "module" => self.err(
                 Diagnostic::error("modules cannot be defined inside modules")
@@ -586,11 +587,13 @@ impl<'a> Expander<'a, '_> {
                     .help("parameters are declared inside `module \"NAME\" { … }`"),
             ),
             _ => {
-                if let Some(kind) = self.kinds.iter().find(|k| k.name == name) {
+                let kind = self.kinds.iter().find(|k| k.name == node.name.value);
+                if let Some(kind) = kind {
                     self.entity(file, node, *kind, ctx);
-                } else if self.modules.contains_key(name) {
+                } else if self.modules.contains_key(node.name.value.as_str()) {
                     self.instantiate(file, node, ctx);
                 } else {
+                    let name = node.name.value.as_str();
                     let candidates: Vec<&str> = self
                         .kinds
                         .iter()
@@ -614,18 +617,19 @@ impl<'a> Expander<'a, '_> {
     }
 
     /// Substitutes module parameters in one value.
+    /// The value is moved out of the node (a `Null` is left behind).
     fn value(
         &mut self,
         file: FileId,
-        value: &Value,
+        value: &mut Value,
         span: Span,
         ctx: &Ctx<'_>,
     ) -> Option<(Value, FileId, Span)> {
-        let (Some(env), Value::String(s)) = (ctx.env, value) else {
-            return Some((value.clone(), file, span));
+        let (Some(env), Value::String(s)) = (ctx.env, &*value) else {
+            return Some((std::mem::replace(value, Value::Null), file, span));
         };
         let Some(pieces) = pieces(s) else {
-            return Some((value.clone(), file, span));
+            return Some((std::mem::replace(value, Value::Null), file, span));
         };
         let lookup = |this: &mut Self, p: &str| -> Option<(Value, FileId, Span)> {
             match env.get(p) {
@@ -671,7 +675,7 @@ impl<'a> Expander<'a, '_> {
         Some((Value::String(out), file, span))
     }
 
-    fn entity(&mut self, file: FileId, node: &Node, kind: KindSpec, ctx: &Ctx<'_>) {
+    fn entity(&mut self, file: FileId, node: &mut Node, kind: KindSpec, ctx: &Ctx<'_>) {
         if let Some(ty) = &node.ty {
             self.err(
                 Diagnostic::error(format!(
@@ -682,7 +686,7 @@ impl<'a> Expander<'a, '_> {
                 .help("(default) and (force) go on option values, e.g. `memory (force)\"1G\"`"),
             );
         }
-        let mut entries = node.entries.iter();
+        let mut entries = node.entries.iter_mut();
         let first = match entries.next() {
             Some(e) if e.name.is_none() => Some(e),
             Some(e) => {
@@ -718,7 +722,7 @@ impl<'a> Expander<'a, '_> {
                 );
             }
             (Naming::Named, Some(e)) => {
-                let Some((v, vf, vs)) = self.value(file, &e.value, e.value_span, ctx) else {
+                let Some((v, vf, vs)) = self.value(file, &mut e.value, e.value_span, ctx) else {
                     return;
                 };
                 match v {
@@ -749,7 +753,7 @@ impl<'a> Expander<'a, '_> {
                         path,
                         node.name.span,
                         None,
-                        std::slice::from_ref(e),
+                        std::slice::from_mut(e),
                         ctx,
                     )
                 }) {
@@ -765,7 +769,7 @@ impl<'a> Expander<'a, '_> {
                 )
             }
         };
-        if let Some(children) = &node.children {
+        if let Some(children) = &mut node.children {
             self.flatten(file, children, "", ctx, &mut defs);
         }
         if let Some(p) = &mut self.pending {
@@ -780,15 +784,15 @@ impl<'a> Expander<'a, '_> {
             });
             return;
         }
-        let ent = self.tree.entity_mut(kind.name, &name.0);
+        let ent = self.tree.entity_mut(kind.name, name.0);
         ent.decls.push(name.1);
-        ent.options.extend(defs);
+        ent.add_options(defs);
     }
 
     fn flatten(
         &mut self,
         file: FileId,
-        nodes: &[Node],
+        nodes: &mut [Node],
         prefix: &str,
         ctx: &Ctx<'_>,
         out: &mut Vec<OptionDef>,
@@ -802,7 +806,7 @@ impl<'a> Expander<'a, '_> {
                     path.clone(),
                     child.name.span,
                     child.ty.as_ref(),
-                    &child.entries,
+                    &mut child.entries,
                     ctx,
                 )
             {
@@ -815,7 +819,7 @@ impl<'a> Expander<'a, '_> {
                     ..def
                 });
             }
-            let Some(grand) = &child.children else {
+            let Some(grand) = &mut child.children else {
                 continue;
             };
             // `(force)limits { … }` gives its priority to everything inside the block.
@@ -855,7 +859,7 @@ impl<'a> Expander<'a, '_> {
         path: Arc<str>,
         name_span: Span,
         ty: Option<&Spanned<String>>,
-        entries: &[Entry],
+        entries: &mut [Entry],
         ctx: &Ctx<'_>,
     ) -> Option<OptionDef> {
         let node_priority = ty.and_then(|t| self.priority(file, t));
@@ -884,12 +888,14 @@ impl<'a> Expander<'a, '_> {
         let priority = node_priority
             .or(arg_priority.map(|a| a.0))
             .unwrap_or(ctx.priority);
-        let mut args = Vec::new();
-        let mut props: Vec<(String, Span, Arg)> = Vec::new();
+        // Exactly sized: a large host keeps hundreds of thousands of these.
+        let positional = entries.iter().filter(|e| e.name.is_none()).count();
+        let mut args = Vec::with_capacity(positional);
+        let mut props: Vec<(String, Span, Arg)> = Vec::with_capacity(entries.len() - positional);
         let mut ok = true;
         for e in entries {
             let own = e.ty.as_ref().and_then(|t| self.priority(file, t));
-            let Some((value, vf, vs)) = self.value(file, &e.value, e.value_span, ctx) else {
+            let Some((value, vf, vs)) = self.value(file, &mut e.value, e.value_span, ctx) else {
                 ok = false;
                 continue;
             };
@@ -899,7 +905,7 @@ impl<'a> Expander<'a, '_> {
                 span: vs,
                 priority: own.unwrap_or(priority),
             };
-            match &e.name {
+            match &mut e.name {
                 None => args.push(arg),
                 Some(key) => {
                     if let Some((_, first, _)) = props.iter().find(|(k, _, _)| *k == key.value) {
@@ -915,7 +921,7 @@ impl<'a> Expander<'a, '_> {
                         ok = false;
                         continue;
                     }
-                    props.push((key.value.clone(), key.span, arg));
+                    props.push((std::mem::take(&mut key.value), key.span, arg));
                 }
             }
         }
@@ -946,7 +952,7 @@ impl<'a> Expander<'a, '_> {
         p
     }
 
-    fn instantiate(&mut self, file: FileId, node: &Node, ctx: &Ctx<'_>) {
+    fn instantiate(&mut self, file: FileId, node: &mut Node, ctx: &Ctx<'_>) {
         let name = node.name.value.as_str();
         if ctx.stack.iter().any(|m| m == name) || ctx.stack.len() >= MAX_MODULE_DEPTH {
             let mut chain = ctx.stack.clone();
@@ -988,7 +994,7 @@ impl<'a> Expander<'a, '_> {
         let mut env = Env::new();
         let mut given: HashMap<&str, Span> = HashMap::new();
         let mut positional = 0;
-        for e in &node.entries {
+        for e in &mut node.entries {
             if e.ty.is_some() {
                 self.err(
                     Diagnostic::error("annotation on a module argument")
@@ -1048,7 +1054,7 @@ impl<'a> Expander<'a, '_> {
                 continue;
             }
             given.insert(param, e.span);
-            if let Some(v) = self.value(file, &e.value, e.value_span, ctx) {
+            if let Some(v) = self.value(file, &mut e.value, e.value_span, ctx) {
                 env.insert(param.to_string(), v);
             }
         }
@@ -1099,7 +1105,8 @@ impl<'a> Expander<'a, '_> {
             stack,
         };
         for n in body {
-            self.top_node(mfile, n, &inner);
+            // The body is the module's, shared by its instances: expanded from a copy.
+            self.top_node(mfile, &mut n.clone(), &inner);
         }
     }
 }

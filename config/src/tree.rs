@@ -109,6 +109,17 @@ pub struct Entity {
     pub options: Vec<OptionDef>,
 }
 
+impl Entity {
+    /// Appends definitions in load order; the first ones are taken over without a copy.
+    pub(crate) fn add_options(&mut self, defs: Vec<OptionDef>) {
+        if self.options.is_empty() {
+            self.options = defs;
+        } else {
+            self.options.extend(defs);
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Tree {
     pub sources: SourceMap,
@@ -128,7 +139,7 @@ impl Tree {
     }
 
     /// The entity for `kind`/`name`, created (with no options) on first use.
-    pub(crate) fn entity_mut(&mut self, kind: &str, name: &str) -> &mut Entity {
+    pub(crate) fn entity_mut(&mut self, kind: &str, name: String) -> &mut Entity {
         let k = match self.index.iter().position(|(k, _)| k == kind) {
             Some(k) => k,
             None => {
@@ -137,15 +148,15 @@ impl Tree {
             }
         };
         let names = &mut self.index[k].1;
-        let i = match names.get(name) {
+        let i = match names.get(name.as_str()) {
             Some(&i) => i,
             None => {
                 let i = self.entities.len();
-                names.insert(name.to_string(), i);
+                names.insert(name.clone(), i);
                 self.entities.push(Entity {
                     kind: kind.to_string(),
-                    name: name.to_string(),
-                    decls: Vec::new(),
+                    name,
+                    decls: Vec::with_capacity(1),
                     options: Vec::new(),
                 });
                 i

@@ -1,6 +1,7 @@
 //! berth's effects side: the commands of the `berth` binary. `main.rs` only parses
 //! arguments and calls into here.
 
+pub mod alloc;
 pub mod build;
 pub mod cmd;
 pub mod control;

@@ -8,7 +8,7 @@ use berth_init::pid1::Power;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: berth_init::alloc::Alloc = berth_init::alloc::Alloc;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -733,7 +733,7 @@ fn main() -> ExitCode {
         }
         Verb::Unset { file, path } => cmd::set(&file, &path, &[], &mut out, &mut err, color),
         Verb::Check { files } => cmd::check(&files, &mut out, &mut err, color),
-        Verb::Eval { file, json } => cmd::eval(&file, json, &mut out, &mut err, color),
+        Verb::Eval { file, json } => cmd::eval(&file, json, &mut cmd::RawStdout, &mut err, color),
         Verb::Graph { file, dot } => cmd::graph(&file, dot, &mut out, &mut err, color),
         Verb::Options { prefix, json } => cmd::options(prefix.as_deref(), json, &mut out, &mut err),
         Verb::Why { file, path } => cmd::why(&file, &path, &mut out, &mut err, color),

@@ -10,7 +10,7 @@ use berth_config::{Diagnostic, Entity, OptionDef, Priority, Source, Tree, load};
 
 use crate::check::{Typed, check_def, default_value};
 use crate::graph::{self, HostGraph};
-use crate::par::halves;
+use crate::par::{both, halves};
 use crate::schema::{Dflt, KINDS, Kind, KindSchema, OptionSpec, Shape};
 use crate::value::Value;
 use crate::{canon, netcheck};
@@ -54,6 +54,11 @@ impl Node {
         let (i, _) = self.schema().option(path)?;
         self.values[i].as_ref()
     }
+    /// The value at an index from [`slot`]: for looking up one option in many nodes
+    /// of a kind without searching the schema for its path each time.
+    pub(crate) fn at(&self, slot: Option<usize>) -> Option<&Value> {
+        slot.and_then(|i| self.values.get(i)?.as_ref())
+    }
     pub fn options(&self) -> impl Iterator<Item = (&'static OptionSpec, &Value)> {
         self.schema()
             .options
@@ -85,6 +90,11 @@ impl Evaluation {
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Node> {
         self.nodes.iter().filter(move |n| n.id.kind == kind)
     }
+}
+
+/// The index of option `path` in the schema of `kind`, for [`Node::at`].
+pub(crate) fn slot(kind: Kind, path: &str) -> Option<usize> {
+    kind.schema().option(path).map(|(i, _)| i)
 }
 
 /// The index of a node in nodes sorted by id (as [`Evaluation::nodes`] are).
@@ -187,8 +197,24 @@ pub fn evaluate_tree(tree: Tree, mut diags: Vec<Diagnostic>) -> Result<Evaluatio
     nodes.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     derive_defaults(&mut nodes);
 
-    netcheck::check(&tree, &nodes, &mut diags);
-    let graph = graph::build(&tree, &nodes, &mut diags);
+    // The network checks and the graph read the nodes independently: on a large host
+    // the checks run on another thread. Their diagnostics keep the one-pass order.
+    let (graph, net_diags) = both(
+        nodes.len(),
+        || {
+            let mut d = Vec::new();
+            let g = graph::build(&tree, &nodes, &mut d);
+            (g, d)
+        },
+        || {
+            let mut d = Vec::new();
+            netcheck::check(&tree, &nodes, &mut d);
+            d
+        },
+    );
+    let (graph, graph_diags) = graph;
+    diags.extend(net_diags);
+    diags.extend(graph_diags);
 
     if diags.iter().any(Diagnostic::is_error) {
         berth_config::diag::sort_dedup(&mut diags);
@@ -276,7 +302,11 @@ fn resolve_entity(
             continue;
         }
         let spec = &schema.options[i];
-        let name = spec.path.rsplit('.').next().unwrap_or(spec.path);
+        // The last path segment (paths are ASCII: split at the last `.` byte).
+        let name = match spec.path.bytes().rposition(|b| b == b'.') {
+            Some(dot) => &spec.path[dot + 1..],
+            None => spec.path,
+        };
         match check_def(spec.shape, name, def) {
             Ok(t) => typed.push((i, def, t)),
             Err(problems) => {
@@ -310,15 +340,22 @@ fn resolve_entity(
             }
         }
     }
-    // By option, each option's definitions still in load order (the sort is stable).
-    typed.sort_by_key(|t| t.0);
-    let mut typed = typed.into_iter().peekable();
+    // By option, each option's definitions still in load order: (option, position)
+    // keys sorted, the definitions themselves left in place.
+    let mut order: Vec<u64> = typed
+        .iter()
+        .enumerate()
+        .map(|(k, t)| ((t.0 as u64) << 32) | k as u64)
+        .collect();
+    order.sort_unstable();
+    let mut order = order.into_iter().peekable();
     let mut defs = Vec::new();
     let mut values: Vec<Option<Value>> = defaults.to_vec();
     for (i, spec) in schema.options.iter().enumerate() {
         defs.clear();
-        while let Some((_, def, t)) = typed.next_if(|t| t.0 == i) {
-            defs.push((def, t));
+        while let Some(key) = order.next_if(|key| (key >> 32) as usize == i) {
+            let (_, def, t) = &mut typed[key as u32 as usize];
+            defs.push((*def, std::mem::replace(t, Typed::Many(Vec::new()))));
         }
         if defs.is_empty() {
             if spec.required && !defined[i] && !entity.decls.is_empty() {
@@ -521,11 +558,15 @@ fn conflict(
 /// Defaults computed from other values: a container's hostname is its name, a
 /// network's bridge is `br-NAME` and its gateway the subnet's first address.
 fn derive_defaults(nodes: &mut [Node]) {
+    let hostname = slot(Kind::Container, "hostname");
     for n in nodes {
         match n.id.kind {
             Kind::Container => {
-                let host = n_hostname(&n.id.name);
-                set_if_unset(n, "hostname", || Some(Value::Str(host)));
+                if let Some(i) = hostname
+                    && n.values[i].is_none()
+                {
+                    n.values[i] = Some(Value::Str(n_hostname(&n.id.name)));
+                }
             }
             Kind::Network => {
                 let name = n.id.name.clone();

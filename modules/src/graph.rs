@@ -7,7 +7,9 @@ use berth_config::diag::did_you_mean;
 use berth_config::kdl::Span;
 use berth_config::{Diagnostic, FileId, Tree};
 
-use crate::eval::{Node, find_node};
+use berth_config::fasthash::FastMap;
+
+use crate::eval::{Node, slot};
 use crate::provenance::{item_places, value_place};
 use crate::schema::Kind;
 use crate::value::Value;
@@ -70,7 +72,19 @@ pub(crate) fn build(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) ->
             .filter(move |n| n.id.kind == kind)
             .map(|n| n.id.name.as_str())
     };
-    let find = |kind: Kind, name: &str| find_node(nodes, kind, name);
+    // Nodes by kind and name: most nodes are looked up several times.
+    let index: FastMap<(Kind, &str), usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| ((n.id.kind, n.id.name.as_str()), i))
+        .collect();
+    let find = |kind: Kind, name: &str| index.get(&(kind, name)).copied();
+    let (after, requires, network, mount) = (
+        slot(Kind::Container, "after"),
+        slot(Kind::Container, "requires"),
+        slot(Kind::Container, "network"),
+        slot(Kind::Container, "mount"),
+    );
     let missing = |diags: &mut Vec<Diagnostic>,
                    from: &Node,
                    kind: Kind,
@@ -90,8 +104,11 @@ pub(crate) fn build(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) ->
     for (i, n) in nodes.iter().enumerate() {
         match n.id.kind {
             Kind::Container => {
-                for (path, kind) in [("after", EdgeKind::After), ("requires", EdgeKind::Requires)] {
-                    let items = n.get(path).map(Value::as_list).unwrap_or_default();
+                for (path, at, kind) in [
+                    ("after", after, EdgeKind::After),
+                    ("requires", requires, EdgeKind::Requires),
+                ] {
+                    let items = n.at(at).map(Value::as_list).unwrap_or_default();
                     let places = item_places(tree, n, path, true);
                     for (k, v) in items.iter().enumerate() {
                         let Some(name) = v.as_str() else { continue };
@@ -112,7 +129,7 @@ pub(crate) fn build(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) ->
                         }
                     }
                 }
-                let nets = n.get("network").map(Value::as_list).unwrap_or_default();
+                let nets = n.at(network).map(Value::as_list).unwrap_or_default();
                 let places = item_places(tree, n, "network", false);
                 let special = nets
                     .iter()
@@ -162,7 +179,7 @@ pub(crate) fn build(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) ->
                         None => missing(diags, n, Kind::Network, name, place, None),
                     }
                 }
-                let mounts = n.get("mount").map(Value::as_list).unwrap_or_default();
+                let mounts = n.at(mount).map(Value::as_list).unwrap_or_default();
                 let places = item_places(tree, n, "mount", false);
                 for (k, v) in mounts.iter().enumerate() {
                     let Some(source) = v.field("source").and_then(Value::as_str) else {

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use berth_config::kdl::Span;
 use berth_config::{Diagnostic, FileId, Tree};
 
-use crate::eval::Node;
+use crate::eval::{Node, slot};
 use crate::provenance::{item_places, value_place};
 use crate::schema::Kind;
 use crate::units::network_of;
@@ -117,9 +117,13 @@ pub(crate) fn check(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) {
 
     // Every attached container needs an address of its own (one pass over the
     // containers, then one comparison per network).
+    let (network, port) = (
+        slot(Kind::Container, "network"),
+        slot(Kind::Container, "port"),
+    );
     let mut attached: FastMap<&str, u64> = FastMap::default();
     for c in nodes.iter().filter(|c| c.id.kind == Kind::Container) {
-        for a in c.get("network").map(Value::as_list).unwrap_or_default() {
+        for a in c.at(network).map(Value::as_list).unwrap_or_default() {
             if let Some(name) = a.field("name").and_then(Value::as_str) {
                 *attached.entry(name).or_insert(0) += 1;
             }
@@ -149,7 +153,7 @@ pub(crate) fn check(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) {
     type Users<'n> = Vec<(Option<IpAddr>, FileId, Span, &'n Node)>;
     let mut ports: FastMap<(i64, &str), Users<'_>> = FastMap::default();
     for n in nodes.iter().filter(|n| n.id.kind == Kind::Container) {
-        let attachments = n.get("network").map(Value::as_list).unwrap_or_default();
+        let attachments = n.at(network).map(Value::as_list).unwrap_or_default();
         let places = item_places(tree, n, "network", false);
         for (k, a) in attachments.iter().enumerate() {
             let (Some(Value::Str(net)), Some(Value::Ip(addr))) =
@@ -184,7 +188,7 @@ pub(crate) fn check(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) {
                 );
             }
         }
-        let forwards = n.get("port").map(Value::as_list).unwrap_or_default();
+        let forwards = n.at(port).map(Value::as_list).unwrap_or_default();
         let places = item_places(tree, n, "port", false);
         for (k, fwd) in forwards.iter().enumerate() {
             let (Some(Value::Int(port)), Some(Value::Str(proto))) =

@@ -513,3 +513,109 @@ fn large_host_split_over_threads_evaluates_like_one_pass() {
     assert_eq!(ev.hash, h.finalize());
     assert_eq!(ev.graph.layers.len(), 11);
 }
+
+/// A host large enough for every two-thread path (expansion, merging, network checks
+/// beside the graph, node hashes, the JSON in chunks, the graph's JSON on a thread of
+/// its own): the JSON's graph section lists exactly the evaluation's edges and layers,
+/// and every node's JSON is its serde form.
+#[test]
+fn large_host_json_matches_the_evaluation() {
+    let mut text = String::from("network \"n\" { subnet \"10.0.0.0/16\"; }\n");
+    for i in 0..2600 {
+        text.push_str(&format!(
+            "container \"c{i}\" {{ rootfs \"host\"; exec \"/bin/true\"; network \"n\" address=\"10.0.{}.{}\"",
+            1 + i / 200,
+            1 + i % 200
+        ));
+        if i > 0 {
+            text.push_str(&format!("; after \"c{}\"", i - 1));
+        }
+        text.push_str(" }\n");
+    }
+    let ev = eval(&text);
+    assert!(ev.graph.edges.len() >= 4096);
+    let json = berth_modules::canon::evaluation_json(&ev);
+    let id = |i: usize| {
+        let n = &ev.nodes[i];
+        if n.id.name.is_empty() {
+            n.id.kind.to_string()
+        } else {
+            format!("{}.{}", n.id.kind, n.id.name)
+        }
+    };
+    let edges: Vec<(String, String, String)> = ev
+        .graph
+        .edges
+        .iter()
+        .map(|e| (id(e.from), e.kind.name().to_string(), id(e.to)))
+        .collect();
+    let json_edges: Vec<(String, String, String)> = json["graph"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap().to_string();
+            (s("from"), s("kind"), s("to"))
+        })
+        .collect();
+    assert_eq!(json_edges, edges);
+    let layers: Vec<Vec<String>> = ev
+        .graph
+        .layers
+        .iter()
+        .map(|l| l.iter().map(|&i| id(i)).collect())
+        .collect();
+    let json_layers: Vec<Vec<String>> = json["graph"]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l.as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect();
+    assert_eq!(json_layers, layers);
+    assert_eq!(json["hash"].as_str(), Some(ev.hash.to_hex().as_str()));
+    for n in ev.nodes.iter().filter(|n| n.id.kind == Kind::Container) {
+        assert_node_json(&json["containers"][&n.id.name], n);
+    }
+}
+
+/// On a large host the network checks run beside the graph: errors of both are
+/// reported in one pass.
+#[test]
+fn large_host_reports_network_and_graph_errors_together() {
+    let mut text = String::from("network \"n\" { subnet \"10.0.0.0/16\"; }\n");
+    for i in 0..2600 {
+        text.push_str(&format!(
+            "container \"c{i}\" {{ rootfs \"host\"; exec \"/bin/true\"; network \"n\" address=\"10.0.{}.{}\" }}\n",
+            1 + i / 200,
+            1 + i % 200
+        ));
+    }
+    // A duplicate address (network checks) and a dangling reference (graph).
+    text = text.replace(
+        "container \"c7\" { rootfs \"host\"; exec \"/bin/true\"; network \"n\" address=\"10.0.1.8\" }",
+        "container \"c7\" { rootfs \"host\"; exec \"/bin/true\"; network \"n\" address=\"10.0.1.7\"; after \"nope\" }",
+    );
+    let src = MemSource::new().with("host.kdl", text.as_str());
+    let Err(f) = evaluate(&src, Path::new("host.kdl")) else {
+        panic!("the host is invalid");
+    };
+    let messages: Vec<&str> = f.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("address 10.0.1.7 in network `n` is given to")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("refers to unknown container `nope`")),
+        "{messages:?}"
+    );
+}

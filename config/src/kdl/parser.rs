@@ -1452,7 +1452,12 @@ impl<'a> Parser<'a> {
             };
             match b {
                 b'"' if self.closes_at(self.pos, closer) => {
-                    buf.push_str(self.slice(seg, self.pos));
+                    if buf.is_empty() {
+                        // No escape or line break before: one exact copy.
+                        buf = self.slice(seg, self.pos).to_owned();
+                    } else {
+                        buf.push_str(self.slice(seg, self.pos));
+                    }
                     break self.pos;
                 }
                 b'\\' if escapes => {

@@ -53,6 +53,28 @@ pub(crate) fn leak(ev: Evaluation) {
     std::mem::forget(ev);
 }
 
+/// Standard output written with plain `write(2)` calls, without the line buffering of
+/// `std::io::Stdout`: that looks for the last newline in every block written through
+/// it, which for the 10 MB of `berth eval --json` of 10,000 containers was 14 million
+/// instructions (2 % of the run). For a verb that writes nothing else to stdout.
+#[derive(Debug)]
+pub struct RawStdout;
+
+impl Write for RawStdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // SAFETY: writes from a valid buffer of that length to descriptor 1.
+        let n = unsafe { libc::write(libc::STDOUT_FILENO, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Writes `error: MSG` and returns [`INVALID`].
 pub(crate) fn fail(err: &mut dyn Write, msg: String) -> u8 {
     let _ = writeln!(err, "error: {msg}");
