@@ -563,23 +563,35 @@ fn usage_error(err: &mut dyn std::io::Write, message: &str) -> u8 {
 }
 
 /// Runs before `main` and before the first allocation (glibc passes argc and argv to
-/// `.init_array` entries): a berth that stays resident (`berth up`, PID 1) keeps huge
-/// pages away from its small heap, which would otherwise pin 2 MiB pages under a few
-/// hundred KiB of live data, and has mimalloc return freed pages at once. Short
-/// commands keep both defaults: they make `eval` of a big host faster. Looking for the word among all arguments may also match an argument of
-/// another verb; that costs nothing but a few page faults.
+/// `.init_array` entries) and sets the heap up for the verb:
+///
+/// - A berth that stays resident (`berth up`, PID 1) keeps huge pages away from its
+///   small heap, which would otherwise pin 2 MiB pages under a few hundred KiB of live
+///   data, and has mimalloc return freed pages at once.
+/// - The verbs that may evaluate a big host (`eval`, `check`, …) get mimalloc with its
+///   defaults, huge pages included: `eval` of 10,000 containers fills 100+ MiB of heap.
+/// - Every other verb (`run`, `exec`, `status`, …) does little work and must start
+///   fast: it gets the C library's malloc, which costs nothing to start
+///   ([`berth_init::alloc`]).
+///
+/// The verb is the first argument that names one; an option's value that happens to be
+/// a verb's name costs some speed, nothing else.
 #[used]
 #[unsafe(link_section = ".init_array")]
 static BEFORE_MAIN: extern "C" fn(libc::c_int, *const *const libc::c_char) = before_main;
 
 extern "C" fn before_main(argc: libc::c_int, argv: *const *const libc::c_char) {
-    // SAFETY: getpid cannot fail; argv holds argc valid C strings (the exec ABI).
-    let resident = unsafe { libc::getpid() } == 1
-        || (1..argc.max(0) as usize).any(|i| {
-            let arg = unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) }.to_bytes();
-            arg == b"up" || arg == b"init"
-        });
-    if resident {
+    const RESIDENT: &[&[u8]] = &[b"up", b"init"];
+    const EVALUATING: &[&[u8]] = &[
+        b"eval", b"check", b"graph", b"why", b"fmt", b"plan", b"switch", b"diff", b"set", b"unset",
+        b"build", b"vm", b"options",
+    ];
+    // SAFETY: argv holds argc valid C strings (the exec ABI).
+    let verb = (1..argc.max(0) as usize)
+        .map(|i| unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) }.to_bytes())
+        .find(|a| RESIDENT.contains(a) || EVALUATING.contains(a));
+    // SAFETY: getpid cannot fail.
+    if unsafe { libc::getpid() } == 1 || verb.is_some_and(|v| RESIDENT.contains(&v)) {
         // A failure costs memory, nothing else.
         let _ = berth_init::runtime::disable_thp();
         // Pages mimalloc no longer uses go back to the system at once instead of after
@@ -594,6 +606,9 @@ extern "C" fn before_main(argc: libc::c_int, argv: *const *const libc::c_char) {
         // SAFETY: sets an integer option; valid at any time, also before mimalloc's own
         // initialisation (it then keeps the value instead of reading MIMALLOC_PURGE_DELAY).
         unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    } else if verb.is_none() {
+        // Nothing has allocated yet; if something had, mimalloc stays.
+        berth_init::alloc::use_system();
     }
 }
 
