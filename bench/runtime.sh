@@ -5,7 +5,8 @@
 #  1. Container start: create + start + wait for exit of /bin/true in a new container
 #     (new pid, mount, uts, ipc, net and cgroup namespaces, its own cgroup) on the same
 #     busybox rootfs directory: `berth run` vs `crun run` vs `runc run` (Debian's),
-#     hyperfine -N, RUNS runs each after 5 warm-ups. Everything runs in a private mount
+#     hyperfine -N, RUNS runs each after 20 warm-ups (with 5, whichever command ran
+#     first was ~1 ms slower on an idle machine). Everything runs in a private mount
 #     namespace with a pure cgroup2 mount on /sys/fs/cgroup, because crun refuses the
 #     hybrid hierarchy of these machines (PLATFORM.md); `linux.resources` is dropped
 #     from the OCI config (no CAP_SYS_RESOURCE here) and the cgroup namespace added, so
@@ -66,7 +67,7 @@ unshare -m sh -c '
     set -e
     mount --make-rprivate /
     mount -t cgroup2 none /sys/fs/cgroup
-    hyperfine -N -w 5 -r "$1" --export-json "$2/start.json" \
+    hyperfine -N -w 20 -r "$1" --export-json "$2/start.json" \
         -n "berth run" "$3 run --state-dir $2/state $2/true.kdl t" \
         -n "crun run" "crun run --bundle $2/bundle berth-bench" \
         -n "runc run" "runc run --bundle $2/bundle berth-bench" >&2
