@@ -55,19 +55,20 @@ fn hidden_at_boot<'a>(path: &Path, machine: &'a crate::pid1::machine::Machine) -
         .find(|point| path.starts_with(point))
 }
 
+/// Each container with a rootfs directory (not `"host"`): its name and the directory.
+fn rootfs_dirs(ev: &Evaluation) -> impl Iterator<Item = (&str, &str)> {
+    ev.of_kind(Kind::Container).filter_map(|c| {
+        let rootfs = c.get("rootfs").and_then(Value::as_str)?;
+        (rootfs != "host").then_some((c.id.name.as_str(), rootfs))
+    })
+}
+
 /// Every container's rootfs directory goes into the image at its own path: it must be
 /// absolute and not below a mount point the machine mounts over at boot.
 fn check_rootfs_paths(ev: &Evaluation) -> Result<(), String> {
     let machine = crate::pid1::machine::Machine::of_host(ev.host());
-    for c in ev.of_kind(Kind::Container) {
-        let Some(rootfs) = c.get("rootfs").and_then(Value::as_str) else {
-            continue;
-        };
-        if rootfs == "host" {
-            continue;
-        }
+    for (name, rootfs) in rootfs_dirs(ev) {
         let path = Path::new(rootfs);
-        let name = &c.id.name;
         if !path.is_absolute() {
             return Err(format!(
                 "container {name}: rootfs `{rootfs}` is relative; an image needs an absolute path"
@@ -297,13 +298,7 @@ pub fn build_image(opts: &BuildOptions, ev: &Evaluation) -> Result<(Built, usize
     }
 
     // The containers' root file systems, at the same paths.
-    for c in ev.of_kind(Kind::Container) {
-        let Some(rootfs) = c.get("rootfs").and_then(Value::as_str) else {
-            continue;
-        };
-        if rootfs == "host" {
-            continue;
-        }
+    for (name, rootfs) in rootfs_dirs(ev) {
         let path = Path::new(rootfs);
         let at = rootfs.trim_start_matches('/');
         if img.get(at).is_some() {
@@ -311,12 +306,11 @@ pub fn build_image(opts: &BuildOptions, ev: &Evaluation) -> Result<(Built, usize
         }
         if !path.is_dir() {
             return Err(format!(
-                "container {}: rootfs {rootfs} is not a directory on this machine (add it with --add DIR:{rootfs})",
-                c.id.name
+                "container {name}: rootfs {rootfs} is not a directory on this machine (add it with --add DIR:{rootfs})"
             ));
         }
         img.add_tree(path, at)
-            .map_err(|e| format!("container {}: rootfs {rootfs}: {e}", c.id.name))?;
+            .map_err(|e| format!("container {name}: rootfs {rootfs}: {e}"))?;
     }
 
     std::fs::create_dir_all(&opts.out).map_err(|e| format!("{}: {e}", opts.out.display()))?;
