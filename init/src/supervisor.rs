@@ -479,15 +479,10 @@ impl Supervisor {
             {
                 self.on_spawn_report(i, Some((&exit, success)));
             } else if self.units[i].probe.as_ref().is_some_and(|p| p.pid == pid) {
-                let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
                 self.units[i].probe = None;
-                self.on_probe(i, ok);
+                self.on_probe(i, success);
             } else {
-                self.on_exit(
-                    i,
-                    &exit,
-                    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-                );
+                self.on_exit(i, &exit, success);
             }
         }
     }
