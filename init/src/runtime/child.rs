@@ -50,10 +50,7 @@ pub(crate) fn run(plan: &mut ChildPlan) -> ! {
             plan.timing_fd = -1;
         }
         if plan.timing_fd > 2 {
-            let t = sys::monotonic();
-            let ns = (t.tv_sec as u64)
-                .wrapping_mul(1_000_000_000)
-                .wrapping_add(t.tv_nsec as u64);
+            let ns = sys::monotonic_ns();
             let mut buf = [0u8; 12];
             let (a, b) = buf.split_at_mut(4);
             a.copy_from_slice(&(index as u32).to_ne_bytes());

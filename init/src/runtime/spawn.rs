@@ -262,13 +262,7 @@ impl Starting {
                 Ok(n) => self.got += n,
                 Err(Errno::INTR) => continue,
                 Err(Errno::AGAIN) => return Ok(Progress::Pending),
-                Err(e) => {
-                    return Err(SpawnError::Prepare {
-                        container: self.name.clone(),
-                        what: "read the error pipe".into(),
-                        source: e.into(),
-                    });
-                }
+                Err(e) => return Err(self.pipe_error(e.into())),
             }
         }
         if self.got == 0 {
@@ -290,11 +284,7 @@ impl Starting {
             Ok(Progress::Pending) => {
                 // Only a non-blocking pipe (set_nonblocking) says "not yet".
                 let _ = super::wait::kill_and_reap(&self.child);
-                Err(SpawnError::Prepare {
-                    container: self.name.clone(),
-                    what: "read the error pipe".into(),
-                    source: std::io::Error::from_raw_os_error(libc::EAGAIN),
-                })
+                Err(self.pipe_error(std::io::Error::from_raw_os_error(libc::EAGAIN)))
             }
             Err(e) => {
                 let _ = super::wait::kill_and_reap(&self.child);
@@ -316,8 +306,7 @@ impl Starting {
             raw.extend_from_slice(&buf[..k]);
         }
         let now = std::time::Instant::now();
-        let mono = sys::monotonic();
-        let mono_ns = mono.tv_sec as u64 * 1_000_000_000 + mono.tv_nsec as u64;
+        let mono_ns = sys::monotonic_ns();
         // The clone's start on the monotonic clock (Instant is CLOCK_MONOTONIC).
         let began_ns = mono_ns.saturating_sub(now.duration_since(*began).as_nanos() as u64);
         let mut prev = began_ns;
@@ -344,6 +333,15 @@ impl Starting {
             total as f64 / 1e6,
             top.join(", ")
         ))
+    }
+
+    /// The error pipe could not be read.
+    fn pipe_error(&self, source: std::io::Error) -> SpawnError {
+        SpawnError::Prepare {
+            container: self.name.clone(),
+            what: "read the error pipe".into(),
+            source,
+        }
     }
 
     /// The error the child's report (`got` > 0 bytes) describes.

@@ -183,18 +183,20 @@ pub fn dup_cloexec_above(fd: RawFd, min: RawFd) -> Result<RawFd, i32> {
     if ret >= 0 { Ok(ret) } else { Err(errno()) }
 }
 
-/// Writes all of `buf` (once; pipes are atomic below PIPE_BUF). Async-signal-safe.
-/// CLOCK_MONOTONIC (the vDSO: async-signal-safe, no locks).
-pub fn monotonic() -> libc::timespec {
+/// CLOCK_MONOTONIC in nanoseconds (the vDSO: async-signal-safe, no locks).
+pub fn monotonic_ns() -> u64 {
     let mut t = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes into a valid timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
-    t
+    (t.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(t.tv_nsec as u64)
 }
 
+/// Writes all of `buf` (once; pipes are atomic below PIPE_BUF). Async-signal-safe.
 pub fn write_all(fd: RawFd, buf: &[u8]) {
     // SAFETY: buf is valid for buf.len() bytes; nothing can be done on failure.
     unsafe {
