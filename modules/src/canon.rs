@@ -212,34 +212,20 @@ pub fn write_evaluation_json(eval: &Evaluation, w: &mut dyn std::io::Write) -> s
         w,
     };
     out.buf.extend_from_slice(b"{\"containers\":");
-    if eval.graph.edges.len() < PARALLEL_MIN {
-        out.kind(eval, Kind::Container)?;
-        graph_json(eval, &mut out.buf);
-    } else {
-        // A large graph's JSON is rendered on a thread of its own meanwhile (the
-        // containers already keep this thread and one other busy; this evens them out).
-        let graph = std::thread::scope(|s| {
-            let other = std::thread::Builder::new().spawn_scoped(s, || {
-                let mut buf = Vec::new();
-                graph_json(eval, &mut buf);
-                buf
-            });
-            out.kind(eval, Kind::Container)?;
-            match other {
-                Ok(handle) => match handle.join() {
-                    Ok(buf) => Ok(buf),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                },
-                Err(_) => {
-                    let mut buf = Vec::new();
-                    graph_json(eval, &mut buf);
-                    Ok::<_, std::io::Error>(buf)
-                }
-            }
-        })?;
-        out.write_all()?;
-        out.w.write_all(&graph)?;
-    }
+    // A large graph's JSON is rendered on a thread of its own meanwhile (the containers
+    // already keep this thread and one other busy; this evens them out).
+    let (containers, graph) = crate::par::both(
+        eval.graph.edges.len(),
+        || out.kind(eval, Kind::Container),
+        || {
+            let mut buf = Vec::new();
+            graph_json(eval, &mut buf);
+            buf
+        },
+    );
+    containers?;
+    out.write_all()?;
+    out.w.write_all(&graph)?;
     out.buf.extend_from_slice(b",\"hash\":\"");
     json_hex(&mut out.buf, &eval.hash);
     out.buf.extend_from_slice(b"\",\"host\":");
