@@ -295,6 +295,18 @@ fn import_target(file: FileId, node: &Node) -> Result<(String, Span), Diagnostic
     }
 }
 
+/// How many definitions [`Expander::flatten`] makes at most from these nodes: one per
+/// node with entries or without a block.
+fn def_count(nodes: &[Node]) -> usize {
+    nodes
+        .iter()
+        .map(|n| {
+            usize::from(!n.entries.is_empty() || n.children.is_none())
+                + n.children.as_deref().map_or(0, def_count)
+        })
+        .sum()
+}
+
 /// A `module "name" { param …; body }` definition.
 #[derive(Clone)]
 struct ModuleDef<'a> {
@@ -712,7 +724,11 @@ impl<'a> Expander<'a, '_> {
                     )),
             );
         }
-        let mut defs = Vec::new();
+        // Exactly sized (at most one definition per node inside, plus the singleton's
+        // name): grown by doubling instead, a large host's definitions were copied on
+        // every growth and left a quarter of their room unused on average.
+        let inside = node.children.as_deref().map_or(0, def_count);
+        let mut defs = Vec::with_capacity(inside + usize::from(kind.naming == Naming::Singleton));
         let name = match (kind.naming, first) {
             (Naming::Named, None) => {
                 return self.err(

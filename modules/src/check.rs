@@ -1,6 +1,6 @@
 //! Type checking of single definitions against their shape and type.
 
-use std::collections::BTreeMap;
+use crate::sorted::SortedMap;
 
 use berth_config::kdl::Value as Kv;
 use berth_config::{Arg, OptionDef};
@@ -174,7 +174,7 @@ fn record<'d>(
         }
         format!("write `{u}`")
     };
-    let mut out = BTreeMap::new();
+    let mut out = SortedMap::with_capacity(fields.len());
     let mut errs = Vec::new();
     let positional = || fields.iter().filter(|f| f.positional);
     if let Some(extra) = args.get(positional().count()) {
@@ -241,7 +241,7 @@ fn ready(def: &OptionDef) -> Result<Value, Vec<Problem<'_>>> {
         return Err(vec![whole("`ready` needs a kind", help)]);
     };
     let kind = check(Ty::Enum(READY_KINDS), first).map_err(|e| vec![at(first, e)])?;
-    let mut out = BTreeMap::new();
+    let mut out = SortedMap::with_capacity(2 + READY_PROPS.len());
     let rest = &def.args[1..];
     match kind.as_str() {
         Some("notify") => {

@@ -102,6 +102,9 @@ pub(crate) fn build(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) ->
     };
 
     for (i, n) in nodes.iter().enumerate() {
+        // This node's edges, all `from: i`: sorted on their own below, so the whole list
+        // comes out sorted by (from, to, kind) without sorting all of it at once.
+        let first = edges.len();
         match n.id.kind {
             Kind::Container => {
                 for (path, at, kind) in [
@@ -229,8 +232,9 @@ pub(crate) fn build(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) ->
             }
             Kind::Host | Kind::Volume => {}
         }
+        edges[first..].sort_by_key(|e| (e.to, e.kind));
     }
-    edges.sort_by_key(|e| (e.from, e.to, e.kind));
+    debug_assert!(edges.is_sorted_by_key(|e| (e.from, e.to, e.kind)));
     edges.dedup_by_key(|e| (e.from, e.to, e.kind));
     let layers = layers(tree, nodes, &edges, diags);
     HostGraph { edges, layers }

@@ -14,10 +14,12 @@ mod netcheck;
 mod par;
 pub mod provenance;
 pub mod schema;
+mod sorted;
 pub mod units;
 pub mod value;
 pub mod why;
 
 pub use eval::{Evaluation, Failure, Node, NodeId, bridge_name, evaluate, evaluate_tree};
 pub use schema::{ApplyClass, Kind};
+pub use sorted::SortedMap;
 pub use value::Value;

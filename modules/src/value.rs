@@ -1,11 +1,11 @@
 //! Typed option values after evaluation.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
 use serde_json::json;
 
+use crate::sorted::SortedMap;
 use crate::units::{format_duration, format_size, signal_name};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -25,8 +25,8 @@ pub enum Value {
     Ip(IpAddr),
     Cidr(IpAddr, u8),
     List(Vec<Value>),
-    Map(BTreeMap<String, Value>),
-    Record(BTreeMap<&'static str, Value>),
+    Map(SortedMap<String, Value>),
+    Record(SortedMap<&'static str, Value>),
 }
 
 impl Value {
