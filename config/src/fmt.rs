@@ -91,7 +91,7 @@ fn same_nodes(a: &[Node], b: &[Node]) -> bool {
 }
 
 fn same_node(a: &Node, b: &Node) -> bool {
-    same_name(&a.ty, &b.ty)
+    same_name(a.ty.as_deref(), b.ty.as_deref())
         && a.name.value == b.name.value
         && a.entries.len() == b.entries.len()
         && a.entries
@@ -106,11 +106,13 @@ fn same_node(a: &Node, b: &Node) -> bool {
 }
 
 fn same_entry(a: &Entry, b: &Entry) -> bool {
-    same_name(&a.name, &b.name) && same_name(&a.ty, &b.ty) && same_value(&a.value, &b.value)
+    same_name(a.name.as_ref(), b.name.as_ref())
+        && same_name(a.ty.as_deref(), b.ty.as_deref())
+        && same_value(&a.value, &b.value)
 }
 
-fn same_name(a: &Option<Spanned<String>>, b: &Option<Spanned<String>>) -> bool {
-    a.as_ref().map(|s| &s.value) == b.as_ref().map(|s| &s.value)
+fn same_name(a: Option<&Spanned<String>>, b: Option<&Spanned<String>>) -> bool {
+    a.map(|s| &s.value) == b.map(|s| &s.value)
 }
 
 fn same_value(a: &Value, b: &Value) -> bool {

@@ -821,7 +821,7 @@ impl<'a> Expander<'a, '_> {
                     file,
                     path.clone(),
                     child.name.span,
-                    child.ty.as_ref(),
+                    child.ty.as_deref(),
                     &mut child.entries,
                     ctx,
                 )

@@ -59,7 +59,7 @@ pub(crate) fn node_hash_with(node: &Node, buf: &mut Vec<u8>) -> blake3::Hash {
         match value {
             Value::List(items) if spec.unordered => {
                 // Each item encoded on its own, the encodings sorted.
-                let mut encoded = Vec::new();
+                let mut encoded = Vec::with_capacity(64 * items.len());
                 let mut ranges = Vec::with_capacity(items.len());
                 for v in items {
                     let at = encoded.len();

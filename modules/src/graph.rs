@@ -10,7 +10,7 @@ use berth_config::{Diagnostic, FileId, Tree};
 use berth_config::fasthash::FastMap;
 
 use crate::eval::{Node, slot};
-use crate::provenance::{item_places, value_place};
+use crate::provenance::{item_places_into, value_place};
 use crate::schema::Kind;
 use crate::value::Value;
 
@@ -101,6 +101,9 @@ pub(crate) fn build(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) ->
         diags.push(d);
     };
 
+    // Where each item of a list was written: one buffer for all nodes, filled only for
+    // lists that have items.
+    let mut places = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
         // This node's edges, all `from: i`: sorted on their own below, so the whole list
         // comes out sorted by (from, to, kind) without sorting all of it at once.
@@ -112,7 +115,10 @@ pub(crate) fn build(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) ->
                     ("requires", requires, EdgeKind::Requires),
                 ] {
                     let items = n.at(at).map(Value::as_list).unwrap_or_default();
-                    let places = item_places(tree, n, path, true);
+                    if items.is_empty() {
+                        continue;
+                    }
+                    item_places_into(tree, n, path, true, &mut places);
                     for (k, v) in items.iter().enumerate() {
                         let Some(name) = v.as_str() else { continue };
                         let place = places.get(k).copied().unwrap_or_default();
@@ -133,7 +139,9 @@ pub(crate) fn build(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) ->
                     }
                 }
                 let nets = n.at(network).map(Value::as_list).unwrap_or_default();
-                let places = item_places(tree, n, "network", false);
+                if !nets.is_empty() {
+                    item_places_into(tree, n, "network", false, &mut places);
+                }
                 let special = nets
                     .iter()
                     .filter(|v| {
@@ -151,13 +159,17 @@ pub(crate) fn build(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) ->
                             .help("\"host\" shares the host's network namespace and \"none\" gives loopback only; neither combines with other attachments"),
                     );
                 }
-                let mut seen: Vec<&str> = Vec::new();
+                fn name_of(v: &Value) -> Option<&str> {
+                    v.field("name").and_then(Value::as_str)
+                }
                 for (k, v) in nets.iter().enumerate() {
-                    let Some(name) = v.field("name").and_then(Value::as_str) else {
+                    let Some(name) = name_of(v) else {
                         continue;
                     };
                     let place = places.get(k).copied().unwrap_or_default();
-                    if seen.contains(&name) {
+                    // Attached before: an earlier item with the same name (a handful of
+                    // items; no set to allocate per container).
+                    if nets[..k].iter().any(|w| name_of(w) == Some(name)) {
                         diags.push(
                             Diagnostic::error(format!(
                                 "{} is attached to network `{name}` twice",
@@ -167,7 +179,6 @@ pub(crate) fn build(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) ->
                         );
                         continue;
                     }
-                    seen.push(name);
                     if name == "host" || name == "none" {
                         continue;
                     }
@@ -183,7 +194,9 @@ pub(crate) fn build(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) ->
                     }
                 }
                 let mounts = n.at(mount).map(Value::as_list).unwrap_or_default();
-                let places = item_places(tree, n, "mount", false);
+                if !mounts.is_empty() {
+                    item_places_into(tree, n, "mount", false, &mut places);
+                }
                 for (k, v) in mounts.iter().enumerate() {
                     let Some(source) = v.field("source").and_then(Value::as_str) else {
                         continue;
@@ -215,7 +228,9 @@ pub(crate) fn build(tree: &Tree, nodes: &[Node], diags: &mut Vec<Diagnostic>) ->
             }
             Kind::Network => {
                 let allowed = n.get("allow").map(Value::as_list).unwrap_or_default();
-                let places = item_places(tree, n, "allow", true);
+                if !allowed.is_empty() {
+                    item_places_into(tree, n, "allow", true, &mut places);
+                }
                 for (k, v) in allowed.iter().enumerate() {
                     let Some(name) = v.as_str() else { continue };
                     if find(Kind::Network, name).is_none() {

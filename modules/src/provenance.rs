@@ -31,12 +31,25 @@ pub fn winning<'t>(tree: &'t Tree, node: &Node, path: &str) -> Vec<&'t OptionDef
 /// argument for `List` options (`after "a" "b"`), one per definition for records.
 pub fn item_places(tree: &Tree, node: &Node, path: &str, per_arg: bool) -> Vec<(FileId, Span)> {
     let mut out = Vec::new();
+    item_places_into(tree, node, path, per_arg, &mut out);
+    out
+}
+
+/// [`item_places`] into a buffer the caller reuses (cleared first).
+pub(crate) fn item_places_into(
+    tree: &Tree,
+    node: &Node,
+    path: &str,
+    per_arg: bool,
+    out: &mut Vec<(FileId, Span)>,
+) {
+    out.clear();
     let Some(e) = entity(tree, node) else {
-        return out;
+        return;
     };
     let of_path = || e.options.iter().filter(|d| *d.path == *path);
     let Some(top) = of_path().map(|d| d.priority).max() else {
-        return out;
+        return;
     };
     for d in of_path().filter(|d| d.priority == top) {
         if per_arg {
@@ -45,7 +58,6 @@ pub fn item_places(tree: &Tree, node: &Node, path: &str, per_arg: bool) -> Vec<(
             out.push((d.origin.file, d.origin.span));
         }
     }
-    out
 }
 
 /// The place of the winning definition of a scalar, or the node's declaration.

@@ -881,7 +881,7 @@ impl<'a> Parser<'a> {
     }
 
     /// At `(`: `'(' node-space* string node-space* ')'`. The span is the type name's.
-    fn type_annotation(&mut self) -> PResult<Spanned<String>> {
+    fn type_annotation(&mut self) -> PResult<Box<Spanned<String>>> {
         let open = self.pos;
         self.pos += 1;
         self.skip_node_space();
@@ -904,10 +904,10 @@ impl<'a> Parser<'a> {
             return Err(Fail);
         }
         self.pos += 1;
-        Ok(Spanned {
+        Ok(Box::new(Spanned {
             value: name.value,
             span: name.span,
-        })
+        }))
     }
 
     /// A value that must be a string: a node name, type name.
