@@ -359,6 +359,7 @@ impl<'a> Parser<'a> {
     // ------------------------------------------------------------------- errors
 
     /// Records an error; `.help(...)` on the result adds a hint.
+    #[cold]
     fn error(
         &mut self,
         start: usize,
@@ -376,6 +377,7 @@ impl<'a> Parser<'a> {
         &mut self.errors[last]
     }
 
+    #[cold]
     fn report_disallowed(&mut self, i: usize, len: usize) {
         let c = self.char_at(i).unwrap_or('\0');
         let (message, help) = if c == '\u{feff}' {
@@ -418,8 +420,24 @@ impl<'a> Parser<'a> {
     // --------------------------------------------------------------- whitespace
 
     /// `ws*`: unicode spaces and `/* */` comments. Returns whether anything was skipped.
+    ///
+    /// Inlined: nearly always this is a run of ASCII spaces (indentation, the space
+    /// between entries); comments and other spaces take [`Parser::skip_ws_rest`].
+    #[inline]
     fn skip_ws(&mut self) -> bool {
         let start = self.pos;
+        while let Some(b' ' | b'\t') = self.bytes.get(self.pos) {
+            self.pos += 1;
+        }
+        if matches!(self.peek(), Some(b'/' | 0x80..)) {
+            self.skip_ws_rest();
+        }
+        self.pos > start
+    }
+
+    /// [`Parser::skip_ws`] past comments and non-ASCII spaces.
+    #[inline(never)]
+    fn skip_ws_rest(&mut self) {
         loop {
             match self.peek() {
                 Some(b' ' | b'\t') => self.pos += 1,
@@ -431,7 +449,6 @@ impl<'a> Parser<'a> {
                 _ => break,
             }
         }
-        self.pos > start
     }
 
     /// `node-space*`: whitespace and line continuations. Returns whether anything was
@@ -464,6 +481,8 @@ impl<'a> Parser<'a> {
 
     /// `escline := '\' ws* (single-line-comment | newline | eof)`, at a `\`. Leaves the
     /// position alone and returns false when the `\` does not start one.
+    #[cold]
+    #[inline(never)]
     fn escline(&mut self) -> bool {
         let save = self.pos;
         self.pos += 1;
@@ -505,6 +524,7 @@ impl<'a> Parser<'a> {
     }
 
     /// At `/*`: skips a block comment, nested ones included.
+    #[inline(never)]
     fn block_comment(&mut self) {
         let start = self.pos;
         self.pos += 2;
@@ -733,6 +753,7 @@ impl<'a> Parser<'a> {
         })
     }
 
+    #[cold]
     fn entry_after_block(&mut self, at: usize) -> Fail {
         let end = self.bad_token_end(at).max(at + 1);
         self.error(
@@ -746,6 +767,7 @@ impl<'a> Parser<'a> {
         Fail
     }
 
+    #[cold]
     fn missing_space(&mut self, at: usize) -> Fail {
         let end = at + self.char_len_at(at);
         self.error(
@@ -993,11 +1015,19 @@ impl<'a> Parser<'a> {
         if ends {
             return Ok(());
         }
+        Err(self.bad_value_end(start, kind))
+    }
+
+    /// The error for a value followed by something that cannot follow it.
+    #[cold]
+    #[inline(never)]
+    fn bad_value_end(&mut self, start: usize, kind: Kind) -> Fail {
+        let at = self.pos;
         let d = self.disallowed_len(at);
         if d > 0 {
             self.report_disallowed(at, d);
             self.pos = at + d;
-            return Err(Fail);
+            return Fail;
         }
         let end = self.bad_token_end(at).max(at + 1);
         let text = self.slice(start, end);
@@ -1044,7 +1074,7 @@ impl<'a> Parser<'a> {
             }
         }
         self.pos = at;
-        Err(Fail)
+        Fail
     }
 
     /// A bare identifier string, or the error for whatever stands where a value should.
@@ -1089,6 +1119,7 @@ impl<'a> Parser<'a> {
     }
 
     /// The error for a character that cannot start a value.
+    #[cold]
     fn not_a_value(&mut self, want: Want) -> Fail {
         let at = self.pos;
         let d = self.disallowed_len(at);
@@ -1540,6 +1571,7 @@ impl<'a> Parser<'a> {
 
     /// The error for `"""` (or `#"""`) not followed by a newline. Skips to the closing
     /// delimiter on the same line so that recovery doesn't take it for an opening one.
+    #[cold]
     fn multiline_needs_newline(&mut self, start: usize, closer: Closer) -> Fail {
         let open_end = start + closer.len();
         self.error(
