@@ -444,6 +444,11 @@ impl<'a> Expander<'a, '_> {
     /// The shared copy of an option path: a large host has a few dozen distinct paths
     /// and hundreds of thousands of definitions.
     fn intern(&mut self, prefix: &str, name: &str) -> Arc<str> {
+        if prefix.is_empty()
+            && let Some(p) = self.paths.get(name)
+        {
+            return p.clone();
+        }
         let mut s = std::mem::take(&mut self.scratch);
         s.clear();
         if !prefix.is_empty() {
