@@ -102,6 +102,8 @@ fn load_split(
     if nodes.len() >= parallel_min {
         let second = nodes.split_off(nodes.len() / 2);
         let (a, b) = ex.expand_halves(nodes, second);
+        // About one entity per top-level node: room for all at once.
+        ex.tree.entities.reserve(a.len() + b.len());
         ex.apply(a);
         ex.apply(b);
     } else {
