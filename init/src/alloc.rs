@@ -46,10 +46,39 @@ fn system() -> bool {
         _ => {
             // The first block decides; a racing `use_system` may still win, which the
             // result of the exchange tells.
-            CHOICE
-                .compare_exchange(UNDECIDED, MIMALLOC, Ordering::Relaxed, Ordering::Relaxed)
-                .err()
-                == Some(SYSTEM)
+            match CHOICE.compare_exchange(UNDECIDED, MIMALLOC, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    start_mimalloc();
+                    false
+                }
+                Err(choice) => choice == SYSTEM,
+            }
+        }
+    }
+}
+
+/// Starts mimalloc as its C constructor would have. berth builds mimalloc without that
+/// constructor (`MI_PRIM_HAS_PROCESS_ATTACH`, .cargo/config.toml), because it ran in
+/// every process, also the short commands that never use mimalloc: ~70 µs of `berth
+/// run`'s start (reading options from the environment and two /proc and /sys files,
+/// reserving its page map). Called once, by whoever decides for mimalloc, before its
+/// first block. Without it mimalloc would still work (it starts itself lazily), but
+/// would consider the process not started yet and never create arenas or purge.
+/// If mimalloc was built with its constructor anyway (a CFLAGS of the builder's own
+/// replaces berth's), that constructor already did this and it is not done twice.
+fn start_mimalloc() {
+    unsafe extern "C" {
+        // mimalloc's own start (src/init.c, v2 and v3): what its constructor calls.
+        fn _mi_auto_process_init();
+        // True until `_mi_auto_process_init` ran.
+        fn _mi_preloading() -> bool;
+    }
+    // SAFETY: both take no arguments; `_mi_auto_process_init` is meant to run once, at
+    // the process's start, which the check ensures (mimalloc sets the flag first).
+    unsafe {
+        if _mi_preloading() {
+            _mi_auto_process_init();
         }
     }
 }
@@ -150,6 +179,10 @@ mod tests {
             p.write_bytes(7, 100);
             assert!(!use_system(), "a block exists; the choice must be made");
             assert_eq!(CHOICE.load(Ordering::Relaxed), MIMALLOC);
+            unsafe extern "C" {
+                fn _mi_preloading() -> bool;
+            }
+            assert!(!_mi_preloading(), "mimalloc was not started");
             let q = Alloc.realloc(p, layout, 5000);
             assert_eq!(*q.add(99), 7);
             Alloc.dealloc(q, Layout::from_size_align(5000, 8).unwrap());

@@ -99,6 +99,15 @@ fn holder_alive(pid: &str) -> bool {
 /// earlier ones (as when a private mount namespace mounts cgroup2 over the hybrid
 /// /sys/fs/cgroup).
 pub fn cgroup2_mount() -> Option<PathBuf> {
+    // The usual place first: one statfs instead of reading and parsing mountinfo
+    // (which grows with every mount of the machine). Whatever is visible at the path is
+    // its last mount, as the search below would find.
+    const USUAL: &str = "/sys/fs/cgroup";
+    if rustix::fs::statfs(USUAL)
+        .is_ok_and(|fs| fs.f_type as u64 == libc::CGROUP2_SUPER_MAGIC as u64)
+    {
+        return Some(PathBuf::from(USUAL));
+    }
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     cgroup2_mounts(&info)
         .map(|(_, mount_point)| PathBuf::from(mount_point))

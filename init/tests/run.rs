@@ -136,3 +136,40 @@ fn run_passes_sigterm_on_and_reports_the_signal() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn run_gives_network_none_its_own_namespace_with_loopback_up_and_host_shares_berths() {
+    if !common::root() || !common::require(PathBuf::from("/bin/busybox").exists(), "/bin/busybox") {
+        return;
+    }
+    // `berth run` makes the namespace on a thread of its own (runtime::netns); the
+    // container must see a namespace of its own with only `lo`, and `lo` up.
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let script =
+        "readlink /proc/self/ns/net; cut -d: -f1 /proc/net/dev | tail -n +3; ip link show lo";
+    let d = Dir::new("netns", HOST);
+    let out = d.run(&["box", "--", "/bin/busybox", "sh", "-c", script]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let inside = lines.next().unwrap();
+    assert_ne!(
+        inside,
+        ours.to_str().unwrap(),
+        "network none shares berth's namespace"
+    );
+    assert_eq!(lines.next().map(str::trim), Some("lo"), "{text}");
+    let link = lines.next().unwrap_or_default();
+    assert!(
+        link.contains("lo:") && link.contains(",UP"),
+        "lo is not up: {text}"
+    );
+    // `network host` shares berth's namespace.
+    let d = Dir::new("hostnet", &HOST.replace("network none", "network host"));
+    let out = d.run(&["box", "--", "/bin/busybox", "readlink", "/proc/self/ns/net"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        ours.to_str().unwrap()
+    );
+}
