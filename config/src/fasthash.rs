@@ -86,4 +86,17 @@ mod tests {
             .collect();
         assert_eq!(s.len(), 6);
     }
+
+    /// Names that differ only in their digits spread over the low bits, where the table
+    /// picks buckets: with the product's low bits taken as they are, the 10,000 names
+    /// `c0` … `c9999` fell into 64 of 16,384 buckets.
+    #[test]
+    fn similar_names_spread_over_buckets() {
+        use std::hash::BuildHasher;
+        let build = BuildHasherDefault::<FxHasher>::default();
+        let buckets: HashSet<u64> = (0..10_000)
+            .map(|i| build.hash_one(format!("c{i}").as_str()) & 0x3fff)
+            .collect();
+        assert!(buckets.len() > 5_000, "{} buckets used", buckets.len());
+    }
 }
