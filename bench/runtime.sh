@@ -5,8 +5,9 @@
 #  1. Container start: create + start + wait for exit of /bin/true in a new container
 #     (new pid, mount, uts, ipc, net and cgroup namespaces, its own cgroup) on the same
 #     busybox rootfs directory: `berth run` vs `crun run` vs `runc run` (Debian's),
-#     hyperfine -N, RUNS runs each after 20 warm-ups (with 5, whichever command ran
-#     first was ~1 ms slower on an idle machine). Everything runs in a private mount
+#     hyperfine -N, RUNS runs each in ROUNDS rounds of 10 warm-ups and RUNS/ROUNDS
+#     runs, the order of the three rotating from round to round (with 5 warm-ups in
+#     one block, whichever command ran first was ~1 ms slower on an idle machine). Everything runs in a private mount
 #     namespace with a pure cgroup2 mount on /sys/fs/cgroup, because crun refuses the
 #     hybrid hierarchy of these machines (PLATFORM.md); `linux.resources` is dropped
 #     from the OCI config (no CAP_SYS_RESOURCE here) and the cgroup namespace added, so
@@ -17,13 +18,14 @@
 #     .cargo/config.toml), and its voluntary context switches over 10 s when idle
 #     (wake-ups).
 #
-# Environment: RUNS (default 100), IDLE_SECONDS (default 10).
+# Environment: RUNS (default 100), ROUNDS (default 5), IDLE_SECONDS (default 10).
 # Installs crun, runc, hyperfine and busybox-static with apt-get when missing.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 RUNS=${RUNS:-100}
+ROUNDS=${ROUNDS:-5}
 IDLE_SECONDS=${IDLE_SECONDS:-10}
 
 say() { printf '%s\n' "$*" >&2; }
@@ -62,27 +64,55 @@ container t {
 }
 EOF
 
-say "container start: $RUNS runs each"
+say "container start: $RUNS runs each in $ROUNDS rounds"
+# ROUNDS rounds of RUNS/ROUNDS runs, the three commands in a different order each
+# round: this machine's speed drifts by 10-20 % within minutes, and one long block per
+# command gave whichever ran in a fast minute the advantage (0.45x and 0.51x of crun
+# for the same binaries, 10 minutes apart).
 unshare -m sh -c '
     set -e
     mount --make-rprivate /
     mount -t cgroup2 none /sys/fs/cgroup
-    hyperfine -N -w 20 -r "$1" --export-json "$2/start.json" \
-        -n "berth run" "$3 run --state-dir $2/state $2/true.kdl t" \
-        -n "crun run" "crun run --bundle $2/bundle berth-bench" \
-        -n "runc run" "runc run --bundle $2/bundle berth-bench" >&2
-' sh "$RUNS" "$work" "$berth"
+    per=$1 work=$2 berth=$3 rounds=$4
+    b="$berth run --state-dir $work/state $work/true.kdl t"
+    c="crun run --bundle $work/bundle berth-bench"
+    r="runc run --bundle $work/bundle berth-bench"
+    : >"$work/start.tsv"
+    i=0
+    while [ "$i" -lt "$rounds" ]; do
+        case $((i % 3)) in
+        0) set -- -n "berth run" "$b" -n "crun run" "$c" -n "runc run" "$r" ;;
+        1) set -- -n "crun run" "$c" -n "runc run" "$r" -n "berth run" "$b" ;;
+        2) set -- -n "runc run" "$r" -n "berth run" "$b" -n "crun run" "$c" ;;
+        esac
+        hyperfine -N -w 10 -r "$per" --export-json "$work/round.json" "$@" >&2
+        jq -r ".results[] | .command as \$c | .times[] | \"\\(\$c)\t\\(.)\"" \
+            "$work/round.json" >>"$work/start.tsv"
+        i=$((i + 1))
+    done
+' sh "$((RUNS / ROUNDS))" "$work" "$berth" "$ROUNDS"
 
-mean() { jq -r --arg n "$1" '.results[] | select(.command == $n) | .mean * 1000' "$work/start.json"; }
-sd() { jq -r --arg n "$1" '.results[] | select(.command == $n) | .stddev * 1000' "$work/start.json"; }
-crun=$(mean "crun run")
-echo "### Container start (create + start + wait, /bin/true, $RUNS runs)"
+# mean, sd and median in ms of one command's runs
+stats() {
+    grep -F "$1	" "$work/start.tsv" | cut -f2 | sort -g | awk '
+        { t[NR] = $1 * 1000; s += t[NR] }
+        END {
+            m = s / NR
+            for (i = 1; i <= NR; i++) v += (t[i] - m) ^ 2
+            med = NR % 2 ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2
+            printf "%.3f %.3f %.3f %d\n", m, sqrt(v / (NR - 1)), med, NR
+        }'
+}
+set -- $(stats "crun run")
+crun_mean=$1 crun_median=$3
+echo "### Container start (create + start + wait, /bin/true, $RUNS runs in $ROUNDS rounds)"
 echo
-echo "| Runtime | mean ± sd | vs crun |"
-echo "|---|---:|---:|"
+echo "| Runtime | mean ± sd | median | runs | vs crun (mean) | vs crun (median) |"
+echo "|---|---:|---:|---:|---:|---:|"
 for n in "berth run" "crun run" "runc run"; do
-    printf '| %s | %.2f ms ± %.2f | %.2f× |\n' "$n" "$(mean "$n")" "$(sd "$n")" \
-        "$(echo "$(mean "$n") / $crun" | bc -l)"
+    set -- $(stats "$n")
+    printf '| %s | %.2f ms ± %.2f | %.2f ms | %d | %.2f× | %.2f× |\n' "$n" "$1" "$2" "$3" "$4" \
+        "$(echo "$1 / $crun_mean" | bc -l)" "$(echo "$3 / $crun_median" | bc -l)"
 done
 echo
 
