@@ -505,7 +505,9 @@ Examples:\n  berth exec web sh\n  berth exec db -- psql -c 'select 1'"
     },
 }
 
-/// What goes into an image (`berth build`, `berth vm`).
+// What goes into an image (`berth build`, `berth vm`). Not a doc comment: clap would
+// make it the description of both verbs (with the verbs' arguments built only when
+// parsed, it is applied after theirs).
 #[derive(clap::Args, Debug)]
 struct ImageArgs {
     /// The kernel (a bzImage, e.g. /boot/vmlinuz-VERSION); `berth vm` defaults to the

@@ -60,7 +60,8 @@ fn every_verb_has_help() {
     let out = berth(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    let verbs: Vec<&str> = text
+    // (verb, the first words of its summary)
+    let listed: Vec<(&str, String)> = text
         .split("Commands:\n")
         .nth(1)
         .unwrap_or_else(|| panic!("no command list in berth --help:\n{text}"))
@@ -68,9 +69,14 @@ fn every_verb_has_help() {
         .take_while(|l| l.starts_with("  "))
         // A verb's line; its description's continuation lines are indented further.
         .filter(|l| !l.starts_with("   "))
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|v| *v != "help")
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let verb = words.next()?;
+            Some((verb, words.take(3).collect::<Vec<_>>().join(" ")))
+        })
+        .filter(|(v, _)| *v != "help")
         .collect();
+    let verbs: Vec<&str> = listed.iter().map(|(v, _)| *v).collect();
     for verb in [
         "up", "init", "build", "vm", "reboot", "poweroff", "halt", "run", "check", "eval", "graph",
         "options", "why", "fmt", "status", "start", "stop", "restart", "down", "logs", "exec",
@@ -80,7 +86,8 @@ fn every_verb_has_help() {
             "{verb} missing from berth --help:\n{text}"
         );
     }
-    for verb in verbs {
+    for (verb, summary) in &listed {
+        let verb = *verb;
         let out = berth(&[verb, "--help"]);
         assert_eq!(out.status.code(), Some(0), "{verb}");
         let help = String::from_utf8_lossy(&out.stdout);
@@ -93,6 +100,12 @@ fn every_verb_has_help() {
         assert!(
             !about.is_empty() && !about.starts_with("Usage"),
             "{verb} has no description: {help}"
+        );
+        // The verb's own description, the one `berth --help` lists (a flattened
+        // argument struct's doc comment once replaced those of `build` and `vm`).
+        assert!(
+            about.starts_with(summary.as_str()),
+            "{verb}: `berth --help` says {summary:?}…, `berth {verb} --help` says {about:?}"
         );
     }
 }
