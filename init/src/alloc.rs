@@ -68,12 +68,6 @@ fn system() -> bool {
 /// If mimalloc was built with its constructor anyway (a CFLAGS of the builder's own
 /// replaces berth's), that constructor already did this and it is not done twice.
 fn start_mimalloc() {
-    unsafe extern "C" {
-        // mimalloc's own start (src/init.c, v2 and v3): what its constructor calls.
-        fn _mi_auto_process_init();
-        // True until `_mi_auto_process_init` ran.
-        fn _mi_preloading() -> bool;
-    }
     // SAFETY: both take no arguments; `_mi_auto_process_init` is meant to run once, at
     // the process's start, which the check ensures (mimalloc sets the flag first).
     unsafe {
@@ -88,10 +82,15 @@ fn start_mimalloc() {
 const MIN_ALIGN: usize = 16;
 
 unsafe extern "C" {
-    // mimalloc's public API (mimalloc.h), linked in through the `mimalloc` crate.
+    // mimalloc (mimalloc.h, and below two of its internal functions), linked in through
+    // the `mimalloc` crate.
     fn mi_malloc(size: usize) -> *mut c_void;
     fn mi_zalloc(size: usize) -> *mut c_void;
     fn mi_realloc(p: *mut c_void, newsize: usize) -> *mut c_void;
+    // mimalloc's own start (src/init.c, v2 and v3): what its constructor calls.
+    fn _mi_auto_process_init();
+    // True until `_mi_auto_process_init` ran.
+    fn _mi_preloading() -> bool;
 }
 
 /// mimalloc with plain (not aligned) calls where they suffice, or the C library's
@@ -179,9 +178,6 @@ mod tests {
             p.write_bytes(7, 100);
             assert!(!use_system(), "a block exists; the choice must be made");
             assert_eq!(CHOICE.load(Ordering::Relaxed), MIMALLOC);
-            unsafe extern "C" {
-                fn _mi_preloading() -> bool;
-            }
             assert!(!_mi_preloading(), "mimalloc was not started");
             let q = Alloc.realloc(p, layout, 5000);
             assert_eq!(*q.add(99), 7);

@@ -142,8 +142,8 @@ fn run_gives_network_none_its_own_namespace_with_loopback_up_and_host_shares_ber
     if !common::root() || !common::require(PathBuf::from("/bin/busybox").exists(), "/bin/busybox") {
         return;
     }
-    // `berth run` makes the namespace on a thread of its own (runtime::netns); the
-    // container must see a namespace of its own with only `lo`, and `lo` up.
+    // The container must see a network namespace of its own with only `lo`, and `lo`
+    // up.
     let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
     let script =
         "readlink /proc/self/ns/net; cut -d: -f1 /proc/net/dev | tail -n +3; ip link show lo";
