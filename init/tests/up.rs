@@ -150,9 +150,7 @@ fn notify_readiness_and_readiness_reported_to_our_parent() {
         return;
     }
     // Play systemd: a datagram socket berth reports READY=1 to.
-    let dir = std::env::temp_dir().join(format!("berth-up-{}-parent", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::berth::fresh_dir("parent");
     let parent = dir.join("notify.sock");
     let sock = UnixDatagram::bind(&parent).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(20)))
@@ -871,10 +869,7 @@ fn sigterm_and_sigint_stop_in_reverse_order_and_report_status_lines_to_systemd()
     }
     for (signal, name) in [(libc::SIGTERM, "sigterm"), (libc::SIGINT, "sigint")] {
         // Play systemd: the datagrams berth sends to $NOTIFY_SOCKET.
-        let dir =
-            std::env::temp_dir().join(format!("berth-up-{}-parent-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::berth::fresh_dir(&format!("parent-{name}"));
         let parent = dir.join("notify.sock");
         let sock = UnixDatagram::bind(&parent).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(20)))
@@ -999,9 +994,7 @@ fn backoff_starts_again_from_initial_after_the_container_stayed_up() {
     }
     // Runs 1-3 and 5 fail at once; run 4 stays up 1 s (past reset-after) before it
     // fails; run 6 keeps running.
-    let dir = std::env::temp_dir().join(format!("berth-up-{}-reset-count", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::berth::fresh_dir("reset-count");
     let host = format!(
         r#"
 container flaky {{
@@ -1295,9 +1288,7 @@ fn a_layer_sets_itself_up_concurrently_and_a_failed_setup_names_its_step() {
     if !requirements_met() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("berth-up-{}-layer", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::berth::fresh_dir("layer");
     let (go, never) = (dir.join("go.fifo"), dir.join("never.fifo"));
     for fifo in [&go, &never] {
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();

@@ -514,12 +514,9 @@ fn large_host_split_over_threads_evaluates_like_one_pass() {
     assert_eq!(ev.graph.layers.len(), 11);
 }
 
-/// A host large enough for every two-thread path (expansion, merging, network checks
-/// beside the graph, node hashes, the JSON in chunks, the graph's JSON on a thread of
-/// its own): the JSON's graph section lists exactly the evaluation's edges and layers,
-/// and every node's JSON is its serde form.
-#[test]
-fn large_host_json_matches_the_evaluation() {
+/// 2,600 containers on one network, each with its own address, and with `chain` each
+/// `after` the one before it: large enough for the evaluation's two-thread paths.
+fn large_host(chain: bool) -> String {
     let mut text = String::from("network \"n\" { subnet \"10.0.0.0/16\"; }\n");
     for i in 0..2600 {
         text.push_str(&format!(
@@ -527,11 +524,21 @@ fn large_host_json_matches_the_evaluation() {
             1 + i / 200,
             1 + i % 200
         ));
-        if i > 0 {
+        if chain && i > 0 {
             text.push_str(&format!("; after \"c{}\"", i - 1));
         }
         text.push_str(" }\n");
     }
+    text
+}
+
+/// A host large enough for every two-thread path (expansion, merging, network checks
+/// beside the graph, node hashes, the JSON in chunks, the graph's JSON on a thread of
+/// its own): the JSON's graph section lists exactly the evaluation's edges and layers,
+/// and every node's JSON is its serde form.
+#[test]
+fn large_host_json_matches_the_evaluation() {
+    let text = large_host(true);
     let ev = eval(&text);
     assert!(ev.graph.edges.len() >= 4096);
     let json = berth_modules::canon::evaluation_json(&ev);
@@ -588,14 +595,7 @@ fn large_host_json_matches_the_evaluation() {
 /// reported in one pass.
 #[test]
 fn large_host_reports_network_and_graph_errors_together() {
-    let mut text = String::from("network \"n\" { subnet \"10.0.0.0/16\"; }\n");
-    for i in 0..2600 {
-        text.push_str(&format!(
-            "container \"c{i}\" {{ rootfs \"host\"; exec \"/bin/true\"; network \"n\" address=\"10.0.{}.{}\" }}\n",
-            1 + i / 200,
-            1 + i % 200
-        ));
-    }
+    let mut text = large_host(false);
     // A duplicate address (network checks) and a dangling reference (graph).
     text = text.replace(
         "container \"c7\" { rootfs \"host\"; exec \"/bin/true\"; network \"n\" address=\"10.0.1.8\" }",

@@ -9,6 +9,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+/// An empty directory for one test's host file and state, `berth-up-PID-NAME` under the
+/// temporary directory (what an earlier run of the same name left there is removed).
+pub fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("berth-up-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 pub struct Berth {
     pub child: Child,
     pub dir: PathBuf,
@@ -21,9 +30,7 @@ impl Berth {
     }
 
     pub fn up_with(name: &str, host: &str, notify: Option<&Path>) -> Berth {
-        let dir = std::env::temp_dir().join(format!("berth-up-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_dir(name);
         std::fs::write(dir.join("host.kdl"), host).unwrap();
         Self::start(&dir, notify, &[])
     }
