@@ -94,6 +94,20 @@ fn run_refuses_an_unknown_container_by_name() {
 }
 
 #[test]
+fn run_names_the_container_and_the_failed_step_once() {
+    if !common::root() {
+        return;
+    }
+    let d = Dir::new("missing", HOST);
+    let out = d.run(&["box", "--", "/nope"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: container box: exec /nope: ENOENT (No such file or directory)\n"
+    );
+}
+
+#[test]
 fn run_passes_sigterm_on_and_reports_the_signal() {
     if !common::root() || !common::require(PathBuf::from("/bin/busybox").exists(), "/bin/busybox") {
         return;

@@ -136,7 +136,8 @@ fn run_in(
     let child = match spawn(&config) {
         Ok(c) => c,
         Err(e) => {
-            let _ = writeln!(err, "error: container {name}: {e}");
+            // The error names the container.
+            let _ = writeln!(err, "error: {e}");
             return INVALID;
         }
     };

@@ -445,8 +445,12 @@ impl Cgroup {
 
     /// Kills everything in it, waits until it is empty, removes it.
     pub fn kill_and_remove(&self, timeout: Duration) -> Result<(), CgroupError> {
-        if !self.path.exists() {
-            return Ok(());
+        // Usually its processes are gone already: one rmdir, which the kernel refuses
+        // (EBUSY) while a process is left.
+        match fs::remove_dir(&self.path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(_) => {}
         }
         if self.populated()? {
             self.kill()?;

@@ -313,7 +313,34 @@ fn run_op(op: &Op, slots: &mut [Option<OwnedFd>], err_fd: RawFd) -> OpResult {
             rustix::process::chdir(c"/").map_err(at(sub::CHDIR))
         }
         Op::Hostname(name) => rustix::system::sethostname(name).map_err(at(sub::NONE)),
-        Op::LoopbackUp => loopback_up().map_err(raw(sub::NONE)),
+        Op::LoopbackUp => super::netns::loopback_up().map_err(at(sub::NONE)),
+        Op::JoinNet { ready, pidfd } => {
+            // SAFETY: both fds are owned by berth's NetHelper, open for the child's life.
+            let (ready, pidfd) = unsafe {
+                (
+                    BorrowedFd::borrow_raw(*ready),
+                    BorrowedFd::borrow_raw(*pidfd),
+                )
+            };
+            let mut word = [0u8; 4];
+            let errno = loop {
+                match rustix::io::read(ready, &mut word) {
+                    Ok(4) => break i32::from_ne_bytes(word),
+                    // The helper died without a report.
+                    Ok(_) => break libc::ECHILD,
+                    Err(Errno::INTR) => {}
+                    Err(e) => return Err((sub::NONE, e)),
+                }
+            };
+            if errno != 0 {
+                return Err((sub::NONE, Errno::from_raw_os_error(errno)));
+            }
+            rustix::thread::move_into_thread_name_spaces(
+                pidfd,
+                rustix::thread::ThreadNameSpaceType::NETWORK,
+            )
+            .map_err(at(sub::NONE))
+        }
         Op::Chdir(dir) => rustix::process::chdir(dir.as_c_str()).map_err(at(sub::NONE)),
         Op::DropBounding { keep, last } => {
             for cap in 0..=(*last).min(63) {
@@ -521,27 +548,4 @@ fn install_stdio(fds: &[StdioFd; 3]) -> OpResult {
     }
     // The temporary copies are close-on-exec (and closed by CloseFds anyway).
     Ok(())
-}
-
-/// `ifconfig lo up` with one socket and two ioctls: raw syscalls only.
-fn loopback_up() -> Result<(), i32> {
-    // SAFETY: socket/ioctl/close on a local fd and a zeroed ifreq whose name is "lo";
-    // no allocation, async-signal-safe.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(*libc::__errno_location());
-        }
-        let mut req: libc::ifreq = core::mem::zeroed();
-        req.ifr_name[0] = b'l' as libc::c_char;
-        req.ifr_name[1] = b'o' as libc::c_char;
-        let mut rc = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req);
-        if rc == 0 {
-            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            rc = libc::ioctl(fd, libc::SIOCSIFFLAGS, &req);
-        }
-        let err = if rc < 0 { *libc::__errno_location() } else { 0 };
-        libc::close(fd);
-        if err != 0 { Err(err) } else { Ok(()) }
-    }
 }

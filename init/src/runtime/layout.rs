@@ -48,11 +48,10 @@ const DEV_SYMLINKS: [(&str, &str); 5] = [
     ("stderr", "/proc/self/fd/2"),
 ];
 
-/// The slots of berth's own mounts, for the ops that work below them.
+/// The slots of /proc and /dev, for the ops that work below them.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct System {
     pub proc_fs: usize,
-    pub sys_fs: usize,
     pub dev: usize,
 }
 
@@ -136,10 +135,9 @@ pub(super) fn host_root(b: &mut Builder<'_>, container: &str) -> Result<usize, S
 pub(super) fn system_mounts(
     b: &mut Builder<'_>,
     root: usize,
-    cgroup_ns: &NamespaceMode,
     ipc_ns: &NamespaceMode,
 ) -> Result<System, SpawnError> {
-    // ---- /proc, /sys, /dev
+    // ---- /proc, /dev
     let hidden = MountAttrFlags::MOUNT_ATTR_NOSUID
         | MountAttrFlags::MOUNT_ATTR_NOEXEC
         | MountAttrFlags::MOUNT_ATTR_NODEV;
@@ -152,40 +150,6 @@ pub(super) fn system_mounts(
         Create::Dir,
     )?;
     b.attach("mount /proc", proc_fs, to);
-
-    let sys_fs = b.new_fs(
-        "mount /sys",
-        "sysfs",
-        &[],
-        &[],
-        hidden | MountAttrFlags::MOUNT_ATTR_RDONLY,
-    )?;
-    let to = b.resolve(
-        "mount /sys",
-        root,
-        Resolve::InRoot,
-        Path::new("sys"),
-        Create::Dir,
-    )?;
-    b.attach("mount /sys", sys_fs, to);
-    if *cgroup_ns == NamespaceMode::New {
-        let label = "mount /sys/fs/cgroup";
-        let cg = b.new_fs(
-            label,
-            "cgroup2",
-            &[],
-            &[],
-            hidden | MountAttrFlags::MOUNT_ATTR_RDONLY,
-        )?;
-        let to = b.resolve(
-            label,
-            sys_fs,
-            Resolve::Beneath,
-            Path::new("fs/cgroup"),
-            Create::Nothing,
-        )?;
-        b.attach(label, cg, to);
-    }
 
     let dev = b.new_fs(
         "mount /dev",
@@ -279,38 +243,70 @@ pub(super) fn system_mounts(
         b.attach("mount /dev/mqueue", mq, to);
     }
 
-    Ok(System {
-        proc_fs,
-        sys_fs,
-        dev,
-    })
+    Ok(System { proc_fs, dev })
 }
 
-/// Masked (crun's defaults) and read-only paths below /proc and /sys.
-pub(super) fn hide(b: &mut Builder<'_>, system: System) -> Result<(), SpawnError> {
-    let System {
-        proc_fs,
-        sys_fs,
-        dev,
-    } = system;
-    // ---- masked and read-only paths
+/// /sys, read-only, with a cgroup2 mount of the container's cgroup namespace on
+/// /sys/fs/cgroup when that is new. Sysfs shows the network namespace it is mounted
+/// in, so a network namespace made beside the container (`join_net`, netns.rs) is
+/// joined just before. Returns the slot of /sys.
+pub(super) fn sys_mounts(
+    b: &mut Builder<'_>,
+    root: usize,
+    cgroup_ns: &NamespaceMode,
+    join_net: Option<Op>,
+) -> Result<usize, SpawnError> {
+    let hidden = MountAttrFlags::MOUNT_ATTR_NOSUID
+        | MountAttrFlags::MOUNT_ATTR_NOEXEC
+        | MountAttrFlags::MOUNT_ATTR_NODEV;
+    if let Some(join) = join_net {
+        b.op("create the net namespace", join);
+    }
+    let sys_fs = b.new_fs(
+        "mount /sys",
+        "sysfs",
+        &[],
+        &[],
+        hidden | MountAttrFlags::MOUNT_ATTR_RDONLY,
+    )?;
+    let to = b.resolve(
+        "mount /sys",
+        root,
+        Resolve::InRoot,
+        Path::new("sys"),
+        Create::Dir,
+    )?;
+    b.attach("mount /sys", sys_fs, to);
+    if *cgroup_ns == NamespaceMode::New {
+        let label = "mount /sys/fs/cgroup";
+        let cg = b.new_fs(
+            label,
+            "cgroup2",
+            &[],
+            &[],
+            hidden | MountAttrFlags::MOUNT_ATTR_RDONLY,
+        )?;
+        let to = b.resolve(
+            label,
+            sys_fs,
+            Resolve::Beneath,
+            Path::new("fs/cgroup"),
+            Create::Nothing,
+        )?;
+        b.attach(label, cg, to);
+    }
+    Ok(sys_fs)
+}
+
+/// Masked (crun's defaults) and read-only paths below /proc.
+pub(super) fn hide_proc(b: &mut Builder<'_>, system: System) -> Result<(), SpawnError> {
+    let System { proc_fs, dev } = system;
     for path in MASKED_PROC {
         let cpath = b.cstring("path", path)?;
         b.op(
             format!("mask /proc/{path}"),
             Op::Mask {
                 base: proc_fs,
-                path: cpath,
-                devnull: dev,
-            },
-        );
-    }
-    for path in MASKED_SYS {
-        let cpath = b.cstring("path", path)?;
-        b.op(
-            format!("mask /sys/{path}"),
-            Op::Mask {
-                base: sys_fs,
                 path: cpath,
                 devnull: dev,
             },
@@ -326,6 +322,25 @@ pub(super) fn hide(b: &mut Builder<'_>, system: System) -> Result<(), SpawnError
             },
         );
     }
+    Ok(())
+}
 
+/// Masked paths below /sys (`sys_fs`), hidden behind /dev/null of `system`.
+pub(super) fn hide_sys(
+    b: &mut Builder<'_>,
+    system: System,
+    sys_fs: usize,
+) -> Result<(), SpawnError> {
+    for path in MASKED_SYS {
+        let cpath = b.cstring("path", path)?;
+        b.op(
+            format!("mask /sys/{path}"),
+            Op::Mask {
+                base: sys_fs,
+                path: cpath,
+                devnull: system.dev,
+            },
+        );
+    }
     Ok(())
 }

@@ -18,6 +18,7 @@ pub mod cgroup;
 mod child;
 pub mod config;
 mod layout;
+mod netns;
 mod ops;
 mod plan;
 pub mod spawn;

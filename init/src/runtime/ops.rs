@@ -174,6 +174,13 @@ pub(crate) enum Op {
     /// Bring `lo` up in the container's new network namespace (it starts down): every
     /// container can reach its own services on 127.0.0.1.
     LoopbackUp,
+    /// Join the network namespace a helper made beside the container (see netns.rs):
+    /// read its 4-byte report from `ready` (0, or the errno of what failed), then
+    /// `setns` on its pidfd.
+    JoinNet {
+        ready: RawFd,
+        pidfd: RawFd,
+    },
     Chdir(CString),
     /// Drop every capability not in `keep` from the bounding set, up to `last`.
     DropBounding {

@@ -12,6 +12,8 @@ use std::path::{Component, Path};
 
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::MountAttrFlags;
+use std::os::fd::RawFd;
+
 use rustix::thread::{LinkNameSpaceType, UnshareFlags};
 
 use super::caps::{self, Caps};
@@ -162,7 +164,20 @@ fn ns_flag(mode: &NamespaceMode, flag: i32) -> u64 {
     }
 }
 
-pub(crate) fn build(config: &SpawnConfig) -> Result<Plan, SpawnError> {
+/// A network namespace made beside the container (netns.rs): its report pipe and the
+/// pidfd of the process that holds it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NetHelperFds {
+    pub ready: RawFd,
+    pub pidfd: RawFd,
+}
+
+/// The plan for `config`. With `net_helper` (only for a new network namespace) the
+/// child joins the helper's namespace instead of making one.
+pub(crate) fn build(
+    config: &SpawnConfig,
+    net_helper: Option<NetHelperFds>,
+) -> Result<Plan, SpawnError> {
     let mut b = Builder {
         name: &config.name,
         ops: Vec::new(),
@@ -208,7 +223,7 @@ pub(crate) fn build(config: &SpawnConfig) -> Result<Plan, SpawnError> {
         (&ns.cgroup, UnshareFlags::NEWCGROUP, "cgroup"),
         (&ns.net, UnshareFlags::NEWNET, "net"),
     ] {
-        if *mode == NamespaceMode::New {
+        if *mode == NamespaceMode::New && !(flag == UnshareFlags::NEWNET && net_helper.is_some()) {
             unshare |= flag;
             names.push(name);
         }
@@ -318,7 +333,29 @@ pub(crate) fn build(config: &SpawnConfig) -> Result<Plan, SpawnError> {
         }
         Rootfs::Host => layout::host_root(&mut b, &config.name)?,
     };
-    let system = layout::system_mounts(&mut b, root, &ns.cgroup, &ns.ipc)?;
+    let join_net = net_helper
+        .filter(|_| ns.net == NamespaceMode::New)
+        .map(|h| Op::JoinNet {
+            ready: h.ready,
+            pidfd: h.pidfd,
+        });
+    let system = layout::system_mounts(&mut b, root, &ns.ipc)?;
+    // /sys as late as it can be (a network namespace made beside the container is
+    // joined just before it, netns.rs): after the user's mounts and /proc's masks,
+    // unless a user's mount goes below /sys.
+    let mut join_net = join_net;
+    let mut sys_fs = None;
+    if user_mounts
+        .iter()
+        .any(|(m, ..)| m.dst().starts_with("/sys"))
+    {
+        sys_fs = Some(layout::sys_mounts(
+            &mut b,
+            root,
+            &ns.cgroup,
+            join_net.take(),
+        )?);
+    }
 
     // ---- the user's mounts, resolved inside the root
     for (mount, label, source) in user_mounts {
@@ -346,9 +383,14 @@ pub(crate) fn build(config: &SpawnConfig) -> Result<Plan, SpawnError> {
         b.attach(&label, from, to);
     }
 
-    layout::hide(&mut b, system)?;
+    layout::hide_proc(&mut b, system)?;
+    let sys_fs = match sys_fs {
+        Some(slot) => slot,
+        None => layout::sys_mounts(&mut b, root, &ns.cgroup, join_net)?,
+    };
+    layout::hide_sys(&mut b, system, sys_fs)?;
 
-    if config.namespaces.net == NamespaceMode::New {
+    if config.namespaces.net == NamespaceMode::New && net_helper.is_none() {
         b.op("bring up loopback", Op::LoopbackUp);
     }
     if let Some(hostname) = &config.hostname {
@@ -490,7 +532,7 @@ mod tests {
     #[test]
     fn every_op_has_a_label_and_exec_comes_last() {
         let config = SpawnConfig::new("web", vec!["sh".into()]);
-        let plan = build(&config).unwrap();
+        let plan = build(&config, None).unwrap();
         assert_eq!(plan.child.ops.len(), plan.labels.len());
         assert!(
             matches!(plan.child.ops.last(), Some(Op::Exec { candidates, .. }) if candidates.len() == 6)
@@ -503,7 +545,7 @@ mod tests {
         let mut config = SpawnConfig::new("web", vec!["sh".into()]);
         config.hostname = Some("web".into());
         config.namespaces.uts = NamespaceMode::Host;
-        let err = build(&config).unwrap_err().to_string();
+        let err = build(&config, None).unwrap_err().to_string();
         assert_eq!(err, "container web: a hostname needs a new uts namespace");
 
         let mut config = SpawnConfig::new("web", vec!["sh".into()]);
@@ -512,7 +554,7 @@ mod tests {
             size: None,
             mode: 0o755,
         });
-        let err = build(&config).unwrap_err().to_string();
+        let err = build(&config, None).unwrap_err().to_string();
         assert!(
             err.contains("mount /a/../etc (tmpfs): `/a/../etc` is not a clean path"),
             "{err}"

@@ -13,11 +13,13 @@
 //! nix was not chosen: it wraps libc (so glibc's setuid broadcast) and allocates in
 //! places (paths as `NixPath` may).
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 
 use rustix::io::Errno;
 
-use super::config::SpawnConfig;
+use super::config::{NamespaceMode, SpawnConfig};
+use super::netns::NetHelper;
+use super::ops::{ChildPlan, Op};
 use super::plan;
 use super::sys::{self, CloneArgs, Forked};
 
@@ -118,7 +120,7 @@ pub struct Child {
 /// named). The caller keeps ownership of the fds in `config` (stdio, cgroup); drop them
 /// after this returns. [`begin`] is the same without the wait.
 pub fn spawn(config: &SpawnConfig) -> Result<Child, SpawnError> {
-    begin(config)?.wait()
+    clone(config, true)?.wait()
 }
 
 /// A container whose init was cloned and is setting itself up (mounts, pivot_root,
@@ -140,6 +142,9 @@ pub struct Starting {
     /// With step timing: the read end of the child's timing pipe, and when the
     /// clone began.
     timing: Option<(OwnedFd, std::time::Instant)>,
+    /// The helper whose network namespace the child joins; reaped when this is
+    /// dropped, after the child exec'ed or failed.
+    net_helper: Option<NetHelper>,
 }
 
 /// What [`Starting::poll`] found.
@@ -159,8 +164,35 @@ pub enum Progress {
 /// preparation, clone3) are returned here. The caller keeps ownership of the fds in
 /// `config`; they may be dropped as soon as this returns (the child has its copies).
 pub fn begin(config: &SpawnConfig) -> Result<Starting, SpawnError> {
-    let mut plan = plan::build(config)?;
+    clone(config, false)
+}
+
+/// Bytes of stack for a child that shares berth's memory (see [`clone`]): its deepest
+/// path (resolving a mount target) uses a few KiB; untouched pages cost nothing.
+const CHILD_STACK: usize = 256 * 1024;
+
+/// [`begin`], and with `blocking` (the caller waits for the exec at once) the child may
+/// share berth's memory until it execs, as with posix_spawn: berth sleeps meanwhile, and
+/// neither berth's page tables nor, afterwards, its written pages are copied. Not when
+/// the child would keep running without exec'ing (a minimal init forks the program and
+/// stays) or waits on a hold, nor when berth disabled transparent huge pages for itself
+/// (the child resets that for its program, which would reset it for berth).
+fn clone(config: &SpawnConfig, blocking: bool) -> Result<Starting, SpawnError> {
     let name = &config.name;
+    // A new network namespace is made beside the child while it sets up its mounts
+    // (netns.rs), when berth waits for the exec right away (the helper is reaped then).
+    // If the helper cannot be started, the child makes the namespace itself.
+    let mut net_helper = (blocking && config.namespaces.net == NamespaceMode::New)
+        .then(NetHelper::start)
+        .flatten()
+        .and_then(Result::ok);
+    let mut plan = plan::build(
+        config,
+        net_helper.as_ref().map(|h| plan::NetHelperFds {
+            ready: h.ready.as_raw_fd(),
+            pidfd: h.pidfd.as_raw_fd(),
+        }),
+    )?;
     let prepare = |what: &str, e: Errno| SpawnError::Prepare {
         container: name.clone(),
         what: what.to_owned(),
@@ -193,17 +225,65 @@ pub fn begin(config: &SpawnConfig) -> Result<Starting, SpawnError> {
         ..CloneArgs::default()
     };
 
+    let stack = if blocking
+        && !sys::thp_disabled()
+        && !plan
+            .child
+            .ops
+            .iter()
+            .any(|op| matches!(op, Op::ForkInit | Op::Hold(_)))
+    {
+        Some(
+            sys::ChildStack::new(CHILD_STACK).map_err(|source| SpawnError::Prepare {
+                container: name.clone(),
+                what: "child stack".into(),
+                source,
+            })?,
+        )
+    } else {
+        None
+    };
+
     // Block every signal across the clone so that no handler of berth runs in the
     // child before it resets them all (the child unblocks after resetting).
     let old_mask = block_all_signals();
-    // SAFETY: `args` asks for fork semantics (no CLONE_VM, no stack); the child runs only
-    // `child::run`, which is async-signal-safe and never returns (it execs or _exits).
-    let forked = unsafe { sys::clone3(&mut args) };
-    if let Ok(Forked::Child) = forked {
-        super::child::run(&mut plan.child);
-    }
+    let child_plan: *mut ChildPlan = &mut plan.child;
+    // SAFETY: the child runs only `child::run` on the plan, which is async-signal-safe,
+    // never returns (it execs or _exits), does not fork without exec'ing (no ForkInit),
+    // and changes no mm-wide setting berth keeps (THP is berth's default, checked
+    // above). The fds it stores in the plan's slots are forgotten below.
+    let shared = stack.as_ref().and_then(|stack| unsafe {
+        sys::clone3_vfork(&args, stack, child_entry, child_plan.cast())
+    });
+    let forked = match shared {
+        Some(Ok(pid)) => {
+            // The slots hold the child's fds, numbers in its fd table, not berth's.
+            for slot in &mut plan.child.slots {
+                if let Some(fd) = slot.take() {
+                    let _ = fd.into_raw_fd();
+                }
+            }
+            Ok(Forked::Parent(pid))
+        }
+        // A kernel that refuses the shared child (nothing was created) gets the copying
+        // clone below.
+        Some(Err(e)) if e.raw_os_error() != Some(libc::EINVAL) => Err(e),
+        Some(Err(_)) | None => {
+            // SAFETY: `args` asks for fork semantics (no CLONE_VM, no stack); the child
+            // runs only `child::run`, which is async-signal-safe and never returns.
+            let forked = unsafe { sys::clone3(&mut args) };
+            if let Ok(Forked::Child) = forked {
+                super::child::run(&mut plan.child);
+            }
+            forked
+        }
+    };
     restore_signals(&old_mask);
+    drop(stack);
     drop(err_write);
+    if let Some(helper) = &mut net_helper {
+        helper.release();
+    }
     let timing = timing.map(|(r, w, t)| {
         drop(w);
         (r, t)
@@ -229,6 +309,7 @@ pub fn begin(config: &SpawnConfig) -> Result<Starting, SpawnError> {
         report: [0; 12],
         got: 0,
         timing,
+        net_helper,
     })
 }
 
@@ -274,7 +355,10 @@ impl Starting {
     /// Waits until the program was exec'ed (`Ok`) or a step failed (`Err`, the child
     /// reaped).
     pub fn wait(mut self) -> Result<Child, SpawnError> {
-        match self.poll() {
+        let progress = self.poll();
+        // The child has its network namespace now, or never will.
+        drop(self.net_helper.take());
+        match progress {
             Ok(Progress::Execed) => Ok(self.child),
             Ok(Progress::Failed(e)) => {
                 // The child failed and _exit'ed: reap it so no zombie is left.
@@ -376,6 +460,13 @@ impl Starting {
             errno,
         }
     }
+}
+
+/// Where a child sharing berth's memory starts ([`sys::clone3_vfork`]).
+extern "C" fn child_entry(plan: *mut libc::c_void) -> ! {
+    // SAFETY: `clone` passes its live, exclusively borrowed plan and sleeps until the
+    // child exec'ed or exited.
+    super::child::run(unsafe { &mut *plan.cast::<ChildPlan>() })
 }
 
 /// Marks a branch only the child could take; the child never gets here because

@@ -9,7 +9,7 @@ pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// `struct clone_args` of clone3(2), version 2 (with `cgroup`, Linux 5.7).
 #[repr(C)]
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub struct CloneArgs {
     pub flags: u64,
     pub pidfd: u64,
@@ -54,6 +54,153 @@ pub unsafe fn clone3(args: &mut CloneArgs) -> std::io::Result<Forked> {
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent(pid as i32)),
     }
+}
+
+/// A stack for a child that shares berth's memory until it execs
+/// ([`clone3_vfork`]): anonymous memory, its lowest page inaccessible so that an
+/// overflow faults instead of writing into berth's heap. Unmapped on drop.
+#[derive(Debug)]
+pub struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+impl ChildStack {
+    /// `len` bytes (a multiple of the page size) including the guard page.
+    pub fn new(len: usize) -> std::io::Result<ChildStack> {
+        // SAFETY: a fresh private anonymous mapping; no existing memory is touched.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stack = ChildStack { base, len };
+        // SAFETY: the first page of the mapping just made.
+        if unsafe { libc::mprotect(base, 4096, libc::PROT_NONE) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stack)
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`; nothing runs on it any more (the child
+        // exec'ed or exited before clone3_vfork returned).
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+/// clone3(2) with `args` plus `CLONE_VM | CLONE_VFORK` and `stack`, as posix_spawn does:
+/// the child runs `entry(arg)` on `stack`, in berth's memory (no page tables are
+/// copied, no page is copied on write), and the calling thread sleeps until the child
+/// execs or exits. Returns the child's pid. `None`: not available on this architecture
+/// (the caller falls back to [`clone3`]).
+///
+/// # Safety
+/// `entry` must not return and must run only async-signal-safe code; everything it
+/// writes is berth's memory (the caller must treat what `arg` points to as written by
+/// another process: fds stored there are the child's, not berth's). It must not fork
+/// without exec'ing or `_exit`ing soon (berth sleeps until then), nor change what the
+/// whole address space shares (mm-wide settings such as `PR_SET_THP_DISABLE` would be
+/// changed for berth too). `args` must not ask for CLONE_THREAD, CLONE_SETTLS or a
+/// stack of its own.
+pub unsafe fn clone3_vfork(
+    args: &CloneArgs,
+    stack: &ChildStack,
+    entry: extern "C" fn(*mut libc::c_void) -> !,
+    arg: *mut libc::c_void,
+) -> Option<std::io::Result<i32>> {
+    let flags = args.flags | (libc::CLONE_VM | libc::CLONE_VFORK) as u64;
+    // SAFETY: the caller's guarantees, as documented above.
+    unsafe { clone3_on_stack(CloneArgs { flags, ..*args }, stack, entry, arg) }
+}
+
+/// clone3(2) with `args` plus `CLONE_VM` and `stack`: a process that runs `entry(arg)`
+/// on `stack` in berth's memory while berth goes on. `None`: not available on this
+/// architecture.
+///
+/// # Safety
+/// As for [`clone3_vfork`], and more: the child runs while berth's threads do, in the
+/// same memory. It must touch nothing but its stack and what `arg` points to (which
+/// must stay alive and unchanged until the child exits), must not use libc (whose errno
+/// is the calling thread's, in its thread-local storage) but raw system calls that keep
+/// no state (rustix's), and must keep every signal blocked (berth's handlers would run
+/// on its stack). `stack` must stay mapped until the child has exited.
+pub unsafe fn clone3_vm(
+    args: &CloneArgs,
+    stack: &ChildStack,
+    entry: extern "C" fn(*mut libc::c_void) -> !,
+    arg: *mut libc::c_void,
+) -> Option<std::io::Result<i32>> {
+    let flags = args.flags | libc::CLONE_VM as u64;
+    // SAFETY: the caller's guarantees, as documented above.
+    unsafe { clone3_on_stack(CloneArgs { flags, ..*args }, stack, entry, arg) }
+}
+
+/// clone3 with `stack`: the child calls `entry(arg)` on it.
+#[cfg(target_arch = "x86_64")]
+unsafe fn clone3_on_stack(
+    args: CloneArgs,
+    stack: &ChildStack,
+    entry: extern "C" fn(*mut libc::c_void) -> !,
+    arg: *mut libc::c_void,
+) -> Option<std::io::Result<i32>> {
+    let mut args = CloneArgs {
+        stack: stack.base as u64,
+        stack_size: stack.len as u64,
+        ..args
+    };
+    let ret: i64;
+    // SAFETY: clone3 with a stack starts the child at the instruction after `syscall`
+    // with rax = 0 and rsp = stack + stack_size (page-aligned, so 16-byte aligned as the
+    // call below needs); rcx and r11 are clobbered by `syscall`, r12 and r13 survive it.
+    // The child calls `entry(arg)`, which never returns (`ud2` traps if it did); it
+    // never comes back into this function's frame. The parent (rax != 0) falls through.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r12",
+            "call r13",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 => ret,
+            in("rdi") &mut args as *mut CloneArgs,
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r12") arg,
+            in("r13") entry,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    Some(if ret < 0 {
+        Err(std::io::Error::from_raw_os_error(-ret as i32))
+    } else {
+        Ok(ret as i32)
+    })
+}
+
+/// Elsewhere berth does without (the callers fall back).
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn clone3_on_stack(
+    _args: CloneArgs,
+    _stack: &ChildStack,
+    _entry: extern "C" fn(*mut libc::c_void) -> !,
+    _arg: *mut libc::c_void,
+) -> Option<std::io::Result<i32>> {
+    None
 }
 
 /// Errno of the last failed libc call, read without libc's helpers that may not be
@@ -152,10 +299,19 @@ pub fn reset_signals() -> Result<(), i32> {
 pub fn disable_thp() -> std::io::Result<()> {
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } == 0 {
+        THP_DISABLED.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     } else {
         Err(std::io::Error::last_os_error())
     }
+}
+
+static THP_DISABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether [`disable_thp`] disabled transparent huge pages for berth. A child sharing
+/// berth's memory cannot then reset them for itself without resetting them for berth.
+pub fn thp_disabled() -> bool {
+    THP_DISABLED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Closes every fd from `first` up to and including `last`. Async-signal-safe.

@@ -1,0 +1,235 @@
+//! A container's new network namespace, made beside the container's init instead of
+//! by it.
+//!
+//! Creating a network namespace is the largest single cost of starting a container
+//! (about 0.45 ms on the machines berth is measured on: every network subsystem sets up
+//! its per-namespace state and loopback is registered; bringing loopback up adds
+//! 0.06 ms). The init's other work before its program runs — the mount namespace, the
+//! rootfs, /proc, /dev and its nodes — takes about as long and needs nothing of the
+//! network namespace. So [`NetHelper::start`] clones a helper process first, which
+//! unshares a network namespace, brings loopback up and reports on a pipe, while the
+//! init sets up its mounts; the init joins the helper's namespace (`setns` on its pidfd)
+//! just before it mounts /sys, the one mount that shows the network namespace it is
+//! made in (`Op::JoinNet`, see plan.rs).
+//!
+//! The helper shares berth's memory (CLONE_VM: berth's page tables are not copied) and
+//! runs while berth's threads do. So it touches only its own stack and the
+//! [`HelperFds`] berth keeps alive for it, makes raw system calls that keep no state
+//! (rustix's; libc's errno would be the cloning thread's), keeps every signal blocked,
+//! dies with the thread that made it (`PR_SET_PDEATHSIG`), closes every fd but its two
+//! pipe ends, and exits once nobody holds the write end of its "done" pipe: berth drops
+//! its copy after cloning the init, and the init's copy is close-on-exec, so that is
+//! when the init exec'ed or died. By then the init holds the namespace itself.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use rustix::io::Errno;
+
+use super::sys::{self, ChildStack, CloneArgs};
+
+/// The helper's stack: it needs a few hundred bytes; untouched pages cost nothing.
+const STACK: usize = 64 * 1024;
+
+/// The helper's end of its two pipes, where it can read them for its whole life.
+#[derive(Debug)]
+#[repr(C)]
+struct HelperFds {
+    /// Write end: 4 bytes, 0 once the namespace is ready, else the errno of what failed.
+    ready: RawFd,
+    /// Read end: EOF when the helper may go.
+    done: RawFd,
+}
+
+/// A helper process that makes a network namespace with loopback up (see the module
+/// documentation). Dropping it lets the helper go and reaps it.
+#[derive(Debug)]
+pub(crate) struct NetHelper {
+    /// The helper's pidfd: the init joins its network namespace with `setns` on it.
+    pub pidfd: OwnedFd,
+    /// The read end of the helper's report: 4 bytes, 0 or an errno.
+    pub ready: OwnedFd,
+    /// The write end of the "done" pipe (close-on-exec; the init inherits it with the
+    /// rest of berth's fds).
+    done: Option<OwnedFd>,
+    // Both must outlive the helper: fields are dropped after `drop` reaped it.
+    _fds: Box<HelperFds>,
+    _stack: ChildStack,
+}
+
+impl NetHelper {
+    /// Clones the helper. `None` where berth cannot clone on a stack of its own, `Err`
+    /// if the pipes, the stack or the clone failed; the init then unshares the
+    /// namespace itself.
+    pub fn start() -> Option<std::io::Result<NetHelper>> {
+        let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC);
+        let setup = (|| {
+            let (ready, ready_w) = pipe()?;
+            let (done_r, done) = pipe()?;
+            Ok::<_, Errno>((ready, ready_w, done_r, done))
+        })();
+        let (ready, ready_w, done_r, done) = match setup {
+            Ok(fds) => fds,
+            Err(e) => return Some(Err(e.into())),
+        };
+        let stack = match ChildStack::new(STACK) {
+            Ok(stack) => stack,
+            Err(e) => return Some(Err(e)),
+        };
+        let fds = Box::new(HelperFds {
+            ready: ready_w.as_raw_fd(),
+            done: done_r.as_raw_fd(),
+        });
+        let mut pidfd: libc::c_int = -1;
+        let args = CloneArgs {
+            flags: libc::CLONE_PIDFD as u64,
+            pidfd: &mut pidfd as *mut libc::c_int as u64,
+            exit_signal: libc::SIGCHLD as u64,
+            ..CloneArgs::default()
+        };
+        // Every signal blocked from its first instruction on: the helper never
+        // unblocks them, and berth's handlers must not run on its stack.
+        let old = block_all_signals();
+        // SAFETY: `helper` makes only rustix system calls on its own stack and reads
+        // `fds`, which stays alive (boxed, owned by the NetHelper) until the helper is
+        // reaped in `drop`, as does `stack`; it keeps every signal blocked.
+        let cloned = unsafe {
+            sys::clone3_vm(
+                &args,
+                &stack,
+                helper,
+                (&*fds as *const HelperFds).cast_mut().cast(),
+            )
+        };
+        restore_signals(&old);
+        // The helper has its own copies; berth's go.
+        drop((ready_w, done_r));
+        match cloned? {
+            // SAFETY: with CLONE_PIDFD the kernel stored a new pidfd nothing else owns.
+            Ok(_) => Some(Ok(NetHelper {
+                pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+                ready,
+                done: Some(done),
+                _fds: fds,
+                _stack: stack,
+            })),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Berth's copy of the "done" pipe goes: the helper exits once the init's is gone
+    /// too (at its exec or exit). Call it as soon as the init is cloned.
+    pub fn release(&mut self) {
+        self.done = None;
+    }
+}
+
+impl Drop for NetHelper {
+    fn drop(&mut self) {
+        self.release();
+        // Only dropped once the init exec'ed or failed (or was never cloned): nobody
+        // needs the helper any more, and its stack must stay mapped until it is gone.
+        let _ = rustix::process::pidfd_send_signal(&self.pidfd, rustix::process::Signal::KILL);
+        loop {
+            // SAFETY: waitid on a pidfd this NetHelper owns; info is plain data.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            let ret = unsafe {
+                libc::waitid(
+                    libc::P_PIDFD,
+                    self.pidfd.as_raw_fd() as libc::id_t,
+                    &mut info,
+                    libc::WEXITED,
+                )
+            };
+            if ret == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                break;
+            }
+        }
+    }
+}
+
+/// The helper's whole life. Never returns.
+extern "C" fn helper(arg: *mut libc::c_void) -> ! {
+    // SAFETY: `start` passes a HelperFds that outlives the helper.
+    let fds = unsafe { &*arg.cast::<HelperFds>() };
+    let ready = fds.ready;
+    let done = fds.done;
+    let result = (|| {
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+        // Everything berth had open but these two (among them other containers' error
+        // pipes, which must reach EOF when those containers exec). close_range only
+        // fails on bad arguments, so libc's syscall() never touches errno here.
+        let (low, high) = (ready.min(done) as u32, ready.max(done) as u32);
+        let ranges = [
+            (0, low.checked_sub(1)),
+            (low + 1, high.checked_sub(1)),
+            (high + 1, Some(!0)),
+        ];
+        for (first, last) in ranges {
+            if let Some(last) = last.filter(|&last| first <= last) {
+                sys::close_range(first, last).map_err(Errno::from_raw_os_error)?;
+            }
+        }
+        // SAFETY: the helper is a process of its own (no CLONE_THREAD, no CLONE_FILES);
+        // unsharing its network namespace affects nobody else.
+        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }?;
+        loopback_up()
+    })();
+    let code = match result {
+        Ok(()) => 0,
+        Err(e) => e.raw_os_error(),
+    };
+    // SAFETY: the fds are this process's own, open until it exits.
+    let (ready, done) = unsafe {
+        (
+            rustix::fd::BorrowedFd::borrow_raw(ready),
+            rustix::fd::BorrowedFd::borrow_raw(done),
+        )
+    };
+    let _ = rustix::io::write(ready, &code.to_ne_bytes());
+    let mut byte = [0u8; 1];
+    while let Err(Errno::INTR) | Ok(1) = rustix::io::read(done, &mut byte) {}
+    sys::exit_now(0)
+}
+
+/// `ifconfig lo up` in the caller's network namespace: one socket and two ioctls, raw
+/// system calls only (async-signal-safe, no errno).
+pub(crate) fn loopback_up() -> Result<(), Errno> {
+    use rustix::ioctl::{Opcode, Updater, ioctl};
+    const SIOCGIFFLAGS: Opcode = libc::SIOCGIFFLAGS as Opcode;
+    const SIOCSIFFLAGS: Opcode = libc::SIOCSIFFLAGS as Opcode;
+    let socket = rustix::net::socket_with(
+        rustix::net::AddressFamily::INET,
+        rustix::net::SocketType::DGRAM,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )?;
+    // SAFETY: ifreq is plain data; all zeros is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    req.ifr_name[0] = b'l' as libc::c_char;
+    req.ifr_name[1] = b'o' as libc::c_char;
+    // SAFETY: SIOCGIFFLAGS and SIOCSIFFLAGS read and write a `struct ifreq`.
+    unsafe { ioctl(&socket, Updater::<SIOCGIFFLAGS, libc::ifreq>::new(&mut req)) }?;
+    // SAFETY: reading and setting the flags member the kernel just filled in.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: as above.
+    unsafe { ioctl(&socket, Updater::<SIOCSIFFLAGS, libc::ifreq>::new(&mut req)) }
+}
+
+fn block_all_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigfillset/pthread_sigmask only write into the
+    // sets passed, which live on this stack.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    }
+}
+
+fn restore_signals(old: &libc::sigset_t) {
+    // SAFETY: `old` is the mask pthread_sigmask returned for this thread.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut());
+    }
+}
