@@ -175,8 +175,11 @@ const CHILD_STACK: usize = 256 * 1024;
 /// share berth's memory until it execs, as with posix_spawn: berth sleeps meanwhile, and
 /// neither berth's page tables nor, afterwards, its written pages are copied. Not when
 /// the child would keep running without exec'ing (a minimal init forks the program and
-/// stays) or waits on a hold, nor when berth disabled transparent huge pages for itself
-/// (the child resets that for its program, which would reset it for berth).
+/// stays) or waits on a hold, nor when transparent huge pages are disabled for berth
+/// (the child resets that for its program, which would reset it for berth), nor when
+/// the container runs as another user or group than berth's effective ones (the kernel
+/// makes the address space of a process whose ids change non-dumpable: berth's, for
+/// good).
 fn clone(config: &SpawnConfig, blocking: bool) -> Result<Starting, SpawnError> {
     let name = &config.name;
     // A new network namespace is made beside the child while it sets up its mounts
@@ -225,7 +228,10 @@ fn clone(config: &SpawnConfig, blocking: bool) -> Result<Starting, SpawnError> {
         ..CloneArgs::default()
     };
 
+    let same_ids = config.user.uid == rustix::process::geteuid().as_raw()
+        && config.user.gid == rustix::process::getegid().as_raw();
     let stack = if blocking
+        && same_ids
         && !sys::thp_disabled()
         && !plan
             .child
@@ -250,8 +256,9 @@ fn clone(config: &SpawnConfig, blocking: bool) -> Result<Starting, SpawnError> {
     let child_plan: *mut ChildPlan = &mut plan.child;
     // SAFETY: the child runs only `child::run` on the plan, which is async-signal-safe,
     // never returns (it execs or _exits), does not fork without exec'ing (no ForkInit),
-    // and changes no mm-wide setting berth keeps (THP is berth's default, checked
-    // above). The fds it stores in the plan's slots are forgotten below.
+    // and changes no mm-wide setting berth keeps (THP is allowed for berth and the ids
+    // stay berth's, checked above). The fds it stores in the plan's slots are forgotten
+    // below.
     let shared = stack.as_ref().and_then(|stack| unsafe {
         sys::clone3_vfork(&args, stack, child_entry, child_plan.cast())
     });

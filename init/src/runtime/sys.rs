@@ -111,7 +111,8 @@ impl Drop for ChildStack {
 /// another process: fds stored there are the child's, not berth's). It must not fork
 /// without exec'ing or `_exit`ing soon (berth sleeps until then), nor change what the
 /// whole address space shares (mm-wide settings such as `PR_SET_THP_DISABLE` would be
-/// changed for berth too). `args` must not ask for CLONE_THREAD, CLONE_SETTLS or a
+/// changed for berth too; so would a change of its effective or filesystem user or group
+/// id, which makes the address space non-dumpable). `args` must not ask for CLONE_THREAD, CLONE_SETTLS or a
 /// stack of its own.
 pub unsafe fn clone3_vfork(
     args: &CloneArgs,
@@ -299,19 +300,19 @@ pub fn reset_signals() -> Result<(), i32> {
 pub fn disable_thp() -> std::io::Result<()> {
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } == 0 {
-        THP_DISABLED.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     } else {
         Err(std::io::Error::last_os_error())
     }
 }
 
-static THP_DISABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Whether [`disable_thp`] disabled transparent huge pages for berth. A child sharing
-/// berth's memory cannot then reset them for itself without resetting them for berth.
+/// Whether transparent huge pages are disabled for berth: by [`disable_thp`], or
+/// inherited (the setting survives fork and exec, so a berth started by a resident one
+/// has it too). A child sharing berth's memory cannot then reset them for itself
+/// without resetting them for berth. If the kernel cannot tell, they count as disabled.
 pub fn thp_disabled() -> bool {
-    THP_DISABLED.load(std::sync::atomic::Ordering::Relaxed)
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) != 0 }
 }
 
 /// Closes every fd from `first` up to and including `last`. Async-signal-safe.
