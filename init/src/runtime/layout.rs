@@ -130,8 +130,7 @@ pub(super) fn host_root(b: &mut Builder<'_>, container: &str) -> Result<usize, S
     Ok(root)
 }
 
-/// /proc, /sys (read-only, with /sys/fs/cgroup in a new cgroup namespace) and a
-/// minimal /dev with pts, shm and mqueue.
+/// /proc and a minimal /dev with pts, shm and mqueue (/sys is [`sys_mounts`], later).
 pub(super) fn system_mounts(
     b: &mut Builder<'_>,
     root: usize,
