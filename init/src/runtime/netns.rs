@@ -20,6 +20,11 @@
 //! pipe ends, and exits once nobody holds the write end of its "done" pipe: berth drops
 //! its copy after cloning the init, and the init's copy is close-on-exec, so that is
 //! when the init exec'ed or died. By then the init holds the namespace itself.
+//!
+//! The helper stays in berth's cgroup: born in the container's, it would count against
+//! the container's `pids.max` while it lives, and a container limited to one process
+//! could not be cloned. So the kernel memory of the namespace is charged to berth's
+//! cgroup, not the container's, for the namespace's life.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
