@@ -18,14 +18,16 @@
 #     .cargo/config.toml), and its voluntary context switches over 10 s when idle
 #     (wake-ups).
 #
-# Environment: RUNS (default 100), ROUNDS (default 5), IDLE_SECONDS (default 10).
+# Environment: RUNS (default 300), ROUNDS (default 15), IDLE_SECONDS (default 10). The
+# issue asks for 100 runs; 300 in 15 rounds (about 20 s) make the ratio steadier on a
+# machine whose speed drifts.
 # Installs crun, runc, hyperfine and busybox-static with apt-get when missing.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-RUNS=${RUNS:-100}
-ROUNDS=${ROUNDS:-5}
+RUNS=${RUNS:-300}
+ROUNDS=${ROUNDS:-15}
 IDLE_SECONDS=${IDLE_SECONDS:-10}
 
 say() { printf '%s\n' "$*" >&2; }

@@ -31,6 +31,11 @@ const MASKED_SYS: [&str; 2] = ["firmware", "devices/virtual/powercap"];
 /// Paths below /proc made read-only.
 const READONLY_PROC: [&str; 5] = ["bus", "fs", "irq", "sys", "sysrq-trigger"];
 
+/// The flags of the kernel's filesystems in the container: no setuid, exec or devices.
+const NOSUID_NOEXEC_NODEV: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_NOSUID
+    .union(MountAttrFlags::MOUNT_ATTR_NOEXEC)
+    .union(MountAttrFlags::MOUNT_ATTR_NODEV);
+
 /// Device nodes created in the container's /dev: (name, major, minor).
 const DEVICES: [(&str, u32, u32); 6] = [
     ("null", 1, 3),
@@ -137,10 +142,7 @@ pub(super) fn system_mounts(
     ipc_ns: &NamespaceMode,
 ) -> Result<System, SpawnError> {
     // ---- /proc, /dev
-    let hidden = MountAttrFlags::MOUNT_ATTR_NOSUID
-        | MountAttrFlags::MOUNT_ATTR_NOEXEC
-        | MountAttrFlags::MOUNT_ATTR_NODEV;
-    let proc_fs = b.new_fs("mount /proc", "proc", &[], &[], hidden)?;
+    let proc_fs = b.new_fs("mount /proc", "proc", &[], &[], NOSUID_NOEXEC_NODEV)?;
     let to = b.resolve(
         "mount /proc",
         root,
@@ -220,7 +222,7 @@ pub(super) fn system_mounts(
         "tmpfs",
         &[],
         &[("mode", "1777"), ("size", "65536k")],
-        hidden,
+        NOSUID_NOEXEC_NODEV,
     )?;
     let to = b.resolve(
         "mount /dev/shm",
@@ -231,7 +233,7 @@ pub(super) fn system_mounts(
     )?;
     b.attach("mount /dev/shm", shm, to);
     if *ipc_ns == NamespaceMode::New {
-        let mq = b.new_fs("mount /dev/mqueue", "mqueue", &[], &[], hidden)?;
+        let mq = b.new_fs("mount /dev/mqueue", "mqueue", &[], &[], NOSUID_NOEXEC_NODEV)?;
         let to = b.resolve(
             "mount /dev/mqueue",
             dev,
@@ -255,9 +257,6 @@ pub(super) fn sys_mounts(
     cgroup_ns: &NamespaceMode,
     join_net: Option<Op>,
 ) -> Result<usize, SpawnError> {
-    let hidden = MountAttrFlags::MOUNT_ATTR_NOSUID
-        | MountAttrFlags::MOUNT_ATTR_NOEXEC
-        | MountAttrFlags::MOUNT_ATTR_NODEV;
     if let Some(join) = join_net {
         b.op("create the net namespace", join);
     }
@@ -266,7 +265,7 @@ pub(super) fn sys_mounts(
         "sysfs",
         &[],
         &[],
-        hidden | MountAttrFlags::MOUNT_ATTR_RDONLY,
+        NOSUID_NOEXEC_NODEV | MountAttrFlags::MOUNT_ATTR_RDONLY,
     )?;
     let to = b.resolve(
         "mount /sys",
@@ -283,7 +282,7 @@ pub(super) fn sys_mounts(
             "cgroup2",
             &[],
             &[],
-            hidden | MountAttrFlags::MOUNT_ATTR_RDONLY,
+            NOSUID_NOEXEC_NODEV | MountAttrFlags::MOUNT_ATTR_RDONLY,
         )?;
         let to = b.resolve(
             label,

@@ -20,6 +20,11 @@
 //! pipe ends, and exits once nobody holds the write end of its "done" pipe: berth drops
 //! its copy after cloning the init, and the init's copy is close-on-exec, so that is
 //! when the init exec'ed or died. By then the init holds the namespace itself.
+//!
+//! The helper stays in berth's cgroup: born in the container's, it would count against
+//! the container's `pids.max` while it lives, and a container limited to one process
+//! could not be cloned. So the kernel memory of the namespace is charged to berth's
+//! cgroup, not the container's, for the namespace's life.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -88,7 +93,7 @@ impl NetHelper {
         };
         // Every signal blocked from its first instruction on: the helper never
         // unblocks them, and berth's handlers must not run on its stack.
-        let old = block_all_signals();
+        let old = sys::block_all_signals();
         // SAFETY: `helper` makes only rustix system calls on its own stack and reads
         // `fds`, which stays alive (boxed, owned by the NetHelper) until the helper is
         // reaped in `drop`, as does `stack`; it keeps every signal blocked.
@@ -100,7 +105,7 @@ impl NetHelper {
                 (&*fds as *const HelperFds).cast_mut().cast(),
             )
         };
-        restore_signals(&old);
+        sys::restore_signals(&old);
         // The helper has its own copies; berth's go.
         drop((ready_w, done_r));
         match cloned? {
@@ -213,23 +218,4 @@ pub(crate) fn loopback_up() -> Result<(), Errno> {
     unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
     // SAFETY: as above.
     unsafe { ioctl(&socket, Updater::<SIOCSIFFLAGS, libc::ifreq>::new(&mut req)) }
-}
-
-fn block_all_signals() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data; sigfillset/pthread_sigmask only write into the
-    // sets passed, which live on this stack.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        old
-    }
-}
-
-fn restore_signals(old: &libc::sigset_t) {
-    // SAFETY: `old` is the mask pthread_sigmask returned for this thread.
-    unsafe {
-        libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut());
-    }
 }

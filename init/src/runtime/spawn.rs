@@ -252,7 +252,7 @@ fn clone(config: &SpawnConfig, blocking: bool) -> Result<Starting, SpawnError> {
 
     // Block every signal across the clone so that no handler of berth runs in the
     // child before it resets them all (the child unblocks after resetting).
-    let old_mask = block_all_signals();
+    let old_mask = sys::block_all_signals();
     let child_plan: *mut ChildPlan = &mut plan.child;
     // SAFETY: the child runs only `child::run` on the plan, which is async-signal-safe,
     // never returns (it execs or _exits), does not fork without exec'ing (no ForkInit),
@@ -285,7 +285,7 @@ fn clone(config: &SpawnConfig, blocking: bool) -> Result<Starting, SpawnError> {
             forked
         }
     };
-    restore_signals(&old_mask);
+    sys::restore_signals(&old_mask);
     drop(stack);
     drop(err_write);
     if let Some(helper) = &mut net_helper {
@@ -480,23 +480,4 @@ extern "C" fn child_entry(plan: *mut libc::c_void) -> ! {
 /// `child::run` does not return.
 fn unreachable_child() -> ! {
     sys::exit_now(127)
-}
-
-fn block_all_signals() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data; sigfillset/pthread_sigmask only write into the
-    // sets passed, which live on this stack.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        old
-    }
-}
-
-fn restore_signals(old: &libc::sigset_t) {
-    // SAFETY: `old` is the mask pthread_sigmask returned for this thread.
-    unsafe {
-        libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut());
-    }
 }

@@ -204,6 +204,28 @@ unsafe fn clone3_on_stack(
     None
 }
 
+/// Blocks every signal for the calling thread; returns the mask it had. Around a
+/// clone: no handler of berth may run in the child before it resets them all.
+pub fn block_all_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigfillset/pthread_sigmask only write into the
+    // sets passed, which live on this stack.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    }
+}
+
+/// Gives the calling thread back the mask [`block_all_signals`] returned.
+pub fn restore_signals(old: &libc::sigset_t) {
+    // SAFETY: `old` is the mask pthread_sigmask returned for this thread.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut());
+    }
+}
+
 /// Errno of the last failed libc call, read without libc's helpers that may not be
 /// async-signal-safe.
 fn errno() -> i32 {
