@@ -391,6 +391,31 @@ fn a_symlink_in_the_rootfs_cannot_move_a_volume_onto_the_hosts_etc() {
 }
 
 #[test]
+fn a_mount_that_reaches_sys_through_a_symlink_lands_on_the_containers_sysfs() {
+    let Some(busybox) = busybox() else { return };
+    if !root() {
+        return;
+    }
+    // /data -> /sys/kernel: the volume is mounted on the container's sysfs, which must
+    // be there before the user's mounts (it was once mounted after them).
+    let volume = tempfile::tempdir().unwrap();
+    fs::write(volume.path().join("marker"), "on sysfs\n").unwrap();
+    let (rootfs, busybox_mount) = busybox_rootfs(&busybox);
+    symlink("/sys/kernel", rootfs.path().join("data")).unwrap();
+    let mut config = sh("sysdata", "cat /sys/kernel/marker");
+    config.rootfs = Rootfs::Dir(rootfs.path().to_owned());
+    config.mounts = vec![
+        Mount::Volume {
+            src: volume.path().to_owned(),
+            dst: "/data".into(),
+            ro: false,
+        },
+        busybox_mount,
+    ];
+    assert_eq!(run_ok(config), "on sysfs\n");
+}
+
+#[test]
 fn a_missing_bind_source_is_refused_before_cloning() {
     if !root() {
         return;

@@ -15,7 +15,10 @@
 //! The helper shares berth's memory (CLONE_VM: berth's page tables are not copied) and
 //! runs while berth's threads do. So it touches only its own stack and the
 //! [`HelperFds`] berth keeps alive for it, makes raw system calls that keep no state
-//! (rustix's; libc's errno would be the cloning thread's), keeps every signal blocked,
+//! (rustix's; libc's errno would be the cloning thread's, so libc's `syscall()` serves
+//! only the two calls rustix lacks, rt_sigprocmask and close_range, which touch errno
+//! only when they fail, and they do not fail here), keeps every signal blocked (also
+//! the two glibc reserves),
 //! dies with the thread that made it (`PR_SET_PDEATHSIG`), closes every fd but its two
 //! pipe ends, and exits once nobody holds the write end of its "done" pipe: berth drops
 //! its copy after cloning the init, and the init's copy is close-on-exec, so that is
@@ -26,7 +29,7 @@
 //! could not be cloned. So the kernel memory of the namespace is charged to berth's
 //! cgroup, not the container's, for the namespace's life.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use rustix::io::Errno;
 
@@ -159,6 +162,8 @@ extern "C" fn helper(arg: *mut libc::c_void) -> ! {
     let ready = fds.ready;
     let done = fds.done;
     let result = (|| {
+        // Also the two signals glibc keeps for itself, which sigfillset leaves out.
+        sys::mask_all_signals(true).map_err(Errno::from_raw_os_error)?;
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
         // Everything berth had open but these two (among them other containers' error
         // pipes, which must reach EOF when those containers exec). close_range only
@@ -207,15 +212,24 @@ pub(crate) fn loopback_up() -> Result<(), Errno> {
         rustix::net::SocketType::DGRAM,
         rustix::net::SocketFlags::CLOEXEC,
         None,
-    )?;
+    )?
+    .into_raw_fd();
+    // SAFETY: the socket just made, closed below.
+    let fd = unsafe { rustix::fd::BorrowedFd::borrow_raw(socket) };
     // SAFETY: ifreq is plain data; all zeros is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     req.ifr_name[0] = b'l' as libc::c_char;
     req.ifr_name[1] = b'o' as libc::c_char;
-    // SAFETY: SIOCGIFFLAGS and SIOCSIFFLAGS read and write a `struct ifreq`.
-    unsafe { ioctl(&socket, Updater::<SIOCGIFFLAGS, libc::ifreq>::new(&mut req)) }?;
-    // SAFETY: reading and setting the flags member the kernel just filled in.
-    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
-    // SAFETY: as above.
-    unsafe { ioctl(&socket, Updater::<SIOCSIFFLAGS, libc::ifreq>::new(&mut req)) }
+    // SAFETY: SIOCGIFFLAGS and SIOCSIFFLAGS read and write a `struct ifreq`; the flags
+    // member is the one the kernel just filled in.
+    let result = unsafe {
+        ioctl(fd, Updater::<SIOCGIFFLAGS, libc::ifreq>::new(&mut req)).and_then(|()| {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            ioctl(fd, Updater::<SIOCSIFFLAGS, libc::ifreq>::new(&mut req))
+        })
+    };
+    // SAFETY: closes the socket made above, by a system call (an OwnedFd would close
+    // it through libc, which the helper must not call).
+    unsafe { rustix::io::close(socket) };
+    result
 }

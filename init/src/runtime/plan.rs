@@ -340,22 +340,10 @@ pub(crate) fn build(
             pidfd: h.pidfd,
         });
     let system = layout::system_mounts(&mut b, root, &ns.ipc)?;
-    // /sys as late as it can be (a network namespace made beside the container is
-    // joined just before it, netns.rs): after the user's mounts and /proc's masks,
-    // unless a user's mount goes below /sys.
-    let mut join_net = join_net;
-    let mut sys_fs = None;
-    if user_mounts
-        .iter()
-        .any(|(m, ..)| m.dst().starts_with("/sys"))
-    {
-        sys_fs = Some(layout::sys_mounts(
-            &mut b,
-            root,
-            &ns.cgroup,
-            join_net.take(),
-        )?);
-    }
+    // /sys after /proc and /dev (a network namespace made beside the container is
+    // joined just before it, netns.rs), and before the user's mounts: one of them may
+    // land below /sys, also through a symlink in the rootfs.
+    let sys_fs = layout::sys_mounts(&mut b, root, &ns.cgroup, join_net)?;
 
     // ---- the user's mounts, resolved inside the root
     for (mount, label, source) in user_mounts {
@@ -384,10 +372,6 @@ pub(crate) fn build(
     }
 
     layout::hide_proc(&mut b, system)?;
-    let sys_fs = match sys_fs {
-        Some(slot) => slot,
-        None => layout::sys_mounts(&mut b, root, &ns.cgroup, join_net)?,
-    };
     layout::hide_sys(&mut b, system, sys_fs)?;
 
     if config.namespaces.net == NamespaceMode::New && net_helper.is_none() {

@@ -239,13 +239,8 @@ fn clone(config: &SpawnConfig, blocking: bool) -> Result<Starting, SpawnError> {
             .iter()
             .any(|op| matches!(op, Op::ForkInit | Op::Hold(_)))
     {
-        Some(
-            sys::ChildStack::new(CHILD_STACK).map_err(|source| SpawnError::Prepare {
-                container: name.clone(),
-                what: "child stack".into(),
-                source,
-            })?,
-        )
+        // Without a stack, the copying clone.
+        sys::ChildStack::new(CHILD_STACK).ok()
     } else {
         None
     };
