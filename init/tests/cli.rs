@@ -1,6 +1,8 @@
 //! The `berth` binary as a user runs it: exit codes, help, output streams.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -13,9 +15,7 @@ fn berth(args: &[&str]) -> Output {
 }
 
 fn tmp(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("berth-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join("host.kdl");
+    let p = common::scratch_dir("cli", name).join("host.kdl");
     std::fs::write(&p, text).unwrap();
     p
 }

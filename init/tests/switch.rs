@@ -295,7 +295,7 @@ fn a_switch_interrupted_at_every_step_resumes_to_one_generation() {
     }
     let (text_a, n_a) = ten("a");
     let (text_b, n_b) = ten("b");
-    let dir = std::env::temp_dir().join(format!("berth-up-{}-crash", std::process::id()));
+    let dir = common::scratch_dir("up", "crash");
     let expected_b = |b: &Berth| {
         let g = gens_running(b);
         g.len() == n_b

@@ -235,8 +235,7 @@ fn second_up_on_the_same_state_dir_refuses() {
 
 #[test]
 fn invalid_config_changes_nothing() {
-    let dir = std::env::temp_dir().join(format!("berth-up-{}-invalid", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch_dir("up", "invalid");
     std::fs::write(
         dir.join("host.kdl"),
         "container \"a\" { rootfs \"host\" }\n",

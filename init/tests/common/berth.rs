@@ -9,13 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// An empty directory for one test's host file and state, `berth-up-PID-NAME` under the
-/// temporary directory (what an earlier run of the same name left there is removed).
+/// An empty directory for one test's host file and state, `berth-up-PID-NAME` (see
+/// `scratch_dir`).
 pub fn fresh_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("berth-up-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    super::scratch_dir("up", name)
 }
 
 pub struct Berth {

@@ -23,3 +23,44 @@ pub fn root() -> bool {
         "this test must run as root",
     )
 }
+
+/// An empty directory `berth-KIND-PID-NAME` under the temporary directory for one test
+/// (what an earlier test of this process left under that name is removed). The first
+/// call in a test process also removes the `berth-KIND-PID-*` directories of test
+/// processes that have ended, so repeated runs do not fill /tmp while the last run's
+/// directories stay for a look after a failure.
+#[allow(dead_code)]
+pub fn scratch_dir(kind: &str, name: &str) -> std::path::PathBuf {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    let tmp = std::env::temp_dir();
+    SWEPT.call_once(|| sweep_ended(&tmp));
+    let dir = tmp.join(format!("berth-{kind}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Removes `berth-KIND-PID-*` under `tmp` (KIND one of the tests' kinds) whose PID is
+/// no running process. Errors are ignored: whatever cannot go stays.
+fn sweep_ended(tmp: &std::path::Path) {
+    const KINDS: [&str; 3] = ["up", "cli", "net"];
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("berth-")) else {
+            continue;
+        };
+        let Some((kind, rest)) = rest.split_once('-') else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && KINDS.contains(&kind)
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
