@@ -17,7 +17,8 @@ use rustix::event::{PollFd, PollFlags, poll};
 use rustix::process::Signal;
 
 use super::INVALID;
-use crate::runtime::{CgroupTree, Stdio, spawn, wait};
+use crate::runtime::spawn::spawn_with;
+use crate::runtime::{CgroupTree, Stdio, wait};
 use crate::state::{cgroup_name, cgroup2_mount};
 
 /// Signals passed on to the container.
@@ -65,6 +66,12 @@ pub fn run(
     if !command.is_empty() {
         spec.argv = command.to_vec();
     }
+    // The container's network namespace is made from here on, beside berth's work
+    // below (netns.rs): the earlier, the less the container's init waits for it.
+    let net = (!spec.host_network)
+        .then(crate::runtime::NetHelper::start)
+        .flatten()
+        .and_then(Result::ok);
     for w in &spec.warnings {
         let _ = writeln!(err, "berth: warning: {w}");
     }
@@ -82,7 +89,7 @@ pub fn run(
         Ok(c) => c,
         Err(e) => return fail(err, e.to_string()),
     };
-    let code = run_in(&spec, &cgroup, err);
+    let code = run_in(&spec, &cgroup, net, err);
     // Whatever the container left behind goes with its cgroup.
     if let Err(e) = cgroup.kill_and_remove(Duration::from_secs(2)) {
         let _ = writeln!(err, "berth: warning: {e}");
@@ -95,6 +102,7 @@ pub fn run(
 fn run_in(
     spec: &crate::unit::UnitSpec,
     cgroup: &crate::runtime::Cgroup,
+    net: Option<crate::runtime::NetHelper>,
     err: &mut dyn Write,
 ) -> u8 {
     let name = &spec.name;
@@ -133,7 +141,7 @@ fn run_in(
         Vec::new(),
         Vec::new(),
     );
-    let child = match spawn(&config) {
+    let child = match spawn_with(&config, net) {
         Ok(c) => c,
         Err(e) => {
             // The error names the container.

@@ -19,6 +19,7 @@ mod child;
 pub mod config;
 mod layout;
 mod netns;
+pub use netns::NetHelper;
 mod ops;
 mod plan;
 pub mod spawn;

@@ -49,13 +49,15 @@ struct HelperFds {
 }
 
 /// A helper process that makes a network namespace with loopback up (see the module
-/// documentation). Dropping it lets the helper go and reaps it.
+/// documentation), for one container started by [`super::spawn::spawn_with`]: the
+/// earlier it starts, the less the container's init waits for it. Dropping it lets the
+/// helper go and reaps it.
 #[derive(Debug)]
-pub(crate) struct NetHelper {
+pub struct NetHelper {
     /// The helper's pidfd: the init joins its network namespace with `setns` on it.
-    pub pidfd: OwnedFd,
+    pub(crate) pidfd: OwnedFd,
     /// The read end of the helper's report: 4 bytes, 0 or an errno.
-    pub ready: OwnedFd,
+    pub(crate) ready: OwnedFd,
     /// The write end of the "done" pipe (close-on-exec; the init inherits it with the
     /// rest of berth's fds).
     done: Option<OwnedFd>,
@@ -126,7 +128,7 @@ impl NetHelper {
 
     /// Berth's copy of the "done" pipe goes: the helper exits once the init's is gone
     /// too (at its exec or exit). Call it as soon as the init is cloned.
-    pub fn release(&mut self) {
+    pub(crate) fn release(&mut self) {
         self.done = None;
     }
 }

@@ -120,7 +120,18 @@ pub struct Child {
 /// named). The caller keeps ownership of the fds in `config` (stdio, cgroup); drop them
 /// after this returns. [`begin`] is the same without the wait.
 pub fn spawn(config: &SpawnConfig) -> Result<Child, SpawnError> {
-    clone(config, true)?.wait()
+    let net = (config.namespaces.net == NamespaceMode::New)
+        .then(NetHelper::start)
+        .flatten()
+        .and_then(Result::ok);
+    clone(config, true, net)?.wait()
+}
+
+/// [`spawn`] with the container's new network namespace made by `net`, a helper the
+/// caller started earlier (`None`: the init makes it). Ignored, and reaped, if the
+/// container does not get a new network namespace.
+pub fn spawn_with(config: &SpawnConfig, net: Option<NetHelper>) -> Result<Child, SpawnError> {
+    clone(config, true, net)?.wait()
 }
 
 /// A container whose init was cloned and is setting itself up (mounts, pivot_root,
@@ -164,7 +175,7 @@ pub enum Progress {
 /// preparation, clone3) are returned here. The caller keeps ownership of the fds in
 /// `config`; they may be dropped as soon as this returns (the child has its copies).
 pub fn begin(config: &SpawnConfig) -> Result<Starting, SpawnError> {
-    clone(config, false)
+    clone(config, false, None)
 }
 
 /// Bytes of stack for a child that shares berth's memory (see [`clone`]): its deepest
@@ -180,15 +191,18 @@ const CHILD_STACK: usize = 256 * 1024;
 /// the container runs as another user or group than berth's effective ones (the kernel
 /// makes the address space of a process whose ids change non-dumpable: berth's, for
 /// good).
-fn clone(config: &SpawnConfig, blocking: bool) -> Result<Starting, SpawnError> {
+///
+/// With `net_helper` (kept only for a new network namespace) the child joins the
+/// namespace the helper makes instead of making it (netns.rs).
+fn clone(
+    config: &SpawnConfig,
+    blocking: bool,
+    net_helper: Option<NetHelper>,
+) -> Result<Starting, SpawnError> {
     let name = &config.name;
-    // A new network namespace is made beside the child while it sets up its mounts
-    // (netns.rs), when berth waits for the exec right away (the helper is reaped then).
-    // If the helper cannot be started, the child makes the namespace itself.
-    let mut net_helper = (blocking && config.namespaces.net == NamespaceMode::New)
-        .then(NetHelper::start)
-        .flatten()
-        .and_then(Result::ok);
+    // A new network namespace made beside the child while it sets up its mounts
+    // (netns.rs), if the caller started a helper.
+    let mut net_helper = net_helper.filter(|_| config.namespaces.net == NamespaceMode::New);
     let mut plan = plan::build(
         config,
         net_helper.as_ref().map(|h| plan::NetHelperFds {
