@@ -84,6 +84,32 @@ fn spawning_leaves_berths_address_space_settings_as_they_were() {
     // which needs CAP_SYS_PTRACE if berth's memory is non-dumpable.
     run(0);
 
+    // If the init cannot join its helper's namespace (here: berth non-dumpable and no
+    // CAP_SYS_PTRACE; elsewhere a security module may deny the access), it makes one
+    // itself: its own namespace, only loopback, and loopback up (flags 0x9).
+    // SAFETY: prctl with integer arguments only.
+    assert_eq!(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }, 0);
+    let mut own_net = config(rootfs.path(), &busybox, 0);
+    own_net.argv = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        "test \"$(/bin/busybox ls /sys/class/net)\" = lo && \
+         test \"$(/bin/busybox cat /sys/class/net/lo/flags)\" = 0x9 && \
+         test \"$(/bin/busybox readlink /proc/self/ns/net)\" != \"$BERTH_NET\""
+            .into(),
+    ];
+    own_net.env = vec![(
+        "BERTH_NET".into(),
+        fs::read_link("/proc/self/ns/net")
+            .unwrap()
+            .to_string_lossy()
+            .into_owned(),
+    )];
+    let child = spawn(&own_net).unwrap_or_else(|e| panic!("non-dumpable berth: {e}"));
+    assert_eq!(wait::wait(&child.pidfd).unwrap(), ExitStatus::Exited(0));
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) }, 0);
+
     // Huge pages off for this process, not through `disable_thp` (as a berth started
     // by one that disabled them inherits it).
     // SAFETY: prctl with integer arguments only.

@@ -323,23 +323,32 @@ fn run_op(op: &Op, slots: &mut [Option<OwnedFd>], err_fd: RawFd) -> OpResult {
                 )
             };
             let mut word = [0u8; 4];
-            let errno = loop {
+            let joined = loop {
                 match rustix::io::read(ready, &mut word) {
-                    Ok(4) => break i32::from_ne_bytes(word),
-                    // The helper died without a report.
-                    Ok(_) => break libc::ECHILD,
+                    Ok(4) if word == [0; 4] => {
+                        break rustix::thread::move_into_thread_name_spaces(
+                            pidfd,
+                            rustix::thread::ThreadNameSpaceType::NETWORK,
+                        )
+                        .is_ok();
+                    }
+                    // The helper failed, or died without a report.
+                    Ok(_) => break false,
                     Err(Errno::INTR) => {}
-                    Err(e) => return Err((sub::NONE, e)),
+                    Err(_) => break false,
                 }
             };
-            if errno != 0 {
-                return Err((sub::NONE, Errno::from_raw_os_error(errno)));
+            if joined {
+                return Ok(());
             }
-            rustix::thread::move_into_thread_name_spaces(
-                pidfd,
-                rustix::thread::ThreadNameSpaceType::NETWORK,
-            )
-            .map_err(at(sub::NONE))
+            // Whatever kept the namespace from being joined (a security module that
+            // denies ptrace-read access to the helper, which `setns` on a pidfd needs),
+            // the init makes it itself, as without a helper; its error is the one told.
+            // SAFETY: the child is single-threaded and the flags do not include
+            // CLONE_FILES (see Op::Unshare).
+            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }
+                .map_err(at(sub::NONE))?;
+            super::netns::loopback_up().map_err(at(sub::NONE))
         }
         Op::Chdir(dir) => rustix::process::chdir(dir.as_c_str()).map_err(at(sub::NONE)),
         Op::DropBounding { keep, last } => {

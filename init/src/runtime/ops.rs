@@ -176,7 +176,8 @@ pub(crate) enum Op {
     LoopbackUp,
     /// Join the network namespace a helper made beside the container (see netns.rs):
     /// read its 4-byte report from `ready` (0, or the errno of what failed), then
-    /// `setns` on its pidfd.
+    /// `setns` on its pidfd; if either fails, make a network namespace with loopback
+    /// up as `Unshare` and `LoopbackUp` do.
     JoinNet {
         ready: RawFd,
         pidfd: RawFd,
