@@ -80,6 +80,30 @@ fn busybox_rootfs(busybox: &Path) -> (tempfile::TempDir, Mount) {
     (dir, mount)
 }
 
+/// A busybox container running `script` whose rootfs has the symlink /data -> `target`
+/// and `volume` mounted on /data.
+fn volume_behind_symlink(
+    busybox: &Path,
+    target: &str,
+    volume: &Path,
+    name: &str,
+    script: &str,
+) -> (tempfile::TempDir, SpawnConfig) {
+    let (rootfs, busybox_mount) = busybox_rootfs(busybox);
+    symlink(target, rootfs.path().join("data")).unwrap();
+    let mut config = sh(name, script);
+    config.rootfs = Rootfs::Dir(rootfs.path().to_owned());
+    config.mounts = vec![
+        Mount::Volume {
+            src: volume.to_owned(),
+            dst: "/data".into(),
+            ro: false,
+        },
+        busybox_mount,
+    ];
+    (rootfs, config)
+}
+
 /// Mount points of this (the host's) mount namespace at or below any of `paths`
 /// (only those: other processes on the machine may mount elsewhere meanwhile).
 fn host_mount_points(paths: &[&Path]) -> Vec<String> {
@@ -342,18 +366,8 @@ fn a_symlink_in_the_rootfs_cannot_move_a_volume_onto_the_hosts_etc() {
 
     // 1. /data -> /etc, and the rootfs has no /etc: resolved inside the root, the
     //    symlink leads nowhere, and berth refuses to create its target.
-    let (rootfs, busybox_mount) = busybox_rootfs(&busybox);
-    symlink("/etc", rootfs.path().join("data")).unwrap();
-    let mut config = sh("web", "ls /etc");
-    config.rootfs = Rootfs::Dir(rootfs.path().to_owned());
-    config.mounts = vec![
-        Mount::Volume {
-            src: volume.path().to_owned(),
-            dst: "/data".into(),
-            ro: false,
-        },
-        busybox_mount,
-    ];
+    let (rootfs, mut config) =
+        volume_behind_symlink(&busybox, "/etc", volume.path(), "web", "ls /etc");
     let err = spawn(&config).unwrap_err().to_string();
     assert!(
         err.starts_with(&format!(
@@ -400,18 +414,13 @@ fn a_mount_that_reaches_sys_through_a_symlink_lands_on_the_containers_sysfs() {
     // be there before the user's mounts (it was once mounted after them).
     let volume = tempfile::tempdir().unwrap();
     fs::write(volume.path().join("marker"), "on sysfs\n").unwrap();
-    let (rootfs, busybox_mount) = busybox_rootfs(&busybox);
-    symlink("/sys/kernel", rootfs.path().join("data")).unwrap();
-    let mut config = sh("sysdata", "cat /sys/kernel/marker");
-    config.rootfs = Rootfs::Dir(rootfs.path().to_owned());
-    config.mounts = vec![
-        Mount::Volume {
-            src: volume.path().to_owned(),
-            dst: "/data".into(),
-            ro: false,
-        },
-        busybox_mount,
-    ];
+    let (_rootfs, config) = volume_behind_symlink(
+        &busybox,
+        "/sys/kernel",
+        volume.path(),
+        "sysdata",
+        "cat /sys/kernel/marker",
+    );
     assert_eq!(run_ok(config), "on sysfs\n");
 }
 

@@ -15,8 +15,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, symlink};
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use berth_init::runtime::wait::{self, ExitStatus};
@@ -67,29 +66,18 @@ fn spawning_leaves_berths_fds_as_they_were() {
     if !common::root() {
         return;
     }
-    let busybox = PathBuf::from("/bin/busybox");
-    if !common::require(
-        busybox.exists(),
-        "/bin/busybox (apt-get install busybox-static)",
-    ) {
-        return;
-    }
     // A directory rootfs with a bind, a volume and a tmpfs: the child fills a dozen
     // slots of its plan with fds.
-    let rootfs = tempfile::tempdir().unwrap();
-    fs::create_dir(rootfs.path().join("bin")).unwrap();
-    symlink("busybox", rootfs.path().join("bin/sh")).unwrap();
+    let Some((rootfs, busybox)) = common::busybox_rootfs() else {
+        return;
+    };
     let volume = tempfile::tempdir().unwrap();
     let config = |argv: &[&str]| {
         let mut config = SpawnConfig::new("fds", argv.iter().map(|a| a.to_string()).collect());
         config.rootfs = Rootfs::Dir(rootfs.path().to_owned());
         config.stdio = [Stdio::Null, Stdio::Null, Stdio::Null];
         config.mounts = vec![
-            Mount::Bind {
-                src: busybox.clone(),
-                dst: "/bin/busybox".into(),
-                ro: true,
-            },
+            busybox.clone(),
             Mount::Volume {
                 src: volume.path().to_owned(),
                 dst: "/data".into(),

@@ -15,21 +15,16 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use berth_init::runtime::wait::{self, ExitStatus};
 use berth_init::runtime::{Mount, Rootfs, SpawnConfig, Stdio, User, spawn};
 
-fn config(rootfs: &Path, busybox: &Path, uid: u32) -> SpawnConfig {
+fn config(rootfs: &Path, busybox: &Mount, uid: u32) -> SpawnConfig {
     let mut config = SpawnConfig::new("mm", vec!["/bin/sh".into(), "-c".into(), "true".into()]);
     config.rootfs = Rootfs::Dir(rootfs.to_owned());
     config.stdio = [Stdio::Null, Stdio::Null, Stdio::Null];
-    config.mounts = vec![Mount::Bind {
-        src: busybox.to_owned(),
-        dst: "/bin/busybox".into(),
-        ro: true,
-    }];
+    config.mounts = vec![busybox.clone()];
     config.user = User {
         uid,
         gid: uid,
@@ -48,16 +43,9 @@ fn spawning_leaves_berths_address_space_settings_as_they_were() {
     if !common::root() {
         return;
     }
-    let busybox = PathBuf::from("/bin/busybox");
-    if !common::require(
-        busybox.exists(),
-        "/bin/busybox (apt-get install busybox-static)",
-    ) {
+    let Some((rootfs, busybox)) = common::busybox_rootfs() else {
         return;
-    }
-    let rootfs = tempfile::tempdir().unwrap();
-    fs::create_dir(rootfs.path().join("bin")).unwrap();
-    symlink("busybox", rootfs.path().join("bin/sh")).unwrap();
+    };
     let run = |uid: u32| {
         let child = spawn(&config(rootfs.path(), &busybox, uid))
             .unwrap_or_else(|e| panic!("uid {uid}: {e}"));

@@ -64,3 +64,27 @@ fn sweep_ended(tmp: &std::path::Path) {
         }
     }
 }
+
+/// A rootfs directory for a container test: /bin/sh a symlink to busybox, and the
+/// mount that binds the host's /bin/busybox read-only there (copying it would race with
+/// other tests' clones, which inherit the copy's write fd for a moment: ETXTBSY).
+/// `None` (or a failure under CI=true) without /bin/busybox.
+#[allow(dead_code)]
+pub fn busybox_rootfs() -> Option<(tempfile::TempDir, berth_init::runtime::Mount)> {
+    let busybox = std::path::PathBuf::from("/bin/busybox");
+    if !require(
+        busybox.exists(),
+        "/bin/busybox (apt-get install busybox-static)",
+    ) {
+        return None;
+    }
+    let rootfs = tempfile::tempdir().unwrap();
+    std::fs::create_dir(rootfs.path().join("bin")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.path().join("bin/sh")).unwrap();
+    let mount = berth_init::runtime::Mount::Bind {
+        src: busybox,
+        dst: "/bin/busybox".into(),
+        ro: true,
+    };
+    Some((rootfs, mount))
+}
