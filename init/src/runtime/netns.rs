@@ -13,16 +13,20 @@
 //! made in (`Op::JoinNet`, see plan.rs).
 //!
 //! The helper shares berth's memory (CLONE_VM: berth's page tables are not copied) and
-//! runs while berth's threads do. So it touches only its own stack and the
-//! [`HelperFds`] berth keeps alive for it, makes raw system calls that keep no state
-//! (rustix's; libc's errno would be the cloning thread's, so libc's `syscall()` serves
-//! only the two calls rustix lacks, rt_sigprocmask and close_range, which touch errno
-//! only when they fail, and they do not fail here), keeps every signal blocked (also
-//! the two glibc reserves),
-//! dies with the thread that made it (`PR_SET_PDEATHSIG`), closes every fd but its two
-//! pipe ends, and exits once nobody holds the write end of its "done" pipe: berth drops
-//! its copy after cloning the init, and the init's copy is close-on-exec, so that is
-//! when the init exec'ed or died. By then the init holds the namespace itself.
+//! runs while berth's threads do. So it:
+//! - touches only its own stack and the [`HelperFds`] berth keeps alive for it;
+//! - makes raw system calls that keep no state: rustix's, as libc's errno would be the
+//!   cloning thread's; libc's `syscall()` serves only the two calls rustix lacks,
+//!   rt_sigprocmask and close_range, and it touches errno only when they fail, which
+//!   they do not here;
+//! - keeps every signal blocked, also the two glibc reserves for itself;
+//! - dies with the thread that made it (`PR_SET_PDEATHSIG`);
+//! - closes every fd but its two pipe ends;
+//! - exits once nobody holds the write end of its "done" pipe: berth drops its copy
+//!   after cloning the init, and the init's copy is close-on-exec, so that is when the
+//!   init exec'ed or died. By then the init holds the namespace itself.
+//!
+//! If the init cannot join the helper's namespace, it makes one itself (`Op::JoinNet`).
 //!
 //! The helper stays in berth's cgroup: born in the container's, it would count against
 //! the container's `pids.max` while it lives, and a container limited to one process
@@ -99,9 +103,10 @@ impl NetHelper {
         // Every signal blocked from its first instruction on: the helper never
         // unblocks them, and berth's handlers must not run on its stack.
         let old = sys::block_all_signals();
-        // SAFETY: `helper` makes only rustix system calls on its own stack and reads
-        // `fds`, which stays alive (boxed, owned by the NetHelper) until the helper is
-        // reaped in `drop`, as does `stack`; it keeps every signal blocked.
+        // SAFETY: `helper` makes only raw system calls (see the module documentation)
+        // on its own stack and reads `fds`, which stays alive (boxed, owned by the
+        // NetHelper) until the helper is reaped in `drop`, as does `stack`; it keeps
+        // every signal blocked.
         let cloned = unsafe {
             sys::clone3_vm(
                 &args,
