@@ -8,6 +8,8 @@
 //! - [`spawn()`]: clone3 into the container's cgroup and pid namespace, the other new
 //!   namespaces, rootfs, mounts, pivot_root, privileges, exec; a failing step is named
 //!   in the error. [`begin`] returns right after the clone, for an event loop.
+//!   [`NetHelper`] makes a container's new network namespace beside its init
+//!   ([`spawn::spawn_with`]).
 //! - [`wait`]: pidfd-based waiting and reaping.
 //!
 //! Needs Linux 5.12 (clone3 with CLONE_INTO_CGROUP, the new mount API, openat2,
@@ -19,7 +21,6 @@ mod child;
 pub mod config;
 mod layout;
 mod netns;
-pub use netns::NetHelper;
 mod ops;
 mod plan;
 pub mod spawn;
@@ -29,6 +30,7 @@ pub mod wait;
 pub use caps::Caps;
 pub use cgroup::{Cgroup, CgroupError, CgroupTree, Events, Limits, Unenforced};
 pub use config::{Mount, NamespaceMode, Namespaces, Rootfs, SpawnConfig, Stdio, User};
+pub use netns::NetHelper;
 pub use spawn::{Child, Progress, SpawnError, Starting, begin, spawn};
 pub use sys::disable_thp;
 pub use wait::ExitStatus;

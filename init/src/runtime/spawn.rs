@@ -1,5 +1,8 @@
 //! Container creation: one `clone3` with CLONE_PIDFD | CLONE_INTO_CGROUP and the
 //! namespace flags, then the child interprets a prepared op list (`child.rs`) and execs.
+//! When berth waits for the exec at once ([`spawn`], `berth run`) the child shares
+//! berth's memory until then (CLONE_VM | CLONE_VFORK, as posix_spawn), and a helper
+//! makes its new network namespace meanwhile (`netns.rs`); see `clone` for when not.
 //!
 //! Why rustix, and libc for a few calls: after the clone the child may only make raw
 //! syscalls (berth's other threads may have held libc or allocator locks at the moment

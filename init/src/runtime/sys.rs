@@ -1,6 +1,7 @@
 //! The few raw syscalls rustix does not wrap, each a thin function over
 //! `libc::syscall` (a plain syscall instruction: no libc locks, no allocation, so every
-//! function here is async-signal-safe and may run in the child between clone and exec).
+//! function here is async-signal-safe and may run in the child between clone and exec),
+//! and clone3 on a stack of the child's own (a small x86_64 trampoline).
 
 use std::os::fd::RawFd;
 
