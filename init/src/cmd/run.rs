@@ -70,8 +70,7 @@ pub fn run(
     // below (netns.rs): the earlier, the less the container's init waits for it.
     let net = (!spec.host_network)
         .then(crate::runtime::NetHelper::start)
-        .flatten()
-        .and_then(Result::ok);
+        .flatten();
     for w in &spec.warnings {
         let _ = writeln!(err, "berth: warning: {w}");
     }

@@ -332,10 +332,9 @@ fn run_op(op: &Op, slots: &mut [Option<OwnedFd>], err_fd: RawFd) -> OpResult {
                         )
                         .is_ok();
                     }
-                    // The helper failed, or died without a report.
-                    Ok(_) => break false,
                     Err(Errno::INTR) => {}
-                    Err(_) => break false,
+                    // The helper failed, or died without a report.
+                    Ok(_) | Err(_) => break false,
                 }
             };
             if joined {

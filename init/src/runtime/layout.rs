@@ -53,10 +53,11 @@ const DEV_SYMLINKS: [(&str, &str); 5] = [
     ("stderr", "/proc/self/fd/2"),
 ];
 
-/// The slots of /proc and /dev, for the ops that work below them.
+/// The slots of berth's own mounts, for the ops that work below them.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct System {
     pub proc_fs: usize,
+    pub sys_fs: usize,
     pub dev: usize,
 }
 
@@ -135,13 +136,18 @@ pub(super) fn host_root(b: &mut Builder<'_>, container: &str) -> Result<usize, S
     Ok(root)
 }
 
-/// /proc and a minimal /dev with pts, shm and mqueue (/sys is [`sys_mounts`], later).
+/// /proc, a minimal /dev with pts, shm and mqueue, and /sys (read-only, with
+/// /sys/fs/cgroup in a new cgroup namespace). Sysfs shows the network namespace it is
+/// mounted in, so a network namespace made beside the container (`join_net`, netns.rs)
+/// is joined just before /sys, as late as it can be.
 pub(super) fn system_mounts(
     b: &mut Builder<'_>,
     root: usize,
+    cgroup_ns: &NamespaceMode,
     ipc_ns: &NamespaceMode,
+    join_net: Option<Op>,
 ) -> Result<System, SpawnError> {
-    // ---- /proc, /dev
+    // ---- /proc, /dev, /sys
     let proc_fs = b.new_fs("mount /proc", "proc", &[], &[], NOSUID_NOEXEC_NODEV)?;
     let to = b.resolve(
         "mount /proc",
@@ -244,19 +250,6 @@ pub(super) fn system_mounts(
         b.attach("mount /dev/mqueue", mq, to);
     }
 
-    Ok(System { proc_fs, dev })
-}
-
-/// /sys, read-only, with a cgroup2 mount of the container's cgroup namespace on
-/// /sys/fs/cgroup when that is new. Sysfs shows the network namespace it is mounted
-/// in, so a network namespace made beside the container (`join_net`, netns.rs) is
-/// joined just before. Returns the slot of /sys.
-pub(super) fn sys_mounts(
-    b: &mut Builder<'_>,
-    root: usize,
-    cgroup_ns: &NamespaceMode,
-    join_net: Option<Op>,
-) -> Result<usize, SpawnError> {
     if let Some(join) = join_net {
         b.op("create the net namespace", join);
     }
@@ -293,18 +286,39 @@ pub(super) fn sys_mounts(
         )?;
         b.attach(label, cg, to);
     }
-    Ok(sys_fs)
+
+    Ok(System {
+        proc_fs,
+        sys_fs,
+        dev,
+    })
 }
 
-/// Masked (crun's defaults) and read-only paths below /proc.
-pub(super) fn hide_proc(b: &mut Builder<'_>, system: System) -> Result<(), SpawnError> {
-    let System { proc_fs, dev } = system;
+/// Masked (crun's defaults) and read-only paths below /proc and /sys.
+pub(super) fn hide(b: &mut Builder<'_>, system: System) -> Result<(), SpawnError> {
+    let System {
+        proc_fs,
+        sys_fs,
+        dev,
+    } = system;
+    // ---- masked and read-only paths
     for path in MASKED_PROC {
         let cpath = b.cstring("path", path)?;
         b.op(
             format!("mask /proc/{path}"),
             Op::Mask {
                 base: proc_fs,
+                path: cpath,
+                devnull: dev,
+            },
+        );
+    }
+    for path in MASKED_SYS {
+        let cpath = b.cstring("path", path)?;
+        b.op(
+            format!("mask /sys/{path}"),
+            Op::Mask {
+                base: sys_fs,
                 path: cpath,
                 devnull: dev,
             },
@@ -320,25 +334,6 @@ pub(super) fn hide_proc(b: &mut Builder<'_>, system: System) -> Result<(), Spawn
             },
         );
     }
-    Ok(())
-}
 
-/// Masked paths below /sys (`sys_fs`), hidden behind /dev/null of `system`.
-pub(super) fn hide_sys(
-    b: &mut Builder<'_>,
-    system: System,
-    sys_fs: usize,
-) -> Result<(), SpawnError> {
-    for path in MASKED_SYS {
-        let cpath = b.cstring("path", path)?;
-        b.op(
-            format!("mask /sys/{path}"),
-            Op::Mask {
-                base: sys_fs,
-                path: cpath,
-                devnull: system.dev,
-            },
-        );
-    }
     Ok(())
 }

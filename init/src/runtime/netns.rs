@@ -71,24 +71,14 @@ pub struct NetHelper {
 }
 
 impl NetHelper {
-    /// Clones the helper. `None` where berth cannot clone on a stack of its own, `Err`
-    /// if the pipes, the stack or the clone failed; the init then unshares the
-    /// namespace itself.
-    pub fn start() -> Option<std::io::Result<NetHelper>> {
-        let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC);
-        let setup = (|| {
-            let (ready, ready_w) = pipe()?;
-            let (done_r, done) = pipe()?;
-            Ok::<_, Errno>((ready, ready_w, done_r, done))
-        })();
-        let (ready, ready_w, done_r, done) = match setup {
-            Ok(fds) => fds,
-            Err(e) => return Some(Err(e.into())),
-        };
-        let stack = match ChildStack::new(STACK) {
-            Ok(stack) => stack,
-            Err(e) => return Some(Err(e)),
-        };
+    /// Clones the helper. `None` where berth cannot clone on a stack of its own, or if
+    /// the pipes, the stack or the clone failed: the init then makes the namespace
+    /// itself, and meets any lasting cause of the failure there, named.
+    pub fn start() -> Option<NetHelper> {
+        let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ok();
+        let (ready, ready_w) = pipe()?;
+        let (done_r, done) = pipe()?;
+        let stack = ChildStack::new(STACK).ok()?;
         let fds = Box::new(HelperFds {
             ready: ready_w.as_raw_fd(),
             done: done_r.as_raw_fd(),
@@ -118,21 +108,16 @@ impl NetHelper {
         sys::restore_signals(&old);
         // The helper has its own copies; berth's go.
         drop((ready_w, done_r));
-        match cloned? {
-            Ok(pid) => {
-                away_from_this_cpu(pid);
-                Some(Ok(NetHelper {
-                    // SAFETY: with CLONE_PIDFD the kernel stored a new pidfd nothing
-                    // else owns.
-                    pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
-                    ready,
-                    done: Some(done),
-                    _fds: fds,
-                    _stack: stack,
-                }))
-            }
-            Err(e) => Some(Err(e)),
-        }
+        let pid = cloned?.ok()?;
+        away_from_this_cpu(pid);
+        Some(NetHelper {
+            // SAFETY: with CLONE_PIDFD the kernel stored a new pidfd nothing else owns.
+            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+            ready,
+            done: Some(done),
+            _fds: fds,
+            _stack: stack,
+        })
     }
 
     /// Berth's copy of the "done" pipe goes: the helper exits once the init's is gone
@@ -147,22 +132,8 @@ impl Drop for NetHelper {
         self.release();
         // Only dropped once the init exec'ed or failed (or was never cloned): nobody
         // needs the helper any more, and its stack must stay mapped until it is gone.
-        let _ = rustix::process::pidfd_send_signal(&self.pidfd, rustix::process::Signal::KILL);
-        loop {
-            // SAFETY: waitid on a pidfd this NetHelper owns; info is plain data.
-            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            let ret = unsafe {
-                libc::waitid(
-                    libc::P_PIDFD,
-                    self.pidfd.as_raw_fd() as libc::id_t,
-                    &mut info,
-                    libc::WEXITED,
-                )
-            };
-            if ret == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                break;
-            }
-        }
+        let _ = super::wait::signal(&self.pidfd, rustix::process::Signal::KILL);
+        let _ = super::wait::wait(&self.pidfd);
     }
 }
 

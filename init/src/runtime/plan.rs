@@ -6,14 +6,12 @@
 //! the child reports that op failed.
 
 use std::ffi::{CString, OsStr};
-use std::os::fd::OwnedFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
 
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::MountAttrFlags;
-use std::os::fd::RawFd;
-
 use rustix::thread::{LinkNameSpaceType, UnshareFlags};
 
 use super::caps::{self, Caps};
@@ -339,11 +337,9 @@ pub(crate) fn build(
             ready: h.ready,
             pidfd: h.pidfd,
         });
-    let system = layout::system_mounts(&mut b, root, &ns.ipc)?;
-    // /sys after /proc and /dev (a network namespace made beside the container is
-    // joined just before it, netns.rs), and before the user's mounts: one of them may
-    // land below /sys, also through a symlink in the rootfs.
-    let sys_fs = layout::sys_mounts(&mut b, root, &ns.cgroup, join_net)?;
+    // Before the user's mounts: one of them may land below /sys, also through a
+    // symlink in the rootfs.
+    let system = layout::system_mounts(&mut b, root, &ns.cgroup, &ns.ipc, join_net)?;
 
     // ---- the user's mounts, resolved inside the root
     for (mount, label, source) in user_mounts {
@@ -371,8 +367,7 @@ pub(crate) fn build(
         b.attach(&label, from, to);
     }
 
-    layout::hide_proc(&mut b, system)?;
-    layout::hide_sys(&mut b, system, sys_fs)?;
+    layout::hide(&mut b, system)?;
 
     if config.namespaces.net == NamespaceMode::New && net_helper.is_none() {
         b.op("bring up loopback", Op::LoopbackUp);

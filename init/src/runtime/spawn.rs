@@ -125,8 +125,7 @@ pub struct Child {
 pub fn spawn(config: &SpawnConfig) -> Result<Child, SpawnError> {
     let net = (config.namespaces.net == NamespaceMode::New)
         .then(NetHelper::start)
-        .flatten()
-        .and_then(Result::ok);
+        .flatten();
     clone(config, true, net)?.wait()
 }
 

@@ -112,9 +112,9 @@ impl Drop for ChildStack {
 /// another process: fds stored there are the child's, not berth's). It must not fork
 /// without exec'ing or `_exit`ing soon (berth sleeps until then), nor change what the
 /// whole address space shares (mm-wide settings such as `PR_SET_THP_DISABLE` would be
-/// changed for berth too; so would a change of its effective or filesystem user or group
-/// id, which makes the address space non-dumpable). `args` must not ask for CLONE_THREAD, CLONE_SETTLS or a
-/// stack of its own.
+/// changed for berth too; so would a change of its effective or filesystem user or
+/// group id, which makes the address space non-dumpable). `args` must not ask for
+/// CLONE_THREAD, CLONE_SETTLS or a stack of its own.
 pub unsafe fn clone3_vfork(
     args: &CloneArgs,
     stack: &ChildStack,
