@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::require;
+use common::{busybox, busybox_rootfs, require};
 
 use std::fs;
 use std::io::Read;
@@ -21,15 +21,6 @@ fn root() -> bool {
         rustix::process::geteuid().is_root(),
         "runtime tests must run as root",
     )
-}
-
-fn busybox() -> Option<PathBuf> {
-    let path = PathBuf::from("/bin/busybox");
-    require(
-        path.exists(),
-        "/bin/busybox (apt-get install busybox-static)",
-    )
-    .then_some(path)
 }
 
 fn sh(name: &str, script: &str) -> SpawnConfig {
@@ -61,23 +52,6 @@ fn run_ok(config: SpawnConfig) -> String {
     let (status, out) = run(config).unwrap_or_else(|e| panic!("spawn failed: {e}"));
     assert_eq!(status, ExitStatus::Exited(0), "output: {out}");
     out
-}
-
-/// A rootfs with only busybox: /bin/busybox (bound read-only from the host: copying it
-/// would race with the other tests' clones, which inherit the copy's write fd for a
-/// moment and make exec fail with ETXTBSY) and applets as symlinks to it.
-fn busybox_rootfs(busybox: &Path) -> (tempfile::TempDir, Mount) {
-    let dir = tempfile::tempdir().unwrap();
-    fs::create_dir(dir.path().join("bin")).unwrap();
-    for applet in ["sh", "cat", "ls", "touch", "echo"] {
-        symlink("busybox", dir.path().join("bin").join(applet)).unwrap();
-    }
-    let mount = Mount::Bind {
-        src: busybox.to_owned(),
-        dst: "/bin/busybox".into(),
-        ro: true,
-    };
-    (dir, mount)
 }
 
 /// A busybox container running `script` whose rootfs has the symlink /data -> `target`

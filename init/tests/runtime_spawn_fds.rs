@@ -68,9 +68,10 @@ fn spawning_leaves_berths_fds_as_they_were() {
     }
     // A directory rootfs with a bind, a volume and a tmpfs: the child fills a dozen
     // slots of its plan with fds.
-    let Some((rootfs, busybox)) = common::busybox_rootfs() else {
+    let Some(busybox) = common::busybox() else {
         return;
     };
+    let (rootfs, busybox) = common::busybox_rootfs(&busybox);
     let volume = tempfile::tempdir().unwrap();
     let config = |argv: &[&str]| {
         let mut config = SpawnConfig::new("fds", argv.iter().map(|a| a.to_string()).collect());

@@ -43,9 +43,10 @@ fn spawning_leaves_berths_address_space_settings_as_they_were() {
     if !common::root() {
         return;
     }
-    let Some((rootfs, busybox)) = common::busybox_rootfs() else {
+    let Some(busybox) = common::busybox() else {
         return;
     };
+    let (rootfs, busybox) = common::busybox_rootfs(&busybox);
     let run = |uid: u32| {
         let child = spawn(&config(rootfs.path(), &busybox, uid))
             .unwrap_or_else(|e| panic!("uid {uid}: {e}"));

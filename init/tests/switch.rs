@@ -295,7 +295,7 @@ fn a_switch_interrupted_at_every_step_resumes_to_one_generation() {
     }
     let (text_a, n_a) = ten("a");
     let (text_b, n_b) = ten("b");
-    let dir = common::scratch_dir("up", "crash");
+    let dir = common::berth::fresh_dir("crash");
     let expected_b = |b: &Berth| {
         let g = gens_running(b);
         g.len() == n_b

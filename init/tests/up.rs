@@ -235,7 +235,7 @@ fn second_up_on_the_same_state_dir_refuses() {
 
 #[test]
 fn invalid_config_changes_nothing() {
-    let dir = common::scratch_dir("up", "invalid");
+    let dir = common::berth::fresh_dir("invalid");
     std::fs::write(
         dir.join("host.kdl"),
         "container \"a\" { rootfs \"host\" }\n",

@@ -65,26 +65,34 @@ fn sweep_ended(tmp: &std::path::Path) {
     }
 }
 
-/// A rootfs directory for a container test: /bin/sh a symlink to busybox, and the
-/// mount that binds the host's /bin/busybox read-only there (copying it would race with
-/// other tests' clones, which inherit the copy's write fd for a moment: ETXTBSY).
-/// `None` (or a failure under CI=true) without /bin/busybox.
+/// /bin/busybox, which the container tests run (`None`, or a failure under CI=true,
+/// without it).
 #[allow(dead_code)]
-pub fn busybox_rootfs() -> Option<(tempfile::TempDir, berth_init::runtime::Mount)> {
-    let busybox = std::path::PathBuf::from("/bin/busybox");
-    if !require(
-        busybox.exists(),
+pub fn busybox() -> Option<std::path::PathBuf> {
+    let path = std::path::PathBuf::from("/bin/busybox");
+    require(
+        path.exists(),
         "/bin/busybox (apt-get install busybox-static)",
-    ) {
-        return None;
+    )
+    .then_some(path)
+}
+
+/// A rootfs with only busybox: /bin/busybox (bound read-only from the host: copying it
+/// would race with the other tests' clones, which inherit the copy's write fd for a
+/// moment and make exec fail with ETXTBSY) and applets as symlinks to it.
+#[allow(dead_code)]
+pub fn busybox_rootfs(
+    busybox: &std::path::Path,
+) -> (tempfile::TempDir, berth_init::runtime::Mount) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("bin")).unwrap();
+    for applet in ["sh", "cat", "ls", "touch", "echo"] {
+        std::os::unix::fs::symlink("busybox", dir.path().join("bin").join(applet)).unwrap();
     }
-    let rootfs = tempfile::tempdir().unwrap();
-    std::fs::create_dir(rootfs.path().join("bin")).unwrap();
-    std::os::unix::fs::symlink("busybox", rootfs.path().join("bin/sh")).unwrap();
     let mount = berth_init::runtime::Mount::Bind {
-        src: busybox,
+        src: busybox.to_owned(),
         dst: "/bin/busybox".into(),
         ro: true,
     };
-    Some((rootfs, mount))
+    (dir, mount)
 }
